@@ -1,0 +1,1 @@
+"""bespoke: durable made-to-order purchases on Temporal."""
