@@ -1,0 +1,127 @@
+"""Exit codes and user-facing errors of the `bespoke` command.
+
+Commands raise :class:`CliError` subclasses (or let runtime errors through); the root
+command group turns them into ONE line on stderr and the contract's exit code, never
+a traceback. Set ``BESPOKE_DEBUG=1`` to get the traceback of an unexpected error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import typer
+from typer.core import TyperGroup
+
+from bespoke.runtime.errors import RuntimeLayerError, TemporalUnreachable
+
+# The CLI contract (DESIGN.md): scripts depend on these numbers.
+EXIT_OK = 0
+EXIT_ERROR = 1  # anything the contract does not name (configuration, bugs)
+EXIT_REJECTED = 2  # bad input, or action not allowed now; nothing changed
+EXIT_NOT_FOUND = 3  # order not found
+EXIT_UNREACHABLE = 4  # Temporal unreachable
+
+T = TypeVar("T")
+
+
+class CliError(Exception):
+    """An error to show the user as one line, exiting with ``code``."""
+
+    code: int = EXIT_ERROR
+
+    def __init__(self, message: str, code: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class Rejected(CliError):
+    """Bad input or an action not allowed in the order's current stage (exit 2)."""
+
+    code = EXIT_REJECTED
+
+
+class NotFound(CliError):
+    """No such order (exit 3)."""
+
+    code = EXIT_NOT_FOUND
+
+
+class Unreachable(CliError):
+    """Temporal did not answer (exit 4)."""
+
+    code = EXIT_UNREACHABLE
+
+
+def classify(exc: BaseException) -> tuple[str, int] | None:
+    """The one-line message and exit code for ``exc``, or None if it is not ours to
+    translate (Typer's own exit/usage exceptions, KeyboardInterrupt)."""
+    from pydantic import ValidationError
+    from temporalio.client import WorkflowUpdateFailedError
+    from temporalio.exceptions import ApplicationError
+    from temporalio.service import RPCError, RPCStatusCode
+
+    if isinstance(exc, (typer.Exit, typer.Abort, typer.TyperException)):
+        return None
+    if isinstance(exc, CliError):
+        return exc.message, exc.code
+    if isinstance(exc, TemporalUnreachable):
+        return str(exc), EXIT_UNREACHABLE
+    if isinstance(exc, RuntimeLayerError):
+        return str(exc), EXIT_ERROR
+    if isinstance(exc, RPCError):
+        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            return str(TemporalUnreachable("the configured Temporal address", exc.message)), EXIT_UNREACHABLE
+        if exc.status == RPCStatusCode.NOT_FOUND and "workflow" in exc.message.lower():
+            return f"order not found ({exc.message})", EXIT_NOT_FOUND
+        return f"Temporal error {exc.status.name if exc.status else ''}: {exc.message}", EXIT_ERROR
+    if isinstance(exc, WorkflowUpdateFailedError) and isinstance(exc.cause, ApplicationError):
+        # An update validator rejected the action: nothing was written to history.
+        return f"rejected: {exc.cause.message}", EXIT_REJECTED
+    if isinstance(exc, ValidationError):
+        errors = exc.errors()
+        first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"invalid {exc.title}{' ' + where if where else ''}: {first['msg']}", EXIT_REJECTED
+    if isinstance(exc, Exception):
+        return f"unexpected error: {type(exc).__name__}: {exc}", EXIT_ERROR
+    return None
+
+
+def one_line(message: str) -> str:
+    return " ".join(message.split())
+
+
+def report(exc: BaseException) -> int | None:
+    """Print ``exc`` as one line on stderr and return its exit code (None: not ours)."""
+    classified = classify(exc)
+    if classified is None:
+        return None
+    message, code = classified
+    typer.echo(f"error: {one_line(message)}", err=True)
+    return code
+
+
+class BespokeGroup(TyperGroup):
+    """Root command group: every command (sub-apps included) runs inside ``invoke``,
+    so this is the single place errors become exit codes."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if os.environ.get("BESPOKE_DEBUG") and not isinstance(exc, (CliError, typer.TyperException)):
+                raise
+            code = report(exc)
+            if code is None:
+                raise
+            raise typer.Exit(code) from None
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine to completion."""
+    return asyncio.run(coro)
