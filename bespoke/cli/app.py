@@ -96,10 +96,11 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
     from bespoke.runtime.client import connect, ensure_search_attributes
     from bespoke.runtime.embedded import EmbeddedServer
 
+    server = EmbeddedServer(settings, in_memory=in_memory, headless=headless)
+    server.preflight()  # say "already running" before anything else
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):
-        server = EmbeddedServer(settings, in_memory=in_memory, headless=headless)
         async with server:
             client = await connect(server.settings)
             await ensure_search_attributes(client, server.namespace)

@@ -207,10 +207,9 @@ class EmbeddedServer:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         return cmd
 
-    async def start(self) -> None:
-        """Start the server and wait until a client can use the namespace."""
-        if self._proc is not None:
-            raise RuntimeError("embedded server already started")
+    def preflight(self) -> list[str]:
+        """Check the server can start (binary present, ports free) without starting it;
+        returns the command line. Raises the error :meth:`start` would."""
         if is_listening(self.ip, self.port):
             raise ServerAlreadyRunning(
                 f"a server is already listening at {self.address} (another `bespoke up`?); "
@@ -220,7 +219,13 @@ class EmbeddedServer:
             raise ServerAlreadyRunning(
                 f"the Web UI port {self.ui_port} is already in use; set BESPOKE_UI_PORT to a free port"
             )
-        cmd = self.command()
+        return self.command()
+
+    async def start(self) -> None:
+        """Start the server and wait until a client can use the namespace."""
+        if self._proc is not None:
+            raise RuntimeError("embedded server already started")
+        cmd = self.preflight()
         self.home.mkdir(parents=True, exist_ok=True)
         env = {k: v for k, v in os.environ.items() if k not in _CLIENT_ENV_VARS}
         self._log = self.log_path.open("ab")
