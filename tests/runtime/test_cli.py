@@ -1,0 +1,192 @@
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import typer
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from typer.testing import CliRunner
+
+import bespoke.cli.app as cli_app
+from bespoke.cli.errors import (
+    EXIT_ERROR,
+    EXIT_NOT_FOUND,
+    EXIT_REJECTED,
+    EXIT_UNREACHABLE,
+    BespokeGroup,
+    NotFound,
+    Rejected,
+    classify,
+)
+from bespoke.runtime.embedded import is_listening
+from bespoke.settings import Settings
+
+from .conftest import free_port
+
+
+def bespoke_command() -> list[str]:
+    """The installed console script, or the module when running from a bare checkout."""
+    script = shutil.which("bespoke", path=str(Path(sys.executable).parent))
+    return [script] if script else [sys.executable, "-m", "bespoke.cli.app"]
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
+    env.update(extra)
+    return env
+
+
+def test_worker_with_nothing_listening_exits_4_with_one_line_on_stderr(tmp_path: Path) -> None:
+    address = f"127.0.0.1:{free_port()}"
+    proc = subprocess.run(
+        [*bespoke_command(), "worker"],
+        env=_env(TEMPORAL_ADDRESS=address, BESPOKE_HOME=str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == EXIT_UNREACHABLE
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert address in lines[0] and "bespoke up" in lines[0]
+    assert "Traceback" not in proc.stderr
+
+
+def _error_app() -> typer.Typer:
+    app = typer.Typer(cls=BespokeGroup, pretty_exceptions_enable=False)
+    sub = typer.Typer()
+
+    @app.command()
+    def boom(kind: str) -> None:
+        """Raise the error named by KIND."""
+        if kind == "rejected":
+            raise Rejected("deposit must be positive")
+        if kind == "unavailable":
+            raise RPCError("connection reset", RPCStatusCode.UNAVAILABLE, b"")
+        if kind == "bug":
+            raise KeyError("oops")
+        typer.echo("fine")
+
+    @sub.command()
+    def show(order_id: str) -> None:
+        """Look up ORDER_ID."""
+        raise NotFound(f"order {order_id} not found")
+
+    app.add_typer(sub, name="order")
+    return app
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "text"),
+    [
+        (["boom", "rejected"], EXIT_REJECTED, "deposit must be positive"),
+        (["boom", "unavailable"], EXIT_UNREACHABLE, "bespoke up"),
+        (["boom", "bug"], EXIT_ERROR, "KeyError"),
+        (["order", "show", "o-1"], EXIT_NOT_FOUND, "order o-1 not found"),
+    ],
+)
+def test_errors_become_one_stderr_line_and_the_contract_exit_code(
+    args: list[str], code: int, text: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("BESPOKE_DEBUG", raising=False)
+    result = CliRunner().invoke(_error_app(), args)
+    assert result.exit_code == code
+    assert result.stderr.strip().count("\n") == 0 and text in result.stderr
+    assert result.stderr.startswith("error: ")
+    assert "Traceback" not in result.output
+
+
+def test_successful_command_exits_0() -> None:
+    result = CliRunner().invoke(_error_app(), ["boom", "none"])
+    assert result.exit_code == 0 and result.stdout == "fine\n"
+
+
+def test_usage_errors_keep_the_cli_library_behaviour() -> None:
+    result = CliRunner().invoke(_error_app(), ["boom"])
+    assert result.exit_code == 2 and "Missing argument" in result.stderr
+
+
+def test_update_rejected_by_a_validator_maps_to_exit_2() -> None:
+    err = WorkflowUpdateFailedError(ApplicationError("not allowed in stage shipped", type="InvalidTransition"))
+    assert classify(err) == ("rejected: not allowed in stage shipped", EXIT_REJECTED)
+
+
+def test_up_refuses_to_start_a_second_server(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        clean_env.setenv("TEMPORAL_ADDRESS", f"127.0.0.1:{sock.getsockname()[1]}")
+        clean_env.setenv("BESPOKE_HOME", str(tmp_path))
+        result = CliRunner().invoke(cli_app.app, ["up"])
+    assert result.exit_code == EXIT_ERROR
+    assert "already listening" in result.stderr and result.stderr.count("\n") == 1
+
+
+def test_help_lists_up_and_worker() -> None:
+    result = CliRunner().invoke(cli_app.app, ["--help"])
+    assert result.exit_code == 0
+    assert "up" in result.stdout and "worker" in result.stdout
+
+
+async def test_up_serves_then_stops_worker_before_server_on_sigterm(
+    embedded_settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    events: list[str] = []
+
+    async def fake_run_worker(client, settings: Settings, *, shutdown: asyncio.Event) -> None:  # noqa: ANN001
+        assert settings.temporal_address == client.service_client.config.target_host
+        events.append("worker started")
+        signal.raise_signal(signal.SIGTERM)  # as `kill` or a service manager would
+        await shutdown.wait()
+        assert is_listening(*settings.temporal_address.split(":")[0:1], int(settings.temporal_address.split(":")[1]))
+        events.append("worker drained")
+
+    monkeypatch.setattr(cli_app, "_load_run_worker", lambda: fake_run_worker)
+    await cli_app._up(embedded_settings, in_memory=False, headless=False)
+    out = capsys.readouterr()
+    assert events == ["worker started", "worker drained"]
+    assert f"http://localhost:{embedded_settings.ui_port}" in out.out
+    assert embedded_settings.temporal_address in out.out
+    assert "Stopped." in out.err
+    host, port = embedded_settings.temporal_address.split(":")
+    assert not is_listening(host, int(port))
+
+
+def test_bespoke_up_runs_until_ctrl_c_then_exits_0(tmp_path: Path) -> None:
+    pytest.importorskip("bespoke.worker")
+    port = free_port()
+    proc = subprocess.Popen(
+        [*bespoke_command(), "up", "--headless"],
+        env=_env(TEMPORAL_ADDRESS=f"127.0.0.1:{port}", BESPOKE_HOME=str(tmp_path / "home")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        ready = ""
+        deadline = time.monotonic() + 60
+        while "Press Ctrl-C" not in ready and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            ready += line
+        assert "Press Ctrl-C" in ready, (ready, proc.stderr.read() if proc.poll() is not None else "")
+        assert f"127.0.0.1:{port}" in ready
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert not is_listening("127.0.0.1", port)
