@@ -1,0 +1,29 @@
+"""Activity registry: the worker registers exactly these."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from bespoke.activities.credit import CreditActivities
+from bespoke.activities.ledger import LedgerActivities
+from bespoke.activities.rules import cancellation_decision, settlement_decision
+from bespoke.activities.store import StoreActivities
+
+
+def build_activities(engine: Engine) -> list[Callable[..., Any]]:
+    """All activities, bound to the database `engine`."""
+    ledger = LedgerActivities(engine)
+    store = StoreActivities(engine)
+    credit = CreditActivities(engine)
+    return [
+        ledger.post_transaction,
+        store.project_order,
+        credit.reserve_credit,
+        credit.release_credit,
+        credit.mark_credit_overdue,
+        settlement_decision,
+        cancellation_decision,
+    ]

@@ -1,0 +1,53 @@
+"""Rules decisions as local activities: the decision (amounts + explanation) is
+recorded in workflow history, so replay never re-evaluates a rule, and plugins
+run in the worker process, outside the workflow sandbox."""
+
+from __future__ import annotations
+
+import functools
+import json
+
+from temporalio import activity
+
+from bespoke.domain.models import Frozen
+from bespoke.rules import (
+    CancellationDecision,
+    CancellationFacts,
+    Policy,
+    SettlementDecision,
+    SettlementFacts,
+    decide_cancellation,
+    decide_settlement,
+)
+
+
+class SettlementRequest(Frozen):
+    policy: dict
+    facts: SettlementFacts
+    decision_id: str
+
+
+class CancellationRequest(Frozen):
+    policy: dict
+    facts: CancellationFacts
+    decision_id: str
+
+
+@functools.lru_cache(maxsize=64)
+def _policy(canonical: str) -> Policy:
+    return Policy.model_validate(json.loads(canonical))
+
+
+def policy_from_dict(data: dict) -> Policy:
+    """Validate a pinned policy once per distinct content."""
+    return _policy(json.dumps(data, sort_keys=True, separators=(",", ":")))
+
+
+@activity.defn(name="decide_settlement")
+def settlement_decision(req: SettlementRequest) -> SettlementDecision:
+    return decide_settlement(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+
+
+@activity.defn(name="decide_cancellation")
+def cancellation_decision(req: CancellationRequest) -> CancellationDecision:
+    return decide_cancellation(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)

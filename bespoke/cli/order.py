@@ -1,0 +1,584 @@
+"""`bespoke order ...`: create orders, act on them, and read their state.
+
+Actions are Temporal updates: a validator in the workflow rejects the wrong
+actor, the wrong stage or a bad amount before anything is recorded, and the
+CLI prints that reason on one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import uuid
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel, ValidationError
+from rich.console import Console
+from rich.table import Table
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from bespoke.cli.errors import NotFound, Rejected, run_async
+from bespoke.domain.models import (
+    Actor,
+    ActorInput,
+    CancelInput,
+    DeliverInput,
+    MilestoneInput,
+    OrderView,
+    PayInput,
+    PaymentPlan,
+    QcInput,
+    ReasonInput,
+    RemitInput,
+    Role,
+    SalvageInput,
+    ShipInput,
+    Stage,
+)
+from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
+from bespoke.rules import PolicyError, find_policy
+from bespoke.runtime.client import connect
+from bespoke.service import (
+    OrderExists,
+    OrderRejected,
+    build_order_input,
+    order_handle,
+    pydantic_message,
+    start_order,
+)
+from bespoke.settings import Settings, get_settings
+from bespoke.workflows.order import OrderWorkflow
+
+app = typer.Typer(help="Create orders, act on them, and read their state.", no_args_is_help=True)
+out = Console()
+
+AsOpt = Annotated[str, typer.Option("--as", help="Who acts, as ROLE:NAME (roles: buyer, seller, ops, carrier, system).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+OrderArg = Annotated[str, typer.Argument(help="The order id.")]
+
+
+# ---------------------------------------------------------------- plumbing
+
+
+def _actor(text: str) -> Actor:
+    try:
+        return Actor.parse(text)
+    except ValueError as err:
+        raise Rejected(str(err)) from None
+
+
+def _amount(text: str, currency: str) -> int:
+    try:
+        value = parse_amount(text, currency)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    if value <= 0:
+        raise Rejected(f"amount must be positive, got {text}")
+    return value
+
+
+def _model(cls: type[BaseModel], **fields: Any) -> Any:
+    try:
+        return cls(**fields)
+    except ValidationError as err:
+        raise Rejected(pydantic_message(err)) from None
+
+
+async def _client(settings: Settings) -> Client:
+    return await connect(settings)
+
+
+def _not_found(order_id: str, err: RPCError) -> NotFound | None:
+    if err.status == RPCStatusCode.NOT_FOUND:
+        return NotFound(f"order {order_id} not found")
+    return None
+
+
+async def _view(client: Client, order_id: str) -> OrderView:
+    try:
+        return await order_handle(client, order_id).query(OrderWorkflow.status)
+    except RPCError as err:
+        raise (_not_found(order_id, err) or err) from None
+
+
+async def _update(order_id: str, update: Any, payload: BaseModel) -> Any:
+    settings = get_settings()
+    client = await _client(settings)
+    handle = order_handle(client, order_id)
+    try:
+        return await handle.execute_update(update, payload)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = getattr(cause, "message", None) or str(cause or err)
+        raise Rejected(f"rejected: {message}") from None
+    except RPCError as err:
+        missing = _not_found(order_id, err)
+        if missing:
+            raise missing from None
+        if "workflow execution already completed" in err.message.lower():
+            raise Rejected(f"rejected: order {order_id} is closed") from None
+        raise
+
+
+def _act(order_id: str, update: Any, payload: BaseModel, as_json: bool = False) -> None:
+    result = run_async(_update(order_id, update, payload))
+    if as_json:
+        typer.echo(result.model_dump_json())
+    else:
+        out.print(f"[bold]{result.order_id}[/bold] [cyan]{result.stage.value}[/cyan]: {result.message}")
+
+
+async def _currency_of(order_id: str) -> str:
+    client = await _client(get_settings())
+    return (await _view(client, order_id)).currency
+
+
+# ---------------------------------------------------------------- create
+
+
+@app.command()
+def create(
+    buyer: Annotated[str, typer.Option(help="Buyer's account name.")],
+    seller: Annotated[str, typer.Option(help="Seller's (maker's) account name.")],
+    price: Annotated[str, typer.Option(help="Total price in major units, e.g. 12000.00.")],
+    currency: Annotated[str, typer.Option(help="ISO 4217 currency code.")] = "CNY",
+    plan: Annotated[
+        str,
+        typer.Option(help="Payment plan: full_prepayment, staged:30/70, staged:30/60/10, credit[:DAYS], cod, collection_account."),
+    ] = "full_prepayment",
+    production_days: Annotated[int, typer.Option(help="Days of production promised once the deposit is in.")] = 14,
+    title: Annotated[str, typer.Option(help="What is being made.")] = "",
+    earnest: Annotated[bool, typer.Option("--earnest", help="The deposit is an earnest deposit (定金, at most 20% of the price).")] = False,
+    policy: Annotated[str | None, typer.Option(help="Policy NAME[@VERSION] to pin; default from BESPOKE_DEFAULT_POLICY.")] = None,
+    order_id: Annotated[str | None, typer.Option("--id", help="Order id; generated when omitted.")] = None,
+    actor: AsOpt = "ops:cli",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an order and start its workflow."""
+    settings = get_settings()
+    inp = _order_input(
+        settings,
+        {
+            "order_id": order_id or f"ORD-{uuid.uuid4().hex[:10].upper()}",
+            "buyer": buyer, "seller": seller, "price": price, "currency": currency, "plan": plan,
+            "production_days": production_days, "title": title, "earnest": earnest, "policy": policy,
+        },
+        _actor(actor),
+    )
+
+    async def go() -> None:
+        client = await _client(settings)
+        try:
+            await start_order(client, inp, task_queue=settings.task_queue)
+        except OrderExists as err:
+            raise Rejected(str(err)) from None
+
+    run_async(go())
+    if as_json:
+        typer.echo(json.dumps({"order_id": inp.order_id, "stage": Stage.AWAITING_ACCEPTANCE.value,
+                               "policy": {"name": inp.pin["name"], "version": inp.pin["version"]}}))
+    else:
+        out.print(f"created [bold]{inp.order_id}[/bold]: {format_amount(inp.price, inp.currency)}, "
+                  f"plan {inp.plan.label()}, policy {inp.pin['name']}@{inp.pin['version']} — awaiting seller acceptance")
+
+
+def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor):
+    """Validate one order's fields (from options or an import row)."""
+    try:
+        currency = check_currency(str(row.get("currency") or "CNY"))
+        policy_ref = row.get("policy") or settings.default_policy
+        policy = find_policy(str(policy_ref), [settings.policy_dir] if settings.policy_dir else [])
+        plan = PaymentPlan.parse(str(row.get("plan") or "full_prepayment"))
+        price = parse_amount(str(row["price"]), currency)
+        if price <= 0:
+            raise OrderRejected(f"price must be positive, got {row['price']}")
+        days = int(row.get("production_days") or 14)
+        earnest = row.get("earnest")
+        if isinstance(earnest, str):
+            earnest = earnest.strip().lower() in ("1", "true", "yes", "y")
+        return build_order_input(
+            order_id=str(row["order_id"]), buyer=str(row["buyer"]).strip(), seller=str(row["seller"]).strip(),
+            price=price, currency=currency, plan=plan, production_days=days, policy=policy,
+            created_by=created_by, title=str(row.get("title") or ""), earnest_deposit=bool(earnest),
+        )
+    except KeyError as err:
+        raise Rejected(f"missing field {err.args[0]!r}") from None
+    except (MoneyError, OrderRejected, PolicyError) as err:
+        raise Rejected(str(err)) from None
+    except ValidationError as err:
+        raise Rejected(pydantic_message(err)) from None
+    except ValueError as err:
+        raise Rejected(str(err)) from None
+
+
+# ---------------------------------------------------------------- import
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        raise Rejected(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise Rejected(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+        if isinstance(data, dict) and "orders" in data:
+            data = data["orders"]
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise Rejected(f"{path}: expected a JSON list of order objects")
+        return data
+    reader = csv.DictReader(text.splitlines())
+    if not reader.fieldnames or "buyer" not in reader.fieldnames:
+        raise Rejected(f"{path}: expected a CSV header with at least buyer,seller,price")
+    return [dict(r) for r in reader]
+
+
+def _row_id(row: dict[str, Any]) -> str:
+    """Rows without an id get one derived from their content, so importing the
+    same file twice never creates an order twice."""
+    if row.get("order_id"):
+        return str(row["order_id"]).strip()
+    canonical = json.dumps({k: row[k] for k in sorted(row)}, sort_keys=True, default=str)
+    return "IMP-" + hashlib.sha256(canonical.encode()).hexdigest()[:12].upper()
+
+
+@app.command("import")
+def import_orders(
+    file: Annotated[Path, typer.Argument(help="CSV (with a header) or JSON list of orders.")],
+    actor: AsOpt = "ops:import",
+    as_json: JsonOpt = False,
+) -> None:
+    """Start one order per row; report each row; safe to run twice."""
+    settings = get_settings()
+    rows = _read_rows(file)
+    created_by = _actor(actor)
+    results: list[dict[str, Any]] = []
+
+    async def go() -> None:
+        client = await _client(settings)
+        for number, row in enumerate(rows, start=1):
+            row = {k.strip() if isinstance(k, str) else k: v for k, v in row.items() if k is not None}
+            try:
+                oid = _row_id(row)
+                inp = _order_input(settings, {**row, "order_id": oid}, created_by)
+                await start_order(client, inp, task_queue=settings.task_queue)
+                results.append({"row": number, "order_id": oid, "status": "created"})
+            except OrderExists:
+                results.append({"row": number, "order_id": oid, "status": "exists"})
+            except Rejected as err:
+                results.append({"row": number, "status": "rejected", "error": err.message})
+
+    if not as_json and len(rows) > 50:
+        with out.status(f"importing {len(rows)} rows…"):
+            run_async(go())
+    else:
+        run_async(go())
+    counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "exists", "rejected")}
+    if as_json:
+        typer.echo(json.dumps({"results": results, **counts}))
+    else:
+        for r in results:
+            if r["status"] == "rejected":
+                typer.echo(f"row {r['row']}: rejected: {r['error']}", err=True)
+            elif len(rows) <= 50:
+                out.print(f"row {r['row']}: {r['status']} {r['order_id']}")
+        out.print(f"{counts['created']} created, {counts['exists']} already existed, {counts['rejected']} rejected")
+    if counts["rejected"]:
+        raise typer.Exit(2)
+
+
+# ---------------------------------------------------------------- reads
+
+
+@app.command()
+def status(order_id: OrderArg, as_json: JsonOpt = False) -> None:
+    """Live state of one order (from the workflow itself)."""
+
+    async def go() -> OrderView:
+        return await _view(await _client(get_settings()), order_id)
+
+    view = run_async(go())
+    if as_json:
+        typer.echo(view.model_dump_json())
+        return
+    _print_view(view)
+
+
+def _print_view(v: OrderView) -> None:
+    m = lambda x: format_amount(x, v.currency)  # noqa: E731
+    out.print(f"[bold]{v.order_id}[/bold] {v.title}  [cyan]{v.stage.value}[/cyan]  next: {v.next_step}")
+    out.print(f"buyer {v.buyer} · seller {v.seller} · plan {v.payment_plan} · policy {v.policy.name}@{v.policy.version}")
+    out.print(f"price {m(v.price)} · paid {m(v.paid)} · in escrow {m(v.escrow)} · refunded {m(v.refunded)} · "
+              f"released to seller {m(v.released_to_seller)} · fee {m(v.platform_fee)}")
+    extras = [f"due now {m(v.amount_due)}" if v.amount_due else "",
+              f"costs incurred {m(v.costs_incurred)}" if v.costs_incurred else "",
+              f"late penalty {m(v.late_penalty)}" if v.late_penalty else "",
+              f"credit outstanding {m(v.credit_outstanding)}" if v.credit_outstanding else ""]
+    if any(extras):
+        out.print(" · ".join(e for e in extras if e))
+    if v.deadlines:
+        table = Table("deadline", "due at (UTC)", "if missed", title=None)
+        for d in v.deadlines:
+            table.add_row(d.name, d.due_at.strftime("%Y-%m-%d %H:%M"), d.default_action)
+        out.print(table)
+    table = Table("#", "at (UTC)", "who", "what")
+    for e in v.timeline[-15:]:
+        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M"), e.actor, e.message)
+    out.print(table)
+    for d in v.decisions[-3:]:
+        out.print(f"decision {d.get('decision_id')}: {d.get('summary', '')}")
+
+
+@app.command("list")
+def list_orders(
+    stage: Annotated[str | None, typer.Option(help="Only orders in this stage.")] = None,
+    buyer: Annotated[str | None, typer.Option(help="Only this buyer's orders.")] = None,
+    seller: Annotated[str | None, typer.Option(help="Only this seller's orders.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOpt = False,
+) -> None:
+    """Orders from the read model, newest first."""
+    from sqlmodel import Session, select
+
+    from bespoke.store.db import get_engine
+    from bespoke.store.tables import OrderRow
+
+    if stage is not None:
+        try:
+            stage = Stage(stage).value
+        except ValueError:
+            raise Rejected(f"unknown stage {stage!r} (stages: {', '.join(s.value for s in Stage)})") from None
+    engine = get_engine(get_settings().effective_database_url)
+    query = select(OrderRow).order_by(OrderRow.created_at.desc()).limit(limit)
+    if stage:
+        query = query.where(OrderRow.stage == stage)
+    if buyer:
+        query = query.where(OrderRow.buyer == buyer)
+    if seller:
+        query = query.where(OrderRow.seller == seller)
+    with Session(engine) as session:
+        rows = session.exec(query).all()
+    if as_json:
+        typer.echo(json.dumps({"orders": [r.model_dump(mode="json") for r in rows]}))
+        return
+    table = Table("order", "stage", "buyer", "seller", "plan", "price", "paid", "updated (UTC)")
+    for r in rows:
+        table.add_row(r.order_id, r.stage, r.buyer, r.seller, r.payment_plan, format_amount(r.price, r.currency),
+                      format_amount(r.paid, r.currency), r.updated_at.strftime("%Y-%m-%d %H:%M"))
+    out.print(table)
+
+
+@app.command()
+def history(order_id: OrderArg, as_json: JsonOpt = False) -> None:
+    """The order's full timeline: every action, deadline and decision."""
+
+    async def go() -> OrderView:
+        return await _view(await _client(get_settings()), order_id)
+
+    view = run_async(go())
+    if as_json:
+        typer.echo(json.dumps({"order_id": order_id, "timeline": [e.model_dump(mode="json") for e in view.timeline]}))
+        return
+    table = Table("#", "at (UTC)", "kind", "who", "what")
+    for e in view.timeline:
+        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), e.kind, e.actor, e.message)
+    out.print(table)
+
+
+@app.command("quote-cancel")
+def quote_cancel(
+    order_id: OrderArg,
+    by: Annotated[str, typer.Option(help="Who would cancel: buyer or seller.")] = "buyer",
+    as_json: JsonOpt = False,
+) -> None:
+    """What cancelling right now would cost each party, with the explanation.
+    Changes nothing."""
+    from bespoke.activities.rules import policy_from_dict
+    from bespoke.rules import decide_cancellation
+
+    if by not in ("buyer", "seller"):
+        raise Rejected("--by must be buyer or seller")
+
+    async def go():
+        client = await _client(get_settings())
+        handle = order_handle(client, order_id)
+        try:
+            facts = await handle.query(OrderWorkflow.quote_facts, Role(by))
+            policy = await handle.query(OrderWorkflow.pinned_policy)
+        except RPCError as err:
+            raise (_not_found(order_id, err) or err) from None
+        except Exception as err:  # a query that raised: the order cannot be cancelled now
+            if type(err).__name__ == "WorkflowQueryFailedError":
+                raise Rejected(f"rejected: {err}") from None
+            raise
+        return facts, policy
+
+    facts, policy = run_async(go())
+    decision = decide_cancellation(policy_from_dict(policy), facts, decision_id=f"{order_id}:quote")
+    if as_json:
+        typer.echo(decision.model_dump_json())
+        return
+    m = lambda x: format_amount(x, facts.currency)  # noqa: E731
+    out.print(f"[bold]If the {by} cancelled {order_id} now[/bold] (stage {facts.stage}):")
+    out.print(f"  refund to buyer      {m(decision.refund_to_buyer + decision.seller_pays_buyer)}")
+    out.print(f"  to seller            {m(decision.to_seller)}")
+    out.print(f"  platform fee         {m(decision.platform_fee)}")
+    if decision.buyer_owes_seller:
+        out.print(f"  buyer still owes     {m(decision.buyer_owes_seller)}")
+    out.print(f"because: {decision.explanation.summary}")
+    for rule in decision.explanation.matched:
+        out.print(f"  rule {rule.rule_id}: {rule.because}")
+
+
+# ---------------------------------------------------------------- actions
+
+
+@app.command()
+def accept(order_id: OrderArg, actor: AsOpt, as_json: JsonOpt = False) -> None:
+    """Seller accepts the order."""
+    _act(order_id, OrderWorkflow.accept, _model(ActorInput, actor=_actor(actor)), as_json)
+
+
+@app.command()
+def pay(
+    order_id: OrderArg,
+    actor: AsOpt,
+    amount: Annotated[str, typer.Option(help="Amount in major units, e.g. 3000.00.")],
+    reference: Annotated[str, typer.Option(help="Payment reference; each may be used once.")],
+    currency: Annotated[str | None, typer.Option(help="Currency; must match the order's.")] = None,
+    method: Annotated[str, typer.Option(help="card, wallet, bank_transfer or credit_repayment.")] = "card",
+    as_json: JsonOpt = False,
+) -> None:
+    """Record a payment toward what is due now (deposit, balance, retention, credit)."""
+    try:
+        cur = check_currency(currency) if currency else run_async(_currency_of(order_id))
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    payload = _model(PayInput, actor=_actor(actor), amount=_amount(amount, cur), currency=cur,
+                     reference=reference, method=method)
+    _act(order_id, OrderWorkflow.pay, payload, as_json)
+
+
+@app.command()
+def milestone(
+    order_id: OrderArg,
+    actor: AsOpt,
+    name: Annotated[str, typer.Option("--milestone", help="materials, fabrication or finishing.")],
+    cost: Annotated[str, typer.Option(help="Cost incurred for this milestone, in major units.")],
+    note: Annotated[str, typer.Option(help="Free text.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller records a production milestone and the cost it incurred."""
+    cur = run_async(_currency_of(order_id))
+    try:
+        cost_minor = parse_amount(cost, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    payload = _model(MilestoneInput, actor=_actor(actor), milestone=name, cost=cost_minor, note=note)
+    _act(order_id, OrderWorkflow.milestone, payload, as_json)
+
+
+@app.command()
+def salvage(
+    order_id: OrderArg,
+    actor: AsOpt,
+    value: Annotated[str, typer.Option(help="What the made goods resell for as stock, in major units.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller records the salvage value of the goods made so far."""
+    cur = run_async(_currency_of(order_id))
+    try:
+        minor = parse_amount(value, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    _act(order_id, OrderWorkflow.salvage, _model(SalvageInput, actor=_actor(actor), value=minor), as_json)
+
+
+@app.command()
+def finish(order_id: OrderArg, actor: AsOpt, as_json: JsonOpt = False) -> None:
+    """Seller finishes production; the order goes to the quality check."""
+    _act(order_id, OrderWorkflow.finish_production, _model(ActorInput, actor=_actor(actor)), as_json)
+
+
+@app.command()
+def qc(
+    order_id: OrderArg,
+    actor: AsOpt,
+    passed: Annotated[bool, typer.Option("--pass/--fail", help="Result of the factory quality check.")],
+    note: Annotated[str, typer.Option(help="Findings.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller records the factory quality check (a fail sends it back to rework)."""
+    _act(order_id, OrderWorkflow.quality_check, _model(QcInput, actor=_actor(actor), passed=passed, note=note), as_json)
+
+
+@app.command()
+def ship(
+    order_id: OrderArg,
+    actor: AsOpt,
+    carrier: Annotated[str, typer.Option(help="Carrier name.")],
+    tracking: Annotated[str, typer.Option(help="Tracking number.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller ships the goods."""
+    _act(order_id, OrderWorkflow.ship, _model(ShipInput, actor=_actor(actor), carrier=carrier, tracking=tracking), as_json)
+
+
+@app.command()
+def deliver(
+    order_id: OrderArg,
+    actor: AsOpt,
+    collected: Annotated[str | None, typer.Option(help="Cash on delivery: amount collected at the door.")] = None,
+    reference: Annotated[str | None, typer.Option(help="Collection receipt reference.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Carrier records delivery (and, for cash on delivery, the collection)."""
+    minor = _amount(collected, run_async(_currency_of(order_id))) if collected else None
+    payload = _model(DeliverInput, actor=_actor(actor), collected=minor, reference=reference)
+    _act(order_id, OrderWorkflow.deliver, payload, as_json)
+
+
+@app.command()
+def refuse(
+    order_id: OrderArg,
+    actor: AsOpt,
+    reason: Annotated[str, typer.Option(help="Why the goods were refused.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Cash on delivery: the buyer refuses the goods at the door; they go back."""
+    _act(order_id, OrderWorkflow.refuse, _model(ReasonInput, actor=_actor(actor), reason=reason), as_json)
+
+
+@app.command()
+def remit(
+    order_id: OrderArg,
+    actor: AsOpt,
+    amount: Annotated[str, typer.Option(help="Cash remitted, in major units.")],
+    reference: Annotated[str, typer.Option(help="Remittance reference.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Cash on delivery: the carrier remits what it collected."""
+    minor = _amount(amount, run_async(_currency_of(order_id)))
+    _act(order_id, OrderWorkflow.remit, _model(RemitInput, actor=_actor(actor), amount=minor, reference=reference), as_json)
+
+
+@app.command()
+def confirm(order_id: OrderArg, actor: AsOpt, as_json: JsonOpt = False) -> None:
+    """Buyer confirms receipt: escrow is released to the seller."""
+    _act(order_id, OrderWorkflow.confirm, _model(ActorInput, actor=_actor(actor)), as_json)
+
+
+@app.command()
+def cancel(
+    order_id: OrderArg,
+    actor: AsOpt,
+    reason: Annotated[str, typer.Option(help="Why.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Cancel before delivery; the policy allocates the costs (see quote-cancel)."""
+    _act(order_id, OrderWorkflow.cancel, _model(CancelInput, actor=_actor(actor), reason=reason), as_json)

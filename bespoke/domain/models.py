@@ -1,0 +1,402 @@
+"""Pydantic models that cross the workflow boundary: inputs, update payloads,
+ledger transactions and the live order view returned by the `status` query.
+
+Fields may be added with defaults; never remove or rename one, or histories of
+running orders stop decoding.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from bespoke.domain.money import CURRENCY_EXPONENTS
+
+# Hard upper bound on any single amount, whatever the policy says: 10^13 minor
+# units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
+MAX_AMOUNT = 10**13
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Stage(StrEnum):
+    """Lifecycle stages; their values are part of the CLI/JSON contract."""
+
+    AWAITING_ACCEPTANCE = "awaiting_acceptance"
+    AWAITING_DEPOSIT = "awaiting_deposit"
+    IN_PRODUCTION = "in_production"
+    QUALITY_CHECK = "quality_check"
+    AWAITING_BALANCE = "awaiting_balance"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    COMPLETED = "completed"
+    RETURN_REQUESTED = "return_requested"
+    RETURN_IN_TRANSIT = "return_in_transit"
+    REPAIR = "repair"
+    DISPUTED = "disputed"
+    REFUNDED = "refunded"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STAGES = frozenset({Stage.COMPLETED, Stage.REFUNDED, Stage.CANCELLED})
+PRE_DELIVERY_STAGES = frozenset(
+    {
+        Stage.AWAITING_ACCEPTANCE,
+        Stage.AWAITING_DEPOSIT,
+        Stage.IN_PRODUCTION,
+        Stage.QUALITY_CHECK,
+        Stage.AWAITING_BALANCE,
+        Stage.SHIPPED,
+    }
+)
+
+
+class Role(StrEnum):
+    BUYER = "buyer"
+    SELLER = "seller"
+    OPS = "ops"
+    CARRIER = "carrier"
+    SYSTEM = "system"
+
+
+class PlanKind(StrEnum):
+    FULL_PREPAYMENT = "full_prepayment"
+    STAGED = "staged"
+    CREDIT = "credit"
+    CASH_ON_DELIVERY = "cash_on_delivery"
+    COLLECTION_ACCOUNT = "collection_account"
+
+
+class Account(StrEnum):
+    """Ledger accounts of one order."""
+
+    BUYER = "buyer"
+    ESCROW = "escrow"
+    SELLER = "seller"
+    PLATFORM_FEE = "platform_fee"
+    CARRIER_COD = "carrier_cod"
+    CREDIT_LINE = "credit_line"
+
+
+class Actor(Frozen):
+    role: Role
+    name: str = Field(min_length=1, max_length=200)
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """Parse `ROLE:NAME` as given to `--as`."""
+        role, sep, name = text.partition(":")
+        if not sep or not name.strip():
+            raise ValueError(f"--as must be ROLE:NAME (e.g. buyer:alice), got {text!r}")
+        try:
+            parsed_role = Role(role.strip().lower())
+        except ValueError:
+            roles = ", ".join(r.value for r in Role)
+            raise ValueError(f"unknown role {role!r} (roles: {roles})") from None
+        return cls(role=parsed_role, name=name.strip())
+
+    def __str__(self) -> str:
+        return f"{self.role.value}:{self.name}"
+
+
+class PaymentPlan(Frozen):
+    """How the buyer pays. `ratios` (percent, summing to 100) only for staged:
+    the first part is the deposit, middle parts are due after the quality check,
+    and with three or more parts the last is retention paid after acceptance."""
+
+    kind: PlanKind
+    ratios: tuple[int, ...] = ()
+    # Account-period credit: days after the buyer confirms receipt by which the
+    # buyer repays; None takes the policy's `credit_settlement` deadline.
+    settlement_days: int | None = Field(default=None, ge=1, le=365)
+
+    @model_validator(mode="after")
+    def _check(self) -> PaymentPlan:
+        if self.kind is PlanKind.STAGED:
+            if len(self.ratios) < 2:
+                raise ValueError("a staged plan needs at least two parts, e.g. 30/70")
+            if any(r <= 0 for r in self.ratios) or sum(self.ratios) != 100:
+                raise ValueError(
+                    f"staged ratios must be positive and sum to 100, got {'/'.join(map(str, self.ratios))}"
+                )
+        elif self.ratios:
+            raise ValueError(f"ratios only apply to staged plans, not {self.kind.value}")
+        return self
+
+    @classmethod
+    def parse(cls, text: str) -> PaymentPlan:
+        """Parse `full_prepayment`, `staged:30/60/10`, `credit`, `credit:45`,
+        `cash_on_delivery` (or `cod`), `collection_account`."""
+        kind, _, arg = text.strip().partition(":")
+        kind = {"cod": "cash_on_delivery", "full": "full_prepayment"}.get(kind, kind)
+        try:
+            plan_kind = PlanKind(kind)
+        except ValueError:
+            kinds = ", ".join(k.value for k in PlanKind)
+            raise ValueError(f"unknown payment plan {kind!r} (plans: {kinds})") from None
+        if plan_kind is PlanKind.STAGED:
+            try:
+                ratios = tuple(int(p) for p in arg.replace(",", "/").split("/") if p)
+            except ValueError:
+                raise ValueError(f"staged ratios must be integers like 30/70, got {arg!r}") from None
+            return cls(kind=plan_kind, ratios=ratios)
+        if plan_kind is PlanKind.CREDIT and arg:
+            try:
+                return cls(kind=plan_kind, settlement_days=int(arg))
+            except ValueError:
+                raise ValueError(f"credit settlement days must be an integer, got {arg!r}") from None
+        if arg:
+            raise ValueError(f"plan {plan_kind.value} takes no argument, got {arg!r}")
+        return cls(kind=plan_kind)
+
+    def label(self) -> str:
+        if self.kind is PlanKind.STAGED:
+            return f"staged:{'/'.join(map(str, self.ratios))}"
+        return self.kind.value
+
+
+def _check_amount(value: int) -> int:
+    if value <= 0:
+        raise ValueError(f"amount must be positive, got {value}")
+    if value > MAX_AMOUNT:
+        raise ValueError(f"amount {value} is larger than the maximum {MAX_AMOUNT}")
+    return value
+
+
+def _check_currency(value: str) -> str:
+    if value not in CURRENCY_EXPONENTS:
+        raise ValueError(f"unknown currency {value!r}")
+    return value
+
+
+class OrderInput(Frozen):
+    """Workflow input. The policy travels whole, pinned by name, version and
+    sha256, so editing or publishing a policy never changes a running order."""
+
+    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    buyer: str = Field(min_length=1, max_length=200)
+    seller: str = Field(min_length=1, max_length=200)
+    title: str = Field(default="", max_length=500)
+    price: int
+    currency: str
+    plan: PaymentPlan
+    production_days: int = Field(ge=1, le=365)
+    earnest_deposit: bool = False
+    policy: dict[str, Any]  # Policy.model_dump(mode="json"); validated by the workflow
+    pin: dict[str, Any]  # PolicyPin.model_dump(mode="json")
+    created_by: Actor
+    virtual_account: str | None = None
+    shipping_address: str = Field(default="", max_length=1000)
+
+    _price = field_validator("price")(classmethod(lambda cls, v: _check_amount(v)))
+    _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
+
+
+# --- update payloads -------------------------------------------------------
+
+
+class ActorInput(Frozen):
+    actor: Actor
+
+
+class PayInput(ActorInput):
+    amount: int
+    currency: str
+    reference: str = Field(min_length=1, max_length=200)
+    method: Literal["card", "bank_transfer", "wallet", "credit_repayment"] = "card"
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: _check_amount(v)))
+    _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
+
+
+Milestone = Literal["materials", "fabrication", "finishing"]
+
+
+class MilestoneInput(ActorInput):
+    milestone: Milestone
+    cost: int = Field(ge=0, le=MAX_AMOUNT)
+    note: str = Field(default="", max_length=1000)
+
+
+class SalvageInput(ActorInput):
+    """The seller's estimate of what the made goods resell for as stock."""
+
+    value: int = Field(ge=0, le=MAX_AMOUNT)
+
+
+class QcInput(ActorInput):
+    passed: bool
+    note: str = Field(default="", max_length=1000)
+
+
+class ShipInput(ActorInput):
+    carrier: str = Field(min_length=1, max_length=100)
+    tracking: str = Field(min_length=1, max_length=100)
+
+
+class DeliverInput(ActorInput):
+    # Cash on delivery: what the carrier collected from the buyer at the door.
+    collected: int | None = Field(default=None, gt=0, le=MAX_AMOUNT)
+    reference: str | None = Field(default=None, max_length=200)
+
+
+class RemitInput(ActorInput):
+    amount: int
+    reference: str = Field(min_length=1, max_length=200)
+
+    _amount = field_validator("amount")(classmethod(lambda cls, v: _check_amount(v)))
+
+
+class CancelInput(ActorInput):
+    reason: str = Field(default="", max_length=500)
+
+
+class ReasonInput(ActorInput):
+    reason: str = Field(default="", max_length=500)
+
+
+class ActionResult(Frozen):
+    order_id: str
+    stage: Stage
+    message: str
+
+
+# --- ledger ----------------------------------------------------------------
+
+
+class Leg(Frozen):
+    account: Account
+    amount: int  # positive: the account receives; negative: it gives
+
+
+class Transaction(Frozen):
+    """One balanced ledger transaction; `key` makes posting idempotent."""
+
+    order_id: str
+    key: str
+    kind: str
+    currency: str
+    legs: tuple[Leg, ...]
+    memo: str = ""
+    at: datetime
+
+    @model_validator(mode="after")
+    def _balanced(self) -> Transaction:
+        if sum(leg.amount for leg in self.legs) != 0:
+            raise ValueError(f"transaction {self.key} does not sum to zero")
+        return self
+
+
+# --- live view ---------------------------------------------------------------
+
+
+class TimelineEntry(Frozen):
+    seq: int
+    at: datetime
+    kind: str
+    actor: str
+    message: str
+
+
+class DeadlineView(Frozen):
+    name: str
+    due_at: datetime
+    default_action: str
+
+
+class PolicyRef(Frozen):
+    name: str
+    version: str
+    sha256: str
+
+
+class MilestoneRecord(Frozen):
+    milestone: str
+    cost: int
+    note: str
+    at: datetime
+    actor: str
+
+
+class PaymentRecord(Frozen):
+    reference: str
+    amount: int
+    method: str
+    actor: str
+    at: datetime
+    part: str
+
+
+class OrderView(Frozen):
+    """What `bespoke order status --json` prints. Amounts in minor units."""
+
+    order_id: str
+    stage: Stage
+    title: str
+    buyer: str
+    seller: str
+    policy: PolicyRef
+    payment_plan: str
+    price: int
+    currency: str
+    paid: int
+    refunded: int
+    released_to_seller: int
+    platform_fee: int
+    escrow: int
+    costs_incurred: int
+    salvage_value: int
+    late_penalty: int
+    credit_outstanding: int
+    amount_due: int
+    next_step: str
+    promised_at: datetime | None
+    deadlines: list[DeadlineView]
+    milestones: list[MilestoneRecord]
+    payments: list[PaymentRecord]
+    shipment: dict[str, str] | None
+    qc_failures: int
+    timeline: list[TimelineEntry]
+    decisions: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderProjection(Frozen):
+    """The read-model row an activity upserts after every change."""
+
+    order_id: str
+    stage: Stage
+    title: str
+    buyer: str
+    seller: str
+    payment_plan: str
+    price: int
+    currency: str
+    policy_name: str
+    policy_version: str
+    paid: int
+    refunded: int
+    released_to_seller: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProjectInput(Frozen):
+    projection: OrderProjection
+    timeline: list[TimelineEntry] = []
+    decisions: list[dict[str, Any]] = []
+
+
+class OrderResult(Frozen):
+    order_id: str
+    stage: Stage
+    paid: int
+    refunded: int
+    released_to_seller: int
+    platform_fee: int

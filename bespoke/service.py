@@ -1,0 +1,113 @@
+"""Client-side operations shared by the CLI, the importer and the tests:
+building a validated order input, starting its workflow, and reaching it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from bespoke.domain.accounts import virtual_account_for
+from bespoke.domain.models import Actor, OrderInput, PaymentPlan, PlanKind
+from bespoke.domain.money import check_currency
+from bespoke.rules import Policy, pin_policy
+from bespoke.workflows.order import OrderWorkflow, workflow_id_for
+
+
+class OrderRejected(ValueError):
+    """The order input is invalid; nothing was started."""
+
+
+class OrderExists(Exception):
+    """An order with this id already exists (safe re-runs of an import)."""
+
+
+def pydantic_message(err: ValidationError) -> str:
+    """One readable line out of a pydantic ValidationError."""
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "input"
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}")
+    return "; ".join(parts)
+
+
+def build_order_input(
+    *,
+    order_id: str,
+    buyer: str,
+    seller: str,
+    price: int,
+    currency: str,
+    plan: PaymentPlan,
+    production_days: int,
+    policy: Policy,
+    created_by: Actor,
+    title: str = "",
+    earnest_deposit: bool = False,
+    shipping_address: str = "",
+) -> OrderInput:
+    """Validate an order against its policy and pin the policy into it."""
+    currency = check_currency(currency)
+    if currency not in policy.limits.currencies:
+        raise OrderRejected(f"policy {policy.name}@{policy.version} does not accept {currency}")
+    if plan.kind.value not in policy.payment_plans.allowed:
+        raise OrderRejected(f"policy {policy.name}@{policy.version} does not offer the {plan.kind.value} plan")
+    if plan.kind is PlanKind.STAGED and list(plan.ratios) not in [list(r) for r in policy.payment_plans.staged_ratios]:
+        offered = ", ".join("/".join(map(str, r)) for r in policy.payment_plans.staged_ratios)
+        raise OrderRejected(f"staged ratios {'/'.join(map(str, plan.ratios))} not offered (offered: {offered})")
+    if price > policy.limits.max_order_amount:
+        raise OrderRejected(f"price {price} exceeds the policy's maximum order amount {policy.limits.max_order_amount}")
+    if earnest_deposit and plan.kind not in (PlanKind.STAGED,):
+        raise OrderRejected("an earnest deposit needs a staged plan (its first part is the deposit)")
+    if earnest_deposit and plan.ratios[0] * 100 > policy.payment_plans.earnest_deposit_max_bps:
+        cap = policy.payment_plans.earnest_deposit_max_bps / 100
+        raise OrderRejected(f"an earnest deposit may be at most {cap:g}% of the price, not {plan.ratios[0]}%")
+    try:
+        return OrderInput(
+            order_id=order_id,
+            buyer=buyer,
+            seller=seller,
+            title=title,
+            price=price,
+            currency=currency,
+            plan=plan,
+            production_days=production_days,
+            earnest_deposit=earnest_deposit,
+            policy=policy.model_dump(mode="json"),
+            pin=pin_policy(policy).model_dump(mode="json"),
+            created_by=created_by,
+            virtual_account=virtual_account_for(buyer) if plan.kind is PlanKind.COLLECTION_ACCOUNT else None,
+            shipping_address=shipping_address,
+        )
+    except ValidationError as err:
+        raise OrderRejected(pydantic_message(err)) from None
+
+
+async def start_order(client: Client, inp: OrderInput, *, task_queue: str) -> WorkflowHandle[Any, Any]:
+    """Start the order's workflow; raises OrderExists if the id is taken (even
+    by a closed order), which makes bulk imports safe to run twice."""
+    try:
+        return await client.start_workflow(
+            OrderWorkflow.run,
+            inp,
+            id=workflow_id_for(inp.order_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+        )
+    except WorkflowAlreadyStartedError:
+        raise OrderExists(f"order {inp.order_id} already exists") from None
+
+
+def order_handle(client: Client, order_id: str) -> WorkflowHandle[Any, Any]:
+    return client.get_workflow_handle(workflow_id_for(order_id))
+
+
+def policy_dirs(policy_dir: Path | None) -> Sequence[Path]:
+    return (policy_dir,) if policy_dir else ()

@@ -1,0 +1,118 @@
+"""SQLModel tables: the orders read model, the double-entry ledger, the timeline,
+the decision audit, buyer accounts and bank transfers.
+
+Table models never cross the workflow boundary (they break the payload
+converter); activities convert from the pydantic models in `bespoke.domain`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Column, JSON, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class OrderRow(SQLModel, table=True):
+    __tablename__ = "orders"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    stage: str = Field(index=True, max_length=32)
+    title: str = ""
+    buyer: str = Field(index=True)
+    seller: str = Field(index=True)
+    payment_plan: str = Field(index=True)
+    price: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    policy_name: str
+    policy_version: str
+    paid: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    refunded: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    released_to_seller: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    created_at: datetime
+    updated_at: datetime
+
+
+class LedgerEntry(SQLModel, table=True):
+    """One leg of a balanced transaction. `(txn_key, leg)` is unique, so a
+    retried activity can never post the same transaction twice."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (UniqueConstraint("txn_key", "leg", name="uq_ledger_txn_leg"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=64)
+    txn_key: str = Field(index=True, max_length=200)
+    leg: int
+    kind: str = Field(max_length=64)
+    account: str = Field(max_length=32)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    memo: str = ""
+    at: datetime
+
+
+class TimelineRow(SQLModel, table=True):
+    __tablename__ = "timeline"
+    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_timeline_order_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=64)
+    seq: int
+    at: datetime
+    kind: str = Field(max_length=64)
+    actor: str
+    message: str
+
+
+class DecisionRow(SQLModel, table=True):
+    """Audit of every rules decision with its full explanation."""
+
+    __tablename__ = "decisions"
+
+    decision_id: str = Field(primary_key=True, max_length=200)
+    order_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=64)
+    explanation: dict = Field(sa_column=Column(JSON, nullable=False))
+    at: datetime
+
+
+class BuyerAccount(SQLModel, table=True):
+    """Per-buyer payment facts: the dedicated collection account number and the
+    account-period credit line (limit, and frozen when a repayment is overdue)."""
+
+    __tablename__ = "buyer_accounts"
+
+    buyer: str = Field(primary_key=True)
+    virtual_account: str = Field(unique=True, max_length=34)
+    credit_limit: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(default="CNY", max_length=3)
+    frozen: bool = False
+    frozen_reason: str = ""
+
+
+class CreditReservation(SQLModel, table=True):
+    """Credit used by one order until the buyer repays it."""
+
+    __tablename__ = "credit_reservations"
+
+    order_id: str = Field(primary_key=True, max_length=64)
+    buyer: str = Field(index=True)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    released: bool = False
+    overdue: bool = False
+
+
+class BankTransfer(SQLModel, table=True):
+    """An incoming transfer to a buyer's dedicated collection account."""
+
+    __tablename__ = "bank_transfers"
+
+    reference: str = Field(primary_key=True, max_length=200)
+    virtual_account: str = Field(index=True, max_length=34)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    matched_order_id: str | None = None
+    status: str = Field(max_length=32)  # matched | unmatched
+    received_at: datetime

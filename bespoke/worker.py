@@ -1,0 +1,38 @@
+"""Builds the Worker from the single registries in `workflows` and `activities`."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from bespoke.activities import build_activities
+from bespoke.settings import Settings
+from bespoke.store.db import get_engine
+from bespoke.workflows import WORKFLOWS
+
+# Database activities are synchronous (SQLAlchemy); they run on this pool.
+ACTIVITY_THREADS = 16
+
+
+def build_worker(client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=build_activities(engine),
+        activity_executor=executor,
+        max_concurrent_activities=ACTIVITY_THREADS,
+    )
+
+
+async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Event) -> None:
+    """Run a worker on the settings' task queue until `shutdown` is set, then drain."""
+    engine = get_engine(settings.effective_database_url)
+    with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="bespoke-activity") as executor:
+        worker = build_worker(client, task_queue=settings.task_queue, engine=engine, executor=executor)
+        async with worker:
+            await shutdown.wait()

@@ -1,0 +1,935 @@
+"""OrderWorkflow: one durable workflow per made-to-order purchase.
+
+The run method walks the lifecycle (acceptance, deposit, production, quality
+check, balance, shipment, delivery, inspection, settlement); actor actions are
+updates whose validators reject bad input before anything reaches history.
+Every waiting stage has a deadline from the pinned policy and a default action.
+Money moves only as balanced ledger transactions, posted by an idempotent
+activity; rules decisions come from local activities so replay never
+re-evaluates them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from bespoke.activities.credit import CreditActivities, CreditRef, CreditRequest
+    from bespoke.activities.ledger import LedgerActivities
+    from bespoke.activities.rules import (
+        CancellationRequest,
+        SettlementRequest,
+        cancellation_decision,
+        settlement_decision,
+    )
+    from bespoke.activities.store import StoreActivities
+    from bespoke.domain import search_attributes as sa
+    from bespoke.domain.models import (
+        PRE_DELIVERY_STAGES,
+        Account,
+        ActionResult,
+        Actor,
+        ActorInput,
+        CancelInput,
+        DeadlineView,
+        DeliverInput,
+        Leg,
+        MilestoneInput,
+        MilestoneRecord,
+        OrderInput,
+        OrderProjection,
+        OrderResult,
+        OrderView,
+        PayInput,
+        PaymentRecord,
+        PlanKind,
+        PolicyRef,
+        ProjectInput,
+        QcInput,
+        ReasonInput,
+        RemitInput,
+        Role,
+        SalvageInput,
+        ShipInput,
+        Stage,
+        TimelineEntry,
+        Transaction,
+    )
+    from bespoke.domain.money import allocate, format_amount
+    from bespoke.rules import CancellationFacts, Policy, SettlementFacts
+    from bespoke.workflows.presets import DB_WRITE, RULES
+
+MAX_CREDIT_REMINDERS = 10
+
+
+def workflow_id_for(order_id: str) -> str:
+    return f"order-{order_id}"
+
+
+class _Part:
+    """One scheduled payment of the plan (deposit, balance, retention)."""
+
+    __slots__ = ("name", "amount", "paid")
+
+    def __init__(self, name: str, amount: int) -> None:
+        self.name = name
+        self.amount = amount
+        self.paid = 0
+
+    @property
+    def due(self) -> int:
+        return self.amount - self.paid
+
+
+def _schedule(inp: OrderInput) -> list[_Part]:
+    plan = inp.plan
+    if plan.kind in (PlanKind.FULL_PREPAYMENT, PlanKind.COLLECTION_ACCOUNT):
+        return [_Part("deposit", inp.price)]
+    if plan.kind is PlanKind.STAGED:
+        amounts = allocate(inp.price, plan.ratios)
+        names = ["deposit"] + [
+            "balance" if len(amounts) == 2 or len(amounts) == 3 else f"balance_{i}"
+            for i in range(1, len(amounts) - (1 if len(amounts) >= 3 else 0))
+        ]
+        if len(amounts) >= 3:
+            names.append("retention")
+        return [_Part(n, a) for n, a in zip(names, amounts)]
+    return []  # credit and cash on delivery pay nothing up front
+
+
+@workflow.defn
+class OrderWorkflow:
+    @workflow.init
+    def __init__(self, inp: OrderInput) -> None:
+        self.inp = inp
+        self.policy = Policy.model_validate(inp.policy)
+        self.stage = Stage.AWAITING_ACCEPTANCE
+        self.created_at = workflow.now()
+        self.updated_at = self.created_at
+        self.timeline: list[TimelineEntry] = []
+        self.decisions: list[dict] = []
+        self.txns: list[Transaction] = []
+        self.balances: dict[Account, int] = {a: 0 for a in Account}
+        self.paid = 0
+        self.refunded = 0
+        self.parts = _schedule(inp)
+        self.part_index = 0
+        self.payments: list[PaymentRecord] = []
+        self.references: set[str] = set()
+        self.milestones: list[MilestoneRecord] = []
+        self.salvage_value = 0
+        self.qc_failures = 0
+        self.production_done = False
+        self.qc_passed = False
+        self.shipment: dict[str, str] | None = None
+        self.shipped_at: datetime | None = None
+        self.promised_at: datetime | None = None
+        self.accepted = False
+        self.delivered = False
+        self.confirmed_by: str | None = None
+        self.refused = False
+        self.cod_remitted = False
+        self.late_penalty = 0
+        self.credit_outstanding = 0
+        self.deadlines: dict[str, DeadlineView] = {}
+        self.closing = False  # a cancellation is being carried out
+        self.closed = False
+        self._posted = 0
+        self._projected_events = 0
+        self._projected_decisions = 0
+        self._sync_lock = asyncio.Lock()
+        self._decision_seq = 0
+        self._txn_seq = 0
+
+    # ------------------------------------------------------------------ run
+
+    @workflow.run
+    async def run(self, inp: OrderInput) -> OrderResult:
+        workflow.upsert_search_attributes(
+            [
+                sa.STAGE.value_set(self.stage.value),
+                sa.BUYER.value_set(inp.buyer),
+                sa.SELLER.value_set(inp.seller),
+                sa.PAYMENT_PLAN.value_set(inp.plan.kind.value),
+            ]
+        )
+        self._event("created", inp.created_by, f"order created: {inp.title or 'untitled'}, "
+                    f"{format_amount(inp.price, inp.currency)}, plan {inp.plan.label()}, "
+                    f"policy {self.policy.name}@{self.policy.version}")
+        await self._sync()
+        await self._lifecycle()
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._sync()
+        return OrderResult(
+            order_id=inp.order_id,
+            stage=self.stage,
+            paid=self.paid,
+            refunded=self.refunded,
+            released_to_seller=self.balances[Account.SELLER],
+            platform_fee=self.balances[Account.PLATFORM_FEE],
+        )
+
+    async def _lifecycle(self) -> None:
+        d = self.policy.deadlines
+        system = Actor(role=Role.SYSTEM, name="timer")
+
+        # Seller acceptance.
+        self.deadlines["seller_acceptance"] = self._deadline(
+            "seller_acceptance", d.seller_acceptance, "order cancelled, no cost to anyone"
+        )
+        if not await self._wait(lambda: self.accepted, "seller_acceptance"):
+            if not self.closing:
+                await self._cancel(system, "acceptance_timeout", "seller did not accept in time")
+            return await self._until_closed()
+
+        # Credit: the buyer's account-period line pays instead of a deposit.
+        if self.inp.plan.kind is PlanKind.CREDIT:
+            result = await workflow.execute_activity_method(
+                CreditActivities.reserve_credit,
+                CreditRequest(order_id=self.inp.order_id, buyer=self.inp.buyer,
+                              amount=self.inp.price, currency=self.inp.currency),
+                **DB_WRITE,
+            )
+            if not result.ok:
+                await self._cancel(system, "credit_unavailable", result.message)
+                return await self._until_closed()
+            self.credit_outstanding = self.inp.price
+            self._event("credit_reserved", system, f"credit line reserved: {format_amount(self.inp.price, self.inp.currency)}")
+
+        # Deposit (or full prepayment).
+        if self.parts:
+            self._set_stage(Stage.AWAITING_DEPOSIT)
+            self.deadlines["deposit"] = self._deadline("deposit", d.deposit, "order cancelled, payments refunded")
+            await self._sync()
+            if not await self._wait(lambda: self.parts[0].due == 0, "deposit"):
+                if not self.closing:
+                    await self._cancel(system, "deposit_timeout", "deposit not paid in time")
+                return await self._until_closed()
+            self.part_index = 1
+
+        # Production and the factory quality check, with late-delivery markers.
+        self._set_stage(Stage.IN_PRODUCTION)
+        self.promised_at = workflow.now() + timedelta(days=self.inp.production_days)
+        self.deadlines["promised_delivery"] = DeadlineView(
+            name="promised_delivery", due_at=self.promised_at,
+            default_action="late penalty accrues per day; after the grace period the buyer may cancel free",
+        )
+        await self._sync()
+        if not await self._production():
+            return await self._until_closed()
+
+        # Balance parts due after the quality check (staged plans).
+        last_pre_ship = len(self.parts) - (1 if self._has_retention() else 0)
+        while self.part_index < last_pre_ship:
+            part = self.parts[self.part_index]
+            self._set_stage(Stage.AWAITING_BALANCE)
+            self.deadlines["balance"] = self._deadline(
+                "balance", d.balance, "order cancelled; costs allocated by the policy"
+            )
+            self._event("balance_due", system, f"{part.name} due: {format_amount(part.due, self.inp.currency)}")
+            await self._sync()
+            if not await self._wait(lambda: part.due == 0, "balance"):
+                if not self.closing:
+                    await self._cancel(system, "balance_timeout", "balance not paid in time")
+                return await self._until_closed()
+            self.part_index += 1
+
+        # Shipment.
+        await self._sync()
+        if not await self._wait(lambda: self.shipment is not None, None):
+            return await self._until_closed()
+
+        # Delivery.
+        await self._wait(lambda: self.delivered or self.refused, None)
+        if self.closing or self.closed:
+            return await self._until_closed()
+        if self.refused:
+            await self._cancel(Actor(role=Role.CARRIER, name=self.shipment["carrier"]), "cod_refused",
+                               "buyer refused the goods at the door; goods return to the seller")
+            return await self._until_closed()
+
+        if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY:
+            await self._cod_remittance()
+        else:
+            self.deadlines["inspection_window"] = self._deadline(
+                "inspection_window", d.inspection_window, "receipt auto-confirmed, escrow released to the seller"
+            )
+            await self._sync()
+            if not await self._wait(lambda: self.confirmed_by is not None, "inspection_window"):
+                self.confirmed_by = "system:timer"
+                self._event("auto_confirmed", system, "inspection window ended: receipt auto-confirmed")
+        await self._settle("settlement")
+
+        if self._has_retention():
+            await self._retention()
+        self._set_stage(Stage.COMPLETED)
+        await self._sync()
+
+        if self.inp.plan.kind is PlanKind.CREDIT:
+            await self._credit_repayment()
+
+    async def _production(self) -> bool:
+        """Wait for production and a passed quality check; False if the order closed."""
+        grace = self.policy.deadlines.production_grace
+        markers = [
+            (self.promised_at, "promised_date_passed",
+             f"promised date passed: late penalty accrues at {self.policy.fees.late_penalty_bps_per_day} bp/day"),
+            (self.promised_at + grace, "grace_period_over",
+             "grace period over: the buyer may cancel free of cost"),
+        ]
+        while True:
+            timeout = None
+            if markers:
+                timeout = max(markers[0][0] - workflow.now(), timedelta(0))
+            try:
+                await workflow.wait_condition(
+                    lambda: self.qc_passed or self.closing or self.closed, timeout=timeout
+                )
+            except asyncio.TimeoutError:
+                _, kind, message = markers.pop(0)
+                self._event(kind, Actor(role=Role.SYSTEM, name="timer"), message)
+                await self._sync()
+                continue
+            return not (self.closing or self.closed)
+
+    async def _cod_remittance(self) -> None:
+        d = self.policy.deadlines
+        self.deadlines["cod_remittance"] = self._deadline(
+            "cod_remittance", d.cod_remittance, "escalated to ops; the carrier still owes the collection"
+        )
+        await self._sync()
+        if not await self._wait(lambda: self.cod_remitted, "cod_remittance"):
+            self._event("cod_remittance_overdue", Actor(role=Role.SYSTEM, name="timer"),
+                        "carrier has not remitted the cash collected: escalated to ops")
+            await self._sync()
+            await workflow.wait_condition(lambda: self.cod_remitted)
+
+    async def _retention(self) -> None:
+        d = self.policy.deadlines
+        part = self.parts[-1]
+        self._set_stage(Stage.AWAITING_BALANCE)
+        self.deadlines["retention"] = self._deadline(
+            "retention", d.retention, "order completed; the unpaid retention is recorded as the buyer's debt"
+        )
+        self._event("retention_due", Actor(role=Role.SYSTEM, name="timer"),
+                    f"retention due after acceptance: {format_amount(part.due, self.inp.currency)}")
+        await self._sync()
+        if await self._wait(lambda: part.due == 0, "retention"):
+            await self._settle("retention")
+        else:
+            self._event("retention_overdue", Actor(role=Role.SYSTEM, name="timer"),
+                        f"retention of {format_amount(part.due, self.inp.currency)} not paid in time: "
+                        "recorded as the buyer's debt to the seller")
+            if part.paid:
+                await self._settle("retention")
+
+    async def _credit_repayment(self) -> None:
+        d = self.policy.deadlines
+        system = Actor(role=Role.SYSTEM, name="timer")
+        period = (timedelta(days=self.inp.plan.settlement_days) if self.inp.plan.settlement_days
+                  else d.credit_settlement)
+        self.deadlines["credit_settlement"] = self._deadline(
+            "credit_settlement", period, "buyer's credit frozen; reminders sent"
+        )
+        await self._sync()
+        ref = CreditRef(order_id=self.inp.order_id, buyer=self.inp.buyer)
+        if not await self._wait(lambda: self.credit_outstanding == 0, "credit_settlement"):
+            await workflow.execute_activity_method(CreditActivities.mark_credit_overdue, ref, **DB_WRITE)
+            self._event("credit_overdue", system, "repayment overdue: the buyer's credit is frozen for new orders")
+            await self._sync()
+            reminders = 0
+            while self.credit_outstanding > 0:
+                timeout = d.credit_reminder_interval if reminders < MAX_CREDIT_REMINDERS else None
+                try:
+                    await workflow.wait_condition(lambda: self.credit_outstanding == 0, timeout=timeout)
+                except asyncio.TimeoutError:
+                    reminders += 1
+                    self._event("credit_reminder", system,
+                                f"reminder {reminders}: {format_amount(self.credit_outstanding, self.inp.currency)} overdue")
+                    await self._sync()
+        await workflow.execute_activity_method(CreditActivities.release_credit, ref, **DB_WRITE)
+        self._event("credit_repaid", system, "credit repaid in full; credit line released")
+        await self._sync()
+
+    async def _until_closed(self) -> None:
+        await workflow.wait_condition(lambda: self.closed)
+
+    # ------------------------------------------------------------- helpers
+
+    def _has_retention(self) -> bool:
+        return self.inp.plan.kind is PlanKind.STAGED and len(self.parts) >= 3
+
+    def _deadline(self, name: str, duration: timedelta, action: str) -> DeadlineView:
+        return DeadlineView(name=name, due_at=workflow.now() + duration, default_action=action)
+
+    async def _wait(self, cond: Callable[[], bool], deadline: str | None) -> bool:
+        """Wait for `cond`; False on timeout or when the order is closing."""
+        timeout = None
+        if deadline is not None:
+            timeout = max(self.deadlines[deadline].due_at - workflow.now(), timedelta(0))
+        try:
+            await workflow.wait_condition(lambda: cond() or self.closing or self.closed, timeout=timeout)
+        except asyncio.TimeoutError:
+            return False
+        finally:
+            if deadline is not None:
+                self.deadlines.pop(deadline, None)
+        return not (self.closing or self.closed)
+
+    def _set_stage(self, stage: Stage) -> None:
+        if stage is self.stage:
+            return
+        self.stage = stage
+        self.updated_at = workflow.now()
+        workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
+        self._event("stage", Actor(role=Role.SYSTEM, name="workflow"), f"stage → {stage.value}")
+
+    def _event(self, kind: str, actor: Actor | str, message: str) -> None:
+        self.updated_at = workflow.now()
+        self.timeline.append(
+            TimelineEntry(seq=len(self.timeline) + 1, at=self.updated_at, kind=kind,
+                          actor=str(actor), message=message)
+        )
+
+    def _post(self, kind: str, legs: list[tuple[Account, int]], memo: str, key: str | None = None) -> None:
+        legs = [(a, v) for a, v in legs if v != 0]
+        if not legs:
+            return
+        self._txn_seq += 1
+        txn = Transaction(
+            order_id=self.inp.order_id,
+            key=f"{self.inp.order_id}:{key or f'{kind}:{self._txn_seq}'}",
+            kind=kind,
+            currency=self.inp.currency,
+            legs=tuple(Leg(account=a, amount=v) for a, v in legs),
+            memo=memo,
+            at=workflow.now(),
+        )
+        for leg in txn.legs:
+            self.balances[leg.account] += leg.amount
+            if leg.account is Account.BUYER:
+                if leg.amount < 0:
+                    self.paid -= leg.amount
+                else:
+                    self.refunded += leg.amount
+        if self.balances[Account.ESCROW] < 0:
+            raise ApplicationError(f"escrow would go negative on {txn.key}", type="LedgerError", non_retryable=True)
+        self.txns.append(txn)
+
+    async def _sync(self) -> None:
+        """Post pending transactions, then bring the read model up to date."""
+        async with self._sync_lock:
+            while self._posted < len(self.txns):
+                await workflow.execute_activity_method(
+                    LedgerActivities.post_transaction, self.txns[self._posted], **DB_WRITE
+                )
+                self._posted += 1
+            events = self.timeline[self._projected_events:]
+            decisions = self.decisions[self._projected_decisions:]
+            upto_events, upto_decisions = len(self.timeline), len(self.decisions)
+            await workflow.execute_activity_method(
+                StoreActivities.project_order,
+                ProjectInput(projection=self._projection(), timeline=events, decisions=decisions),
+                **DB_WRITE,
+            )
+            self._projected_events, self._projected_decisions = upto_events, upto_decisions
+
+    def _projection(self) -> OrderProjection:
+        return OrderProjection(
+            order_id=self.inp.order_id, stage=self.stage, title=self.inp.title, buyer=self.inp.buyer,
+            seller=self.inp.seller, payment_plan=self.inp.plan.label(), price=self.inp.price,
+            currency=self.inp.currency, policy_name=self.policy.name, policy_version=self.policy.version,
+            paid=self.paid, refunded=self.refunded, released_to_seller=self.balances[Account.SELLER],
+            created_at=self.created_at, updated_at=self.updated_at,
+        )
+
+    def _next_decision_id(self, kind: str) -> str:
+        self._decision_seq += 1
+        return f"{self.inp.order_id}:{kind}:{self._decision_seq}"
+
+    def _days_late(self, at: datetime) -> int:
+        if self.promised_at is None or at <= self.promised_at:
+            return 0
+        return math.ceil((at - self.promised_at) / timedelta(days=1))
+
+    def costs_incurred(self) -> int:
+        return sum(m.cost for m in self.milestones)
+
+    def _record_decision(self, explanation: dict) -> None:
+        self.decisions.append(explanation)
+
+    async def _settle(self, label: str) -> None:
+        """Release what escrow holds: to the seller, the platform fee, and any
+        late penalty back to the buyer, as the policy decides."""
+        escrow = self.balances[Account.ESCROW]
+        if escrow == 0:
+            return
+        days_late = self._days_late(self.shipped_at) if label == "settlement" else 0
+        facts = SettlementFacts(
+            price=self.inp.price, currency=self.inp.currency, escrow_balance=escrow,
+            days_late=days_late, payment_plan=self.inp.plan.kind.value, as_of=workflow.now(),
+        )
+        decision = await workflow.execute_local_activity(
+            settlement_decision,
+            SettlementRequest(policy=self.inp.policy, facts=facts, decision_id=self._next_decision_id(label)),
+            **RULES,
+        )
+        self._record_decision(decision.explanation.model_dump(mode="json"))
+        self.late_penalty += decision.late_penalty_to_buyer
+        self._post(
+            label,
+            [
+                (Account.ESCROW, -escrow),
+                (Account.SELLER, decision.to_seller),
+                (Account.PLATFORM_FEE, decision.platform_fee),
+                (Account.BUYER, decision.late_penalty_to_buyer),
+            ],
+            decision.explanation.summary,
+            key=label,
+        )
+        self._event(
+            label, "system:rules",
+            f"escrow released: {format_amount(decision.to_seller, self.inp.currency)} to seller, "
+            f"fee {format_amount(decision.platform_fee, self.inp.currency)}"
+            + (f", late penalty {format_amount(decision.late_penalty_to_buyer, self.inp.currency)} to buyer"
+               if decision.late_penalty_to_buyer else ""),
+        )
+        await self._sync()
+
+    def cancellation_facts(self, by: Role, reason: str) -> CancellationFacts:
+        return CancellationFacts(
+            stage=self.stage.value,
+            cancelled_by="system" if by in (Role.SYSTEM, Role.OPS, Role.CARRIER) else by.value,
+            reason=reason,
+            price=self.inp.price,
+            currency=self.inp.currency,
+            payment_plan=self.inp.plan.kind.value,
+            escrow_balance=self.balances[Account.ESCROW],
+            paid_total=self.paid,
+            costs_incurred=self.costs_incurred(),
+            costs_by_milestone={m: sum(r.cost for r in self.milestones if r.milestone == m)
+                                for m in ("materials", "fabrication", "finishing")},
+            salvage_value=self.salvage_value,
+            days_late=self._days_late(workflow.now()),
+            earnest_deposit=self._earnest_amount(),
+            as_of=workflow.now(),
+        )
+
+    def _earnest_amount(self) -> int:
+        """The earnest part (定金) of the deposit actually paid: capped by the
+        policy (20% of the price in PRC law)."""
+        if not self.inp.earnest_deposit or not self.parts:
+            return 0
+        cap = self.inp.price * self.policy.payment_plans.earnest_deposit_max_bps // 10_000
+        return min(self.parts[0].paid, cap)
+
+    def _buyer_reason(self, by: Role) -> str:
+        if by is Role.BUYER:
+            if self._days_late(workflow.now()) > 0 and self.promised_at is not None and (
+                workflow.now() >= self.promised_at + self.policy.deadlines.production_grace
+            ) and self.stage in (Stage.IN_PRODUCTION, Stage.QUALITY_CHECK):
+                return "late_delivery"
+            return "buyer_request"
+        if by is Role.SELLER:
+            if self.qc_failures > self.policy.limits.qc_max_rework:
+                return "qc_rework_limit"
+            return "seller_request"
+        return "ops_request"
+
+    async def _cancel(self, actor: Actor, reason: str, message: str) -> None:
+        self.closing = True
+        facts = self.cancellation_facts(actor.role, reason)
+        decision = await workflow.execute_local_activity(
+            cancellation_decision,
+            CancellationRequest(policy=self.inp.policy, facts=facts,
+                                decision_id=self._next_decision_id("cancellation")),
+            **RULES,
+        )
+        self._record_decision(decision.explanation.model_dump(mode="json"))
+        self._post(
+            "cancellation",
+            [
+                (Account.ESCROW, -(decision.refund_to_buyer + decision.to_seller + decision.platform_fee)),
+                (Account.BUYER, decision.refund_to_buyer),
+                (Account.SELLER, decision.to_seller),
+                (Account.PLATFORM_FEE, decision.platform_fee),
+            ],
+            decision.explanation.summary,
+            key="cancellation",
+        )
+        if decision.seller_pays_buyer:
+            self._post("seller_compensation", [(Account.SELLER, -decision.seller_pays_buyer),
+                                               (Account.BUYER, decision.seller_pays_buyer)],
+                       "seller compensates the buyer", key="seller-compensation")
+        self.deadlines.clear()
+        self._event("cancelled", actor, f"{message} ({reason}); {decision.explanation.summary}")
+        self._set_stage(Stage.CANCELLED)
+        await self._sync()
+        if self.inp.plan.kind is PlanKind.CREDIT and self.credit_outstanding:
+            self.credit_outstanding = 0
+            await workflow.execute_activity_method(
+                CreditActivities.release_credit,
+                CreditRef(order_id=self.inp.order_id, buyer=self.inp.buyer), **DB_WRITE,
+            )
+        self.closed = True
+
+    # ------------------------------------------------------------- queries
+
+    @workflow.query
+    def status(self) -> OrderView:
+        part = self._current_part()
+        return OrderView(
+            order_id=self.inp.order_id,
+            stage=self.stage,
+            title=self.inp.title,
+            buyer=self.inp.buyer,
+            seller=self.inp.seller,
+            policy=PolicyRef(name=self.policy.name, version=self.policy.version,
+                             sha256=self.inp.pin.get("sha256", "")),
+            payment_plan=self.inp.plan.label(),
+            price=self.inp.price,
+            currency=self.inp.currency,
+            paid=self.paid,
+            refunded=self.refunded,
+            released_to_seller=self.balances[Account.SELLER],
+            platform_fee=self.balances[Account.PLATFORM_FEE],
+            escrow=self.balances[Account.ESCROW],
+            costs_incurred=self.costs_incurred(),
+            salvage_value=self.salvage_value,
+            late_penalty=self.late_penalty,
+            credit_outstanding=self.credit_outstanding,
+            amount_due=self._amount_due(),
+            next_step=self._next_step(part),
+            promised_at=self.promised_at,
+            deadlines=sorted(self.deadlines.values(), key=lambda v: v.due_at),
+            milestones=self.milestones,
+            payments=self.payments,
+            shipment=self.shipment,
+            qc_failures=self.qc_failures,
+            timeline=self.timeline,
+            decisions=self.decisions,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+    @workflow.query
+    def quote_facts(self, by: Role) -> CancellationFacts:
+        """The facts a cancellation by `by` would be decided on right now."""
+        self._require_cancellable(Actor(role=by, name="quote"))
+        return self.cancellation_facts(by, self._buyer_reason(by))
+
+    @workflow.query
+    def pinned_policy(self) -> dict:
+        return self.inp.policy
+
+    def _current_part(self) -> _Part | None:
+        if self.stage in (Stage.AWAITING_DEPOSIT, Stage.AWAITING_BALANCE) and self.part_index < len(self.parts):
+            return self.parts[self.part_index]
+        return None
+
+    def _amount_due(self) -> int:
+        part = self._current_part()
+        if part is not None:
+            return part.due
+        return self.credit_outstanding if self.stage is Stage.COMPLETED else 0
+
+    def _next_step(self, part: _Part | None) -> str:
+        s = self.stage
+        if s is Stage.AWAITING_ACCEPTANCE:
+            return "seller accepts the order"
+        if part is not None:
+            return f"buyer pays the {part.name}"
+        if s is Stage.IN_PRODUCTION:
+            return "seller records milestones and finishes production"
+        if s is Stage.QUALITY_CHECK:
+            return "seller ships the goods" if self.qc_passed else "seller records the quality check"
+        if s is Stage.AWAITING_BALANCE:
+            return "seller ships the goods"
+        if s is Stage.SHIPPED:
+            return "carrier records delivery"
+        if s is Stage.DELIVERED:
+            if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY:
+                return "carrier remits the cash collected"
+            return "buyer inspects and confirms receipt"
+        if s is Stage.COMPLETED and self.credit_outstanding:
+            return "buyer repays the credit"
+        return "none"
+
+    # ------------------------------------------------------------- updates
+
+    def _require(self, actor: Actor, *roles: Role) -> None:
+        if actor.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise ValueError(f"only the {allowed} may do this, not {actor.role.value}")
+        if actor.role is Role.BUYER and actor.name != self.inp.buyer:
+            raise ValueError(f"{actor} is not this order's buyer ({self.inp.buyer})")
+        if actor.role is Role.SELLER and actor.name != self.inp.seller:
+            raise ValueError(f"{actor} is not this order's seller ({self.inp.seller})")
+
+    def _require_stage(self, *stages: Stage) -> None:
+        if self.closing or self.stage not in stages:
+            allowed = ", ".join(s.value for s in stages)
+            raise ValueError(f"not allowed in stage {self.stage.value} (allowed in: {allowed})")
+
+    @workflow.update
+    async def accept(self, inp: ActorInput) -> ActionResult:
+        self.accepted = True
+        self._event("accepted", inp.actor, "seller accepted the order")
+        await self._sync()
+        return self._result("accepted")
+
+    @accept.validator
+    def _validate_accept(self, inp: ActorInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        self._require_stage(Stage.AWAITING_ACCEPTANCE)
+        if self.accepted:
+            raise ValueError("the order is already accepted")
+
+    @workflow.update
+    async def pay(self, inp: PayInput) -> ActionResult:
+        self.references.add(inp.reference)
+        cur = self.inp.currency
+        if self.stage is Stage.COMPLETED:  # account-period repayment
+            amount = min(inp.amount, self.credit_outstanding)
+            self.credit_outstanding -= amount
+            self._post("credit_repayment", [(Account.BUYER, -amount), (Account.CREDIT_LINE, amount)],
+                       f"credit repayment {inp.reference}", key=f"pay:{inp.reference}")
+            self.payments.append(PaymentRecord(reference=inp.reference, amount=amount, method=inp.method,
+                                               actor=str(inp.actor), at=workflow.now(), part="credit"))
+            self._event("credit_repayment", inp.actor, f"repaid {format_amount(amount, cur)} ({inp.reference})")
+            await self._sync()
+            return self._result(f"repaid {format_amount(amount, cur)}; {format_amount(self.credit_outstanding, cur)} outstanding")
+        part = self._current_part()
+        applied = min(inp.amount, part.due)
+        excess = inp.amount - applied
+        part.paid += applied
+        self._post("payment", [(Account.BUYER, -inp.amount), (Account.ESCROW, inp.amount)],
+                   f"{part.name} payment {inp.reference} via {inp.method}", key=f"pay:{inp.reference}")
+        self.payments.append(PaymentRecord(reference=inp.reference, amount=inp.amount, method=inp.method,
+                                           actor=str(inp.actor), at=workflow.now(), part=part.name))
+        message = f"paid {format_amount(inp.amount, cur)} toward the {part.name} ({inp.reference})"
+        if excess:
+            # Over-payment by bank transfer: the excess goes straight back.
+            self._post("overpayment_refund", [(Account.ESCROW, -excess), (Account.BUYER, excess)],
+                       f"over-payment on {inp.reference} returned", key=f"overpay:{inp.reference}")
+            message += f"; over-payment of {format_amount(excess, cur)} refunded"
+        elif part.due:
+            message += f"; {format_amount(part.due, cur)} still due"
+        self._event("payment", inp.actor, message)
+        await self._sync()
+        return self._result(message)
+
+    @pay.validator
+    def _validate_pay(self, inp: PayInput) -> None:
+        bank = self.inp.plan.kind is PlanKind.COLLECTION_ACCOUNT
+        if inp.method == "bank_transfer":
+            self._require(inp.actor, Role.SYSTEM, Role.OPS)
+            if not bank:
+                raise ValueError("bank transfers apply only to collection-account orders")
+        else:
+            self._require(inp.actor, Role.BUYER)
+        if inp.currency != self.inp.currency:
+            raise ValueError(f"currency {inp.currency} does not match the order's {self.inp.currency}")
+        if inp.reference in self.references:
+            raise ValueError(f"duplicate payment reference {inp.reference!r}: already recorded")
+        if self.stage is Stage.COMPLETED and self.credit_outstanding:
+            if inp.amount > self.credit_outstanding:
+                raise ValueError(f"amount {inp.amount} exceeds the credit outstanding ({self.credit_outstanding})")
+            return
+        part = self._current_part()
+        if part is None or part.due == 0 or self.closing:
+            raise ValueError(f"nothing is due in stage {self.stage.value}")
+        if inp.amount > part.due and inp.method != "bank_transfer":
+            raise ValueError(f"amount {inp.amount} is more than the {part.name} due ({part.due})")
+
+    @workflow.update
+    async def milestone(self, inp: MilestoneInput) -> ActionResult:
+        self.milestones.append(MilestoneRecord(milestone=inp.milestone, cost=inp.cost, note=inp.note,
+                                               at=workflow.now(), actor=str(inp.actor)))
+        self._event("milestone", inp.actor,
+                    f"{inp.milestone} done, cost {format_amount(inp.cost, self.inp.currency)}"
+                    + (f": {inp.note}" if inp.note else ""))
+        await self._sync()
+        return self._result(f"{inp.milestone} recorded; costs incurred {format_amount(self.costs_incurred(), self.inp.currency)}")
+
+    @milestone.validator
+    def _validate_milestone(self, inp: MilestoneInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        self._require_stage(Stage.IN_PRODUCTION)
+        if self.costs_incurred() + inp.cost > self.inp.price * 10:
+            raise ValueError("costs incurred would exceed ten times the price: check the amount")
+
+    @workflow.update
+    async def salvage(self, inp: SalvageInput) -> ActionResult:
+        self.salvage_value = inp.value
+        self._event("salvage", inp.actor, f"salvage value set to {format_amount(inp.value, self.inp.currency)}")
+        await self._sync()
+        return self._result("salvage value recorded")
+
+    @salvage.validator
+    def _validate_salvage(self, inp: SalvageInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        self._require_stage(Stage.IN_PRODUCTION, Stage.QUALITY_CHECK, Stage.AWAITING_BALANCE)
+        if inp.value > self.inp.price:
+            raise ValueError("salvage value cannot exceed the price")
+
+    @workflow.update
+    async def finish_production(self, inp: ActorInput) -> ActionResult:
+        self.production_done = True
+        self._set_stage(Stage.QUALITY_CHECK)
+        self._event("production_finished", inp.actor, "production finished; factory quality check")
+        await self._sync()
+        return self._result("ready for quality check")
+
+    @finish_production.validator
+    def _validate_finish(self, inp: ActorInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        self._require_stage(Stage.IN_PRODUCTION)
+
+    @workflow.update
+    async def quality_check(self, inp: QcInput) -> ActionResult:
+        if inp.passed:
+            self.qc_passed = True
+            self._event("qc_passed", inp.actor, "quality check passed" + (f": {inp.note}" if inp.note else ""))
+            message = "quality check passed"
+        else:
+            self.qc_failures += 1
+            self._set_stage(Stage.IN_PRODUCTION)
+            limit = self.policy.limits.qc_max_rework
+            message = f"quality check failed ({self.qc_failures}/{limit} reworks): back to production"
+            if self.qc_failures > limit:
+                message += "; rework limit reached: the seller may cancel"
+            self._event("qc_failed", inp.actor, message + (f": {inp.note}" if inp.note else ""))
+        await self._sync()
+        return self._result(message)
+
+    @quality_check.validator
+    def _validate_qc(self, inp: QcInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        self._require_stage(Stage.QUALITY_CHECK)
+        if self.qc_passed:
+            raise ValueError("the quality check has already passed")
+
+    @workflow.update
+    async def ship(self, inp: ShipInput) -> ActionResult:
+        self.shipment = {"carrier": inp.carrier, "tracking": inp.tracking}
+        self.shipped_at = workflow.now()
+        self.deadlines.pop("promised_delivery", None)
+        if self.inp.plan.kind is PlanKind.CREDIT:
+            # Goods ship on credit: the buyer's credit line funds escrow.
+            self._post("credit_advance", [(Account.CREDIT_LINE, -self.inp.price), (Account.ESCROW, self.inp.price)],
+                       "account-period credit funds escrow at shipment", key="credit-advance")
+        self._set_stage(Stage.SHIPPED)
+        late = self._days_late(self.shipped_at)
+        self._event("shipped", inp.actor, f"shipped by {inp.carrier}, tracking {inp.tracking}"
+                    + (f" ({late} day(s) after the promised date)" if late else ""))
+        await self._sync()
+        return self._result("shipped")
+
+    @ship.validator
+    def _validate_ship(self, inp: ShipInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        self._require_stage(Stage.QUALITY_CHECK, Stage.AWAITING_BALANCE)
+        if not self.qc_passed:
+            raise ValueError("the goods have not passed the quality check")
+        part = self._current_part()
+        if part is not None and part.due:
+            raise ValueError(f"the {part.name} ({part.due}) must be paid before shipping")
+
+    @workflow.update
+    async def deliver(self, inp: DeliverInput) -> ActionResult:
+        cur = self.inp.currency
+        if inp.collected is not None:
+            self._post("cod_collection", [(Account.BUYER, -inp.collected), (Account.CARRIER_COD, inp.collected)],
+                       f"cash collected at the door {inp.reference or ''}", key="cod-collection")
+            self.payments.append(PaymentRecord(reference=inp.reference or "cod", amount=inp.collected,
+                                               method="cash_on_delivery", actor=str(inp.actor),
+                                               at=workflow.now(), part="cod"))
+        self.delivered = True
+        self._set_stage(Stage.DELIVERED)
+        self._event("delivered", inp.actor, "delivered" + (
+            f"; buyer inspected and paid {format_amount(inp.collected, cur)} to the carrier" if inp.collected else ""))
+        await self._sync()
+        return self._result("delivered")
+
+    @deliver.validator
+    def _validate_deliver(self, inp: DeliverInput) -> None:
+        self._require(inp.actor, Role.CARRIER)
+        self._require_stage(Stage.SHIPPED)
+        if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY:
+            if inp.collected != self.inp.price:
+                raise ValueError(f"cash on delivery: the carrier must collect exactly {self.inp.price}")
+        elif inp.collected is not None:
+            raise ValueError("nothing is collected at the door for this payment plan")
+
+    @workflow.update
+    async def refuse(self, inp: ReasonInput) -> ActionResult:
+        self.refused = True
+        self._event("refused", inp.actor, "buyer refused the goods at the door" + (f": {inp.reason}" if inp.reason else ""))
+        await workflow.wait_condition(lambda: self.closed)
+        return self._result("refused; goods return to the seller")
+
+    @refuse.validator
+    def _validate_refuse(self, inp: ReasonInput) -> None:
+        self._require(inp.actor, Role.BUYER, Role.CARRIER)
+        self._require_stage(Stage.SHIPPED)
+        if self.inp.plan.kind is not PlanKind.CASH_ON_DELIVERY:
+            raise ValueError("refusal at the door applies to cash-on-delivery orders; open a return instead")
+
+    @workflow.update
+    async def remit(self, inp: RemitInput) -> ActionResult:
+        self.cod_remitted = True
+        self._post("cod_remittance", [(Account.CARRIER_COD, -inp.amount), (Account.ESCROW, inp.amount)],
+                   f"carrier remitted cash collected ({inp.reference})", key="cod-remittance")
+        self._event("cod_remitted", inp.actor, f"carrier remitted {format_amount(inp.amount, self.inp.currency)}")
+        await self._sync()
+        return self._result("remitted")
+
+    @remit.validator
+    def _validate_remit(self, inp: RemitInput) -> None:
+        self._require(inp.actor, Role.CARRIER)
+        self._require_stage(Stage.DELIVERED)
+        if self.inp.plan.kind is not PlanKind.CASH_ON_DELIVERY or self.cod_remitted:
+            raise ValueError("there is no cash collection to remit")
+        if inp.amount != self.balances[Account.CARRIER_COD]:
+            raise ValueError(f"remit exactly the {self.balances[Account.CARRIER_COD]} collected")
+
+    @workflow.update
+    async def confirm(self, inp: ActorInput) -> ActionResult:
+        self.confirmed_by = str(inp.actor)
+        self._event("confirmed", inp.actor, "buyer confirmed receipt")
+        await workflow.wait_condition(lambda: self.stage is not Stage.DELIVERED or self.closed)
+        return self._result("receipt confirmed; escrow released")
+
+    @confirm.validator
+    def _validate_confirm(self, inp: ActorInput) -> None:
+        self._require(inp.actor, Role.BUYER)
+        self._require_stage(Stage.DELIVERED)
+        if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY:
+            raise ValueError("cash-on-delivery goods were inspected at the door; nothing to confirm")
+        if self.confirmed_by is not None:
+            raise ValueError("receipt is already confirmed")
+
+    @workflow.update
+    async def cancel(self, inp: CancelInput) -> ActionResult:
+        reason = self._buyer_reason(inp.actor.role)
+        await self._cancel(inp.actor, reason, f"cancelled by {inp.actor.role.value}"
+                           + (f": {inp.reason}" if inp.reason else ""))
+        return self._result(self.timeline[-2].message if len(self.timeline) > 1 else "cancelled")
+
+    @cancel.validator
+    def _validate_cancel(self, inp: CancelInput) -> None:
+        self._require(inp.actor, Role.BUYER, Role.SELLER, Role.OPS)
+        self._require_cancellable(inp.actor)
+
+    def _require_cancellable(self, actor: Actor) -> None:
+        self._require_stage(*sorted(PRE_DELIVERY_STAGES - {Stage.SHIPPED}))
+
+    def _result(self, message: str) -> ActionResult:
+        return ActionResult(order_id=self.inp.order_id, stage=self.stage, message=message)

@@ -1,0 +1,163 @@
+"""Test helpers: creating orders, acting on them, and the ledger invariants
+every scenario test ends with."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from typing import Any
+
+from sqlmodel import Session, select
+from temporalio.client import Client, WorkflowHandle
+
+from bespoke.domain.models import (
+    Account,
+    Actor,
+    ActorInput,
+    OrderView,
+    PaymentPlan,
+    PayInput,
+    Stage,
+)
+from bespoke.rules import find_policy
+from bespoke.service import build_order_input, start_order
+from bespoke.store.tables import LedgerEntry, OrderRow
+from bespoke.workflows.order import OrderWorkflow
+
+BUYER = Actor.parse("buyer:alice")
+SELLER = Actor.parse("seller:acme")
+CARRIER = Actor.parse("carrier:sf-express")
+OPS = Actor.parse("ops:olga")
+BANK = Actor.parse("system:bank")
+
+
+async def create_order(
+    client: Client,
+    task_queue: str,
+    *,
+    plan: str = "full_prepayment",
+    price: int = 100_000,
+    currency: str = "CNY",
+    production_days: int = 14,
+    earnest_deposit: bool = False,
+    policy: str = "default",
+    order_id: str | None = None,
+    buyer: str = "alice",
+) -> WorkflowHandle[Any, Any]:
+    inp = build_order_input(
+        order_id=order_id or f"T{uuid.uuid4().hex[:12]}",
+        buyer=buyer,
+        seller="acme",
+        price=price,
+        currency=currency,
+        plan=PaymentPlan.parse(plan),
+        production_days=production_days,
+        policy=find_policy(policy),
+        created_by=Actor.parse("ops:olga"),
+        title="walnut display case",
+        earnest_deposit=earnest_deposit,
+    )
+    return await start_order(client, inp, task_queue=task_queue)
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> OrderView:
+    return await handle.query(OrderWorkflow.status)
+
+
+async def pay(handle, amount: int, ref: str | None = None, *, actor: Actor = BUYER, method: str = "card",
+              currency: str = "CNY"):
+    return await handle.execute_update(
+        OrderWorkflow.pay,
+        PayInput(actor=actor, amount=amount, currency=currency, reference=ref or f"P{uuid.uuid4().hex[:8]}",
+                 method=method),
+    )
+
+
+async def accept(handle):
+    return await handle.execute_update(OrderWorkflow.accept, ActorInput(actor=SELLER))
+
+
+async def produce(handle, *, costs: tuple[int, int, int] = (20_000, 15_000, 5_000), qc: bool = True) -> None:
+    from bespoke.domain.models import MilestoneInput, QcInput
+
+    for name, cost in zip(("materials", "fabrication", "finishing"), costs):
+        await handle.execute_update(OrderWorkflow.milestone, MilestoneInput(actor=SELLER, milestone=name, cost=cost))
+    await handle.execute_update(OrderWorkflow.finish_production, ActorInput(actor=SELLER))
+    if qc:
+        await handle.execute_update(OrderWorkflow.quality_check, QcInput(actor=SELLER, passed=True))
+
+
+async def ship(handle):
+    from bespoke.domain.models import ShipInput
+
+    return await handle.execute_update(
+        OrderWorkflow.ship, ShipInput(actor=SELLER, carrier="sf-express", tracking="SF123456789")
+    )
+
+
+async def deliver(handle, collected: int | None = None):
+    from bespoke.domain.models import DeliverInput
+
+    return await handle.execute_update(OrderWorkflow.deliver, DeliverInput(actor=CARRIER, collected=collected))
+
+
+async def confirm(handle):
+    return await handle.execute_update(OrderWorkflow.confirm, ActorInput(actor=BUYER))
+
+
+def ledger_balances(engine, order_id: str) -> dict[str, int]:
+    with Session(engine) as session:
+        rows = session.exec(select(LedgerEntry).where(LedgerEntry.order_id == order_id)).all()
+    balances: dict[str, int] = defaultdict(int)
+    for row in rows:
+        balances[row.account] += row.amount
+    return dict(balances)
+
+
+def assert_ledger(engine, order_id: str, *, closed: bool) -> dict[str, int]:
+    """The ledger invariants: each transaction sums to zero, no posting is
+    duplicated, escrow never negative (and zero when closed), and what the buyer
+    paid equals refunds + released to the seller + fees (+ what is still held)."""
+    with Session(engine) as session:
+        rows = session.exec(
+            select(LedgerEntry).where(LedgerEntry.order_id == order_id).order_by(LedgerEntry.id)
+        ).all()
+        order = session.get(OrderRow, order_id)
+    assert rows, f"no ledger entries for {order_id}"
+    by_txn: dict[str, list[LedgerEntry]] = defaultdict(list)
+    for row in rows:
+        by_txn[row.txn_key].append(row)
+    for key, legs in by_txn.items():
+        assert sum(leg.amount for leg in legs) == 0, f"transaction {key} does not balance"
+        assert sorted(leg.leg for leg in legs) == list(range(len(legs))), f"duplicate legs in {key}"
+    escrow = 0
+    for key, legs in by_txn.items():  # running escrow balance, transaction by transaction
+        escrow += sum(leg.amount for leg in legs if leg.account == Account.ESCROW)
+        assert escrow >= 0, f"escrow negative after {key}"
+    balances = ledger_balances(engine, order_id)
+    paid = -sum(r.amount for r in rows if r.account == Account.BUYER and r.amount < 0)
+    refunded = sum(r.amount for r in rows if r.account == Account.BUYER and r.amount > 0)
+    released = balances.get(Account.SELLER, 0)
+    fee = balances.get(Account.PLATFORM_FEE, 0)
+    held = balances.get(Account.ESCROW, 0) + balances.get(Account.CARRIER_COD, 0)
+    credit = -balances.get(Account.CREDIT_LINE, 0)  # credit advanced and not yet repaid
+    assert balances.get(Account.ESCROW, 0) >= 0
+    assert paid + credit == refunded + released + fee + held, (paid, credit, refunded, released, fee, held)
+    if closed:
+        assert balances.get(Account.ESCROW, 0) == 0, f"escrow not empty at close: {balances}"
+        assert balances.get(Account.CARRIER_COD, 0) == 0
+    if order is not None:
+        assert order.paid == paid and order.refunded == refunded and order.released_to_seller == released
+    return balances
+
+
+async def assert_view_matches_ledger(handle, engine, order_id: str, *, closed: bool) -> OrderView:
+    view = await status(handle)
+    balances = assert_ledger(engine, order_id, closed=closed)
+    assert view.released_to_seller == balances.get(Account.SELLER, 0)
+    assert view.platform_fee == balances.get(Account.PLATFORM_FEE, 0)
+    assert view.escrow == balances.get(Account.ESCROW, 0)
+    return view
+
+
+__all__ = ["Stage"]
