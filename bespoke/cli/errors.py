@@ -75,7 +75,7 @@ def classify(exc: BaseException) -> tuple[str, int] | None:
         return str(exc), EXIT_ERROR
     if isinstance(exc, RPCError):
         if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return str(TemporalUnreachable("the configured Temporal address", exc.message)), EXIT_UNREACHABLE
+            return str(TemporalUnreachable(_configured_address(), exc.message)), EXIT_UNREACHABLE
         if exc.status == RPCStatusCode.NOT_FOUND and "workflow" in exc.message.lower():
             return f"order not found ({exc.message})", EXIT_NOT_FOUND
         return f"Temporal error {exc.status.name if exc.status else ''}: {exc.message}", EXIT_ERROR
@@ -90,6 +90,15 @@ def classify(exc: BaseException) -> tuple[str, int] | None:
     if isinstance(exc, Exception):
         return f"unexpected error: {type(exc).__name__}: {exc}", EXIT_ERROR
     return None
+
+
+def _configured_address() -> str:
+    try:
+        from bespoke.settings import get_settings
+
+        return get_settings().temporal_address
+    except Exception:  # noqa: BLE001 - the settings may be what is broken
+        return "the configured address"
 
 
 def one_line(message: str) -> str:
@@ -123,5 +132,8 @@ class BespokeGroup(TyperGroup):
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine to completion."""
-    return asyncio.run(coro)
+    """Run a command's coroutine to completion (a forced stop exits 130, quietly)."""
+    try:
+        return asyncio.run(coro)
+    except asyncio.CancelledError:
+        raise typer.Exit(130) from None

@@ -299,6 +299,11 @@ class EmbeddedServer:
                 except subprocess.TimeoutExpired:
                     proc.kill()
                     await asyncio.to_thread(proc.wait)
+                except BaseException:
+                    # Interrupted while waiting (a further Ctrl-C): never leave an orphan
+                    # server behind in its own session.
+                    proc.kill()
+                    raise
         finally:
             if self._log is not None:
                 self._log.close()
