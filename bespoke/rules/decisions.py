@@ -1,0 +1,378 @@
+"""The built-in decisions: settlement at completion, cancellation before delivery.
+
+Each takes a policy and frozen facts, evaluates the policy's table (plus any plugin
+hooks), computes money from the resulting parameters in integers, and returns the
+amounts with an `Explanation`. Same policy + same facts → identical result.
+
+Rounding: rates in basis points are applied with round-half-up on the single amount
+they produce (`money.apply_bps`); the fee is then *subtracted* from the amount it
+was taken from, so every split adds up to the escrow balance exactly.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from .engine import CompiledTable, ConditionResult, TableResult, compiled_tables, evaluate_compiled
+from .errors import DecisionError, PolicyError
+from .explain import Explanation, MatchedRule, PolicyPin, fast_model, pin_policy
+from .facts import CancellationFacts, SettlementFacts
+from .model import Policy
+from .money import apply_bps
+from .plugins import ResolvedPlugin, resolve_plugin
+from .schema import (
+    CANCELLATION_OUTPUT_DEFAULTS,
+    CANCELLATION_OUTPUTS,
+    SETTLEMENT_OUTPUT_DEFAULTS,
+    SETTLEMENT_OUTPUTS,
+    Spec,
+    value_matches,
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SettlementDecision(_Frozen):
+    """Escrow at completion: `to_seller + platform_fee + late_penalty_to_buyer == escrow_balance`."""
+
+    to_seller: int
+    platform_fee: int
+    late_penalty_to_buyer: int
+    explanation: Explanation
+
+
+class CancellationDecision(_Frozen):
+    """Cancellation outcome. From escrow: `refund_to_buyer + to_seller + platform_fee == escrow_balance`.
+
+    `to_seller` is the seller's compensation net of the platform fee (the fee is
+    taken out of the compensation, never added to the buyer's cost).
+    `seller_pays_buyer` comes out of the seller's own balance (the second half of a
+    doubled earnest deposit, a late penalty, or money already released to the
+    seller that the seller must give back). `buyer_owes_seller` is a claim beyond
+    what escrow holds: recorded, not posted.
+    """
+
+    refund_to_buyer: int
+    to_seller: int
+    platform_fee: int
+    seller_pays_buyer: int
+    buyer_owes_seller: int
+    explanation: Explanation
+
+
+# --- per-policy context (compiled tables, pin, resolved plugin hooks) ----------
+
+
+class _Context:
+    __slots__ = ("tables", "pin", "hooks", "__weakref__")
+
+    def __init__(self, policy: Policy) -> None:
+        self.tables: dict[str, CompiledTable] = compiled_tables(policy)
+        self.pin: PolicyPin = pin_policy(policy)
+        hooks: dict[str, list[ResolvedPlugin]] = {}
+        for i, hook in enumerate(policy.plugins.hooks):
+            hooks.setdefault(hook.table, []).append(resolve_plugin(hook.plugin, where=f"plugins.hooks[{i}].plugin"))
+        self.hooks = hooks
+
+
+_CONTEXTS: dict[int, tuple[weakref.ref[Policy], _Context]] = {}
+
+
+def _context(policy: Policy) -> _Context:
+    entry = _CONTEXTS.get(id(policy))
+    if entry is not None and entry[0]() is policy:
+        return entry[1]
+    ctx = _Context(policy)
+    key = id(policy)
+    _CONTEXTS[key] = (weakref.ref(policy, lambda _r, key=key: _CONTEXTS.pop(key, None)), ctx)
+    return ctx
+
+
+def _check_pin(ctx: _Context, policy: Policy, pin: PolicyPin | None) -> None:
+    if pin is None or pin == ctx.pin:
+        return
+    if pin.sha256 != ctx.pin.sha256:
+        raise PolicyError(
+            f"policy {policy.name}@{policy.version} (sha256 {ctx.pin.sha256[:12]}) is not the pinned "
+            f"{pin.name}@{pin.version} (sha256 {pin.sha256[:12]})"
+        )
+    raise PolicyError(
+        f"plugins changed since {pin.name}@{pin.version} was pinned: pinned "
+        + ", ".join(f"{p.name}={p.distribution} {p.version}" for p in pin.plugins)
+        + "; installed "
+        + ", ".join(f"{p.name}={p.distribution} {p.version}" for p in ctx.pin.plugins)
+    )
+
+
+def _run_table(
+    ctx: _Context,
+    table: str,
+    facts: dict[str, Any],
+    defaults: Mapping[str, Any],
+    specs: Mapping[str, Spec],
+) -> tuple[dict[str, Any], list[MatchedRule]]:
+    ct = ctx.tables[table]
+    tr: TableResult = evaluate_compiled(ct, facts)
+    outputs = {**defaults, **tr.outputs}
+    matched = [
+        fast_model(
+            MatchedRule,
+            {
+                "table": table,
+                "rule_id": row.rule.id,
+                "because": row.rule.because,
+                "conditions": [ConditionResult(f, op, e, facts[f], True) for (f, op, e) in row.triples],
+                "outputs": row.outputs,
+            },
+        )
+        for row in tr.matched
+    ]
+    for rp in ctx.hooks.get(table, ()):
+        frozen_facts = MappingProxyType({k: MappingProxyType(v) if isinstance(v, dict) else v for k, v in facts.items()})
+        try:
+            changes = rp.plugin(frozen_facts, MappingProxyType(dict(outputs)))
+        except Exception as exc:  # surface plugin bugs as decision errors naming the plugin
+            raise DecisionError(f"plugin {rp.name!r} ({rp.plugin.id} {rp.plugin.version}) failed: {type(exc).__name__}: {exc}") from None
+        if not changes:
+            continue
+        changes = dict(changes)
+        for k, v in changes.items():
+            spec = specs.get(k)
+            msg = "unknown output" if spec is None else value_matches(spec, v)
+            if msg is not None:
+                raise DecisionError(f"plugin {rp.name!r} returned {k}={v!r}: {msg}")
+        outputs.update(changes)
+        matched.append(
+            MatchedRule(
+                table=table,
+                rule_id=f"plugin:{rp.name}",
+                because=f"{rp.plugin.because} (plugin {rp.plugin.id} {rp.plugin.version} from {rp.distribution} {rp.distribution_version})",
+                conditions=[],
+                outputs=changes,
+            )
+        )
+    return outputs, matched
+
+
+# --- money words --------------------------------------------------------------
+
+_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
+
+
+def format_money(amount: int, currency: str) -> str:
+    """`CNY 1,234.50`, `JPY 1,234` from integer minor units (exact, no floats)."""
+    if currency in _ZERO_DECIMAL:
+        return f"{currency} {amount:,}"
+    major, minor = divmod(amount, 100)
+    return f"{currency} {major:,}.{minor:02d}"
+
+
+def late_penalty_bps(policy: Policy, days: int) -> int:
+    """Daily late penalty rate, capped: `min(days * bps_per_day, cap)`."""
+    return min(days * policy.fees.late_penalty_bps_per_day, policy.fees.late_penalty_cap_bps)
+
+
+# --- settlement -------------------------------------------------------------------
+
+
+def decide_settlement(
+    policy: Policy, facts: SettlementFacts, *, decision_id: str, pin: PolicyPin | None = None
+) -> SettlementDecision:
+    """Split escrow at completion into seller payout, platform fee and late penalty.
+
+    The penalty is `min(days_late * late_penalty_bps_per_day, cap) * price`, bounded
+    by escrow; the platform fee is `platform_fee_bps` of what is released to the
+    seller (escrow minus penalty), rounded half up.
+    """
+    ctx = _context(policy)
+    _check_pin(ctx, policy, pin)
+    if facts.currency not in policy.limits.currencies:
+        raise DecisionError(f"currency {facts.currency!r} is not accepted by {policy.name}@{policy.version}")
+    f = dict(facts.__dict__)
+    f["past_grace"] = facts.days_late * 86400 > policy.deadlines.production_grace.total_seconds()
+    if "settlement" in ctx.tables:
+        outputs, matched = _run_table(ctx, "settlement", f, SETTLEMENT_OUTPUT_DEFAULTS, SETTLEMENT_OUTPUTS)
+    else:
+        outputs, matched = {"late_penalty": facts.days_late > 0, "penalty_free_days": 0}, []
+    days = max(0, facts.days_late - outputs["penalty_free_days"]) if outputs["late_penalty"] else 0
+    escrow = facts.escrow_balance
+    penalty = min(apply_bps(facts.price, late_penalty_bps(policy, days)), escrow)
+    released = escrow - penalty
+    fee = apply_bps(released, policy.fees.platform_fee_bps)
+    to_seller = released - fee
+    cur = facts.currency
+    summary = f"Settlement: {format_money(to_seller, cur)} to the seller, {format_money(fee, cur)} platform fee"
+    if penalty:
+        summary += f", {format_money(penalty, cur)} late penalty to the buyer for {days} day{'s' if days != 1 else ''} late"
+    summary += f", from {format_money(escrow, cur)} in escrow."
+    explanation = fast_model(
+        Explanation,
+        {
+            "decision_id": decision_id,
+            "kind": "settlement",
+            "pin": ctx.pin,
+            "as_of": facts.as_of,
+            "facts": f,
+            "matched": matched,
+            "amounts": {
+                "escrow_balance": escrow,
+                "to_seller": to_seller,
+                "platform_fee": fee,
+                "late_penalty_to_buyer": penalty,
+            },
+            "summary": summary,
+        },
+    )
+    return fast_model(
+        SettlementDecision,
+        {"to_seller": to_seller, "platform_fee": fee, "late_penalty_to_buyer": penalty, "explanation": explanation},
+    )
+
+
+# --- cancellation -----------------------------------------------------------------
+
+_WHO = {"buyer": "The buyer", "seller": "The seller", "system": "The platform"}
+_STAGE_WORDS = {
+    "awaiting_acceptance": "before the seller accepted",
+    "awaiting_deposit": "before the deposit was paid",
+    "in_production": "during production",
+    "quality_check": "at quality check",
+    "awaiting_balance": "while the balance was due",
+    "shipped": "after shipping",
+}
+_REASON_WORDS = {
+    "buyer_request": "at the buyer's request",
+    "seller_request": "at the seller's request",
+    "acceptance_timeout": "because the seller did not accept in time",
+    "deposit_timeout": "because the deposit was not paid in time",
+    "balance_timeout": "because the balance was not paid in time",
+    "qc_rework_limit": "because the goods failed quality check too many times",
+    "late_delivery": "because delivery is late",
+    "cod_refused": "because the buyer refused cash on delivery",
+}
+
+
+def derived_cancellation_facts(policy: Policy, facts: CancellationFacts) -> dict[str, Any]:
+    """The facts a cancellation table sees: the given facts plus derived ones."""
+    f = dict(facts.__dict__)
+    f["past_grace"] = facts.days_late * 86400 > policy.deadlines.production_grace.total_seconds()
+    f["has_earnest"] = facts.earnest_deposit > 0
+    f["net_cost"] = max(0, facts.costs_incurred - facts.salvage_value)
+    f["released_to_seller"] = max(0, facts.paid_total - facts.escrow_balance)
+    return f
+
+
+def decide_cancellation(
+    policy: Policy, facts: CancellationFacts, *, decision_id: str, pin: PolicyPin | None = None
+) -> CancellationDecision:
+    """Who gets what when an order is cancelled before delivery.
+
+    From the matched row's parameters: the buyer's liability is
+    `min(net_cost * buyer_cost_share_bps, cap) + charge`, where net cost is costs
+    incurred minus salvage value and the cap is what the buyer paid (`cap = "paid"`),
+    the price, or none. A forfeited earnest deposit (effective up to
+    `earnest_deposit_max_bps` of price) makes the liability at least the deposit;
+    losses beyond it can still be claimed (PRC Civil Code art. 588). A doubled
+    earnest deposit and a late penalty are both owed by the seller; the buyer
+    gets the larger of the two, not both (art. 588: one or the other).
+    """
+    ctx = _context(policy)
+    _check_pin(ctx, policy, pin)
+    if "cancellation" not in ctx.tables:
+        raise PolicyError(f"policy {policy.name}@{policy.version} has no cancellation table")
+    if facts.currency not in policy.limits.currencies:
+        raise DecisionError(f"currency {facts.currency!r} is not accepted by {policy.name}@{policy.version}")
+    f = derived_cancellation_facts(policy, facts)
+    o, matched = _run_table(ctx, "cancellation", f, CANCELLATION_OUTPUT_DEFAULTS, CANCELLATION_OUTPUTS)
+
+    price = facts.price
+    escrow = facts.escrow_balance
+    paid = facts.paid_total
+    released = f["released_to_seller"]
+
+    share = apply_bps(f["net_cost"], o["buyer_cost_share_bps"])
+    cap = o["cap"]
+    if cap == "paid":
+        share = min(share, paid)
+    elif cap == "price":
+        share = min(share, price)
+    charge = apply_bps(price, o["charge_bps"]) + o["charge_fixed"]
+    liability = share + charge
+    earnest = min(facts.earnest_deposit, apply_bps(price, policy.payment_plans.earnest_deposit_max_bps), paid)
+    earnest_mode = o["earnest"]
+    if earnest_mode == "forfeit":
+        liability = max(liability, earnest)
+
+    double_extra = earnest if earnest_mode == "double" else 0
+    penalty = apply_bps(price, late_penalty_bps(policy, facts.days_late)) if o["late_penalty"] else 0
+    seller_extra = max(double_extra, penalty)
+
+    # Money the seller already received counts toward the liability; any excess goes back.
+    owed_from_escrow = max(0, liability - released)
+    compensation = min(owed_from_escrow, escrow)
+    claim = owed_from_escrow - compensation
+    seller_extra += max(0, released - liability)
+    # Never both directions at once: net the seller's debt against the buyer's claim.
+    offset = min(seller_extra, claim)
+    seller_extra -= offset
+    claim -= offset
+
+    fee = apply_bps(compensation, policy.fees.platform_fee_bps) if o["platform_fee"] else 0
+    to_seller = compensation - fee
+    refund = escrow - compensation
+
+    cur = facts.currency
+    ids = ", ".join(m.rule_id for m in matched)
+    summary = (
+        f"{_WHO[facts.cancelled_by]} cancelled {_STAGE_WORDS[facts.stage]} {_REASON_WORDS[facts.reason]}: "
+        f"{format_money(refund, cur)} back to the buyer and {format_money(to_seller, cur)} to the seller "
+        f"(after a {format_money(fee, cur)} platform fee) from {format_money(escrow, cur)} in escrow"
+    )
+    if seller_extra:
+        summary += f"; the seller also pays the buyer {format_money(seller_extra, cur)}"
+    if claim:
+        summary += f"; the buyer still owes the seller {format_money(claim, cur)}, which escrow cannot cover"
+    summary += f" (rule {ids})."
+    explanation = fast_model(
+        Explanation,
+        {
+            "decision_id": decision_id,
+            "kind": "cancellation",
+            "pin": ctx.pin,
+            "as_of": facts.as_of,
+            "facts": f,
+            "matched": matched,
+            "amounts": {
+                "escrow_balance": escrow,
+                "refund_to_buyer": refund,
+                "to_seller": to_seller,
+                "platform_fee": fee,
+                "seller_pays_buyer": seller_extra,
+                "buyer_owes_seller": claim,
+                "buyer_cost_share": share,
+                "charge": charge,
+                "earnest_effective": earnest,
+                "late_penalty": penalty,
+                "liability": liability,
+            },
+            "summary": summary,
+        },
+    )
+    return fast_model(
+        CancellationDecision,
+        {
+            "refund_to_buyer": refund,
+            "to_seller": to_seller,
+            "platform_fee": fee,
+            "seller_pays_buyer": seller_extra,
+            "buyer_owes_seller": claim,
+            "explanation": explanation,
+        },
+    )

@@ -1,0 +1,113 @@
+"""Loading policies from TOML and finding them by name.
+
+Errors become one `PolicyError` whose message has one line per problem:
+`<file>: <field path>: <what was expected>`.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import PolicyError
+from .model import Policy, clean_msg, format_loc
+from .plugins import resolve_plugin
+
+BUILTIN_POLICY_DIR = Path(__file__).resolve().parent / "policies"
+
+
+def _problems_from_validation(exc: ValidationError) -> list[str]:
+    lines: list[str] = []
+    for err in exc.errors():
+        loc = format_loc(tuple(err["loc"]))
+        if err["type"] == "policy":  # cross-field problems already carry their paths
+            lines.extend(str(err["msg"]).splitlines())
+        else:
+            lines.append(f"{loc or '(top level)'}: {clean_msg(err)}")
+    return lines
+
+
+
+
+def load_policy_text(text: str, source: str) -> Policy:
+    """Parse and validate a policy from TOML text; `source` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    try:
+        policy = Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = [f"{source}: {line}" for line in _problems_from_validation(exc)]
+        raise PolicyError("\n".join(problems), problems) from None
+    problems = []
+    for i, hook in enumerate(policy.plugins.hooks):
+        try:
+            resolve_plugin(hook.plugin)
+        except PolicyError as exc:
+            problems.append(f"{source}: plugins.hooks[{i}].plugin: {exc}")
+    if problems:
+        raise PolicyError("\n".join(problems), problems)
+    return policy
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate one policy file."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PolicyError(f"{p}: no such policy file") from None
+    except OSError as exc:
+        raise PolicyError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    return load_policy_text(text, str(p))
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Order versions naturally: 2 < 10, 1.2 < 1.10, numbers before words."""
+    parts = re.split(r"[.+-]", version)
+    return tuple((0, int(x)) if x.isdigit() else (1, x) for x in parts)
+
+
+def _policy_files(dirs: Sequence[Path]) -> list[Path]:
+    files: list[Path] = []
+    for d in dirs:
+        d = Path(d)
+        if not d.is_dir():
+            raise PolicyError(f"{d}: policy directory does not exist")
+        files.extend(sorted(d.glob("*.toml")))
+    return files
+
+
+def list_policies(extra_dirs: Sequence[Path] = ()) -> list[Policy]:
+    """All policies in `extra_dirs` then the built-in directory, sorted by name and version.
+
+    A policy (name@version) found in an earlier directory shadows a later one.
+    """
+    seen: dict[tuple[str, str], Policy] = {}
+    for path in _policy_files([*extra_dirs, BUILTIN_POLICY_DIR]):
+        policy = load_policy(path)
+        seen.setdefault((policy.name, policy.version), policy)
+    return sorted(seen.values(), key=lambda p: (p.name, version_key(p.version)))
+
+
+def find_policy(ref: str, extra_dirs: Sequence[Path] = ()) -> Policy:
+    """`name` (highest version) or `name@version`, from `extra_dirs` then built-ins."""
+    name, _, version = ref.partition("@")
+    if not name:
+        raise PolicyError(f"{ref!r}: expected NAME or NAME@VERSION")
+    candidates = [p for p in list_policies(extra_dirs) if p.name == name]
+    if version:
+        for p in candidates:
+            if p.version == version:
+                return p
+        known = ", ".join(p.version for p in candidates) or "none"
+        raise PolicyError(f"policy {name}@{version} not found (versions of {name}: {known})")
+    if not candidates:
+        raise PolicyError(f"policy {name!r} not found")
+    return max(candidates, key=lambda p: version_key(p.version))
