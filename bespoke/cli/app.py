@@ -28,10 +28,10 @@ app = typer.Typer(
 RunWorker = Callable[..., Awaitable[None]]
 
 
-def _mount(module: str, name: str) -> None:
+def _mount(module: str, name: str, attr: str = "app") -> None:
     """Add a sub-app if its module exists, so a half-built tree still has a CLI."""
     try:
-        sub = importlib.import_module(module).app
+        sub = getattr(importlib.import_module(module), attr)
     except ModuleNotFoundError as err:
         if err.name and module.startswith(err.name):
             return  # not written yet
@@ -45,7 +45,10 @@ def _mount(module: str, name: str) -> None:
 def _mount_broken(name: str, err: BaseException) -> None:
     broken = typer.Typer(help=f"(unavailable: {type(err).__name__})", add_completion=False)
 
-    @broken.callback(invoke_without_command=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+    @broken.callback(
+        invoke_without_command=True,
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    )
     def _unavailable() -> None:
         raise CliError(f"`bespoke {name}` is unavailable: {type(err).__name__}: {err}")
 
@@ -167,8 +170,10 @@ def worker() -> None:
     run_async(_worker(get_settings()))
 
 
-_mount("bespoke.cli.policy", "policy")
 _mount("bespoke.cli.order", "order")
+_mount("bespoke.cli.policy", "policy")
+_mount("bespoke.cli.accounts", "buyer", "buyer_app")
+_mount("bespoke.cli.accounts", "bank", "bank_app")
 
 
 def main() -> None:
