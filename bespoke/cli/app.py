@@ -43,16 +43,14 @@ def _mount(module: str, name: str, attr: str = "app") -> None:
 
 
 def _mount_broken(name: str, err: BaseException) -> None:
-    broken = typer.Typer(help=f"(unavailable: {type(err).__name__})", add_completion=False)
-
-    @broken.callback(
-        invoke_without_command=True,
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
+    # A stand-in that accepts any arguments and explains why the real one is missing.
+    @app.command(
+        name=name,
+        help=f"(unavailable: {type(err).__name__})",
+        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
     )
     def _unavailable() -> None:
         raise CliError(f"`bespoke {name}` is unavailable: {type(err).__name__}: {err}")
-
-    app.add_typer(broken, name=name)
 
 
 def _load_run_worker() -> RunWorker:

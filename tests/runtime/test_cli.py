@@ -190,3 +190,21 @@ def test_bespoke_up_runs_until_ctrl_c_then_exits_0(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "Traceback" not in err
     assert not is_listening("127.0.0.1", port)
+
+
+def test_sub_app_that_fails_to_import_is_reported_only_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    fresh = typer.Typer(cls=BespokeGroup, pretty_exceptions_enable=False)
+
+    @fresh.command()
+    def ok() -> None:
+        """Still works."""
+
+    monkeypatch.setattr(cli_app, "app", fresh)
+    cli_app._mount("bespoke.cli.not_written_yet", "ghost")  # missing module: silently absent
+    cli_app._mount("json", "broken", "no_such_app")  # present but unusable: a stand-in explains
+    runner = CliRunner()
+    assert runner.invoke(fresh, ["ok"]).exit_code == 0
+    assert "ghost" not in runner.invoke(fresh, ["--help"]).stdout
+    result = runner.invoke(fresh, ["broken", "anything", "--flag"])
+    assert result.exit_code == EXIT_ERROR
+    assert result.stderr.startswith("error: `bespoke broken` is unavailable: AttributeError")
