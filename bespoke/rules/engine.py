@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
-from .errors import DecisionError
+from .errors import DecisionError, OverlapError
 from .model import DecisionTable, Policy, Rule
 
 
@@ -236,8 +236,12 @@ def evaluate_compiled(ct: CompiledTable, facts: Mapping[str, Any]) -> TableResul
         raise DecisionError(f"table {ct.name!r}: no rule matches {_brief(ct, facts)}")
     if ct.hit_policy == "unique":
         if len(idx) > 1:
-            ids = " and ".join(repr(rows[i].rule.id) for i in idx)
-            raise DecisionError(f"table {ct.name!r}: rules {ids} both match {_brief(ct, facts)} (hit policy unique)")
+            ids = tuple(rows[i].rule.id for i in idx)
+            raise OverlapError(
+                f"table {ct.name!r}: rules {' and '.join(map(repr, ids))} both match {_brief(ct, facts)} (hit policy unique)",
+                table=ct.name,
+                rule_ids=ids,
+            )
         row = rows[idx[0]]
         return TableResult(ct.name, (row,), row.outputs)
     if ct.hit_policy == "first":

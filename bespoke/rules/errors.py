@@ -18,3 +18,12 @@ class PolicyError(Exception):
 
 class DecisionError(Exception):
     """A decision could not be made from the given facts with this policy."""
+
+
+class OverlapError(DecisionError):
+    """Two or more rows of a `unique` table matched the same facts."""
+
+    def __init__(self, message: str, *, table: str, rule_ids: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.table = table
+        self.rule_ids = rule_ids
