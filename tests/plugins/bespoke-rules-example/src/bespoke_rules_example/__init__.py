@@ -1,0 +1,28 @@
+"""Example plugin: when only raw materials have been bought (no fabrication or
+finishing yet), the seller can put most of them into the next order, so a
+cancelling buyer bears only half of the net cost.
+
+The table format cannot say this: it needs the per-milestone cost breakdown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bespoke.rules import rule_plugin
+
+
+@rule_plugin(
+    id="materials_reuse",
+    version="1",
+    because="Only raw materials were bought so far and the seller can reuse them, so the buyer bears half of their net cost.",
+)
+def materials_reuse(facts: Mapping[str, Any], outputs: Mapping[str, Any]) -> dict[str, Any] | None:
+    by_milestone = facts["costs_by_milestone"]
+    only_materials = by_milestone.get("materials", 0) > 0 and not any(
+        v for k, v in by_milestone.items() if k != "materials"
+    )
+    if only_materials and outputs["buyer_cost_share_bps"] > 5000:
+        return {"buyer_cost_share_bps": 5000}
+    return None
