@@ -69,6 +69,14 @@ class Settings(BaseSettings):
         validation_alias=_env("TEMPORAL_API_KEY"),
         description="API key (Temporal Cloud); implies TLS.",
     )
+    payload_key: SecretStr | None = Field(
+        default=None,
+        description="AES-GCM key(s) encrypting Temporal payloads: `[KEY_ID:]BASE64`, comma-separated, first encrypts.",
+    )
+    payload_key_file: Path | None = Field(
+        default=None,
+        description="File holding payload keys in the same format, one per line (added after `payload_key`).",
+    )
     task_queue: str = Field(default="bespoke-orders", description="Task queue the workers poll.")
     ui_port: int = Field(default=8233, description="Port of the embedded server's Web UI.")
     policy_dir: Path | None = Field(

@@ -7,6 +7,7 @@ converter (pydantic), TLS/API-key handling and the friendly "unreachable" error.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -26,9 +27,17 @@ DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
 def data_converter(settings: Settings) -> DataConverter:
-    """The payload converter every client and worker uses (encryption codec slots in here)."""
-    del settings  # the codec will read its key from settings
-    return pydantic_data_converter
+    """The converter every client and worker uses: pydantic JSON, plus AES-GCM payload
+    encryption when a payload key is configured (see :mod:`bespoke.runtime.codec`)."""
+    if not (settings.payload_key or settings.payload_key_file):
+        return pydantic_data_converter
+    from bespoke.runtime.codec import codec_from_sources
+
+    codec = codec_from_sources(
+        settings.payload_key.get_secret_value() if settings.payload_key else None,
+        settings.payload_key_file,
+    )
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:

@@ -26,6 +26,7 @@ from types import TracebackType
 from typing import IO, Self
 
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+from temporalio.service import RPCError
 
 from bespoke.domain.search_attributes import ALL_KEYS
 from bespoke.runtime.client import connect
@@ -34,6 +35,7 @@ from bespoke.runtime.errors import (
     RuntimeLayerError,
     ServerAlreadyRunning,
     TemporalBinaryNotFound,
+    TemporalUnreachable,
 )
 from bespoke.settings import Settings, get_settings
 
@@ -268,8 +270,8 @@ class EmbeddedServer:
                         DescribeNamespaceRequest(namespace=self.namespace)
                     )
                     return
-                except Exception:  # noqa: BLE001 - not ready yet (namespace loading); retry until deadline
-                    pass
+                except (TemporalUnreachable, RPCError):
+                    pass  # frontend up but not serving yet (namespace loading): retry until deadline
             if time.monotonic() > deadline:
                 raise EmbeddedServerFailed(
                     f"the embedded Temporal server at {self.address} was not ready after "
