@@ -68,7 +68,9 @@ def _shutdown_on_signals(shutdown: asyncio.Event) -> Iterator[None]:
     """First Ctrl-C/SIGTERM asks for a clean stop; a second one forces it."""
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
-    signals = [signal.SIGINT, signal.SIGTERM]
+    # SIGHUP too: the server runs in its own session, so a closed terminal would
+    # otherwise orphan it.
+    signals = [signal.SIGINT, signal.SIGTERM, *([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])]
 
     def on_signal() -> None:
         if shutdown.is_set():

@@ -182,6 +182,20 @@ class EmbeddedServer:
         return self.home / "temporal.log"
 
     @property
+    def pid_path(self) -> Path:
+        return self.home / "temporal.pid"
+
+    def _leftover_pid(self) -> int | None:
+        """The pid recorded by a server of ours that is still alive (its parent was
+        killed before it could stop it), if any."""
+        try:
+            pid = int(self.pid_path.read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
+
+    @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc else None
 
@@ -213,8 +227,14 @@ class EmbeddedServer:
         """Check the server can start (binary present, ports free) without starting it;
         returns the command line. Raises the error :meth:`start` would."""
         if is_listening(self.ip, self.port):
+            leftover = self._leftover_pid()
+            who = (
+                f"embedded server pid {leftover} from an earlier `bespoke up`; stop it with `kill {leftover}`, or"
+                if leftover
+                else "another `bespoke up`?"
+            )
             raise ServerAlreadyRunning(
-                f"a server is already listening at {self.address} (another `bespoke up`?); "
+                f"a server is already listening at {self.address} ({who}); "
                 "run `bespoke worker` to add a worker to it, or set TEMPORAL_ADDRESS to a free port"
             )
         if not self.headless and is_listening(self.ip, self.ui_port):
@@ -246,6 +266,7 @@ class EmbeddedServer:
             start_new_session=(os.name == "posix"),
             creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
         )
+        self.pid_path.write_text(f"{self._proc.pid} {self.address}\n")
         try:
             await self._wait_ready(began)
         except BaseException:
@@ -307,6 +328,8 @@ class EmbeddedServer:
                     proc.kill()
                     raise
         finally:
+            if proc is not None:
+                self.pid_path.unlink(missing_ok=True)
             if self._log is not None:
                 self._log.close()
                 self._log = None

@@ -107,3 +107,15 @@ async def test_in_memory_server_writes_no_database_file(embedded_settings: Setti
         assert {key.name for key in ALL_KEYS} <= set(await _custom_attributes(client))
     assert not (embedded_settings.home / "temporal.db").exists()
     assert (embedded_settings.home / "temporal.log").is_file()
+
+
+async def test_orphaned_server_is_named_by_pid_when_starting_again(embedded_settings: Settings) -> None:
+    first = EmbeddedServer(embedded_settings, headless=True, in_memory=True)
+    await first.start()
+    try:
+        assert first.pid_path.read_text().split()[0] == str(first.pid)
+        with pytest.raises(ServerAlreadyRunning, match=f"pid {first.pid}.*kill {first.pid}"):
+            EmbeddedServer(embedded_settings, headless=True).preflight()
+    finally:
+        await first.stop()
+    assert not first.pid_path.exists()
