@@ -149,6 +149,7 @@ def main() -> int:
     rate_zen = _rate(theirs, zen_facts, args.seconds)
 
     cmd = "/tmp/venv/bin/python bench/rules_bench.py" + (f" --seconds {args.seconds:g}" if args.seconds != 3.0 else "")
+    cmd += f" --write {args.write}" if args.write else ""
     lines = [
         f"machine: {platform.machine()}, nproc {os.cpu_count()}, Python {platform.python_version()}, zen-engine {_version('zen-engine')}",
         f"table: default@{policy.version} cancellation, {len(table.rules)} rows, {len(facts)} distinct fact sets",
