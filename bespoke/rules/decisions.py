@@ -85,11 +85,24 @@ class _Context:
 _CONTEXTS: dict[int, tuple[weakref.ref[Policy], _Context]] = {}
 
 
+# Local activities receive a fresh Policy object (decoded from the workflow input)
+# on every call, so the per-object cache alone would recompile each time (~1.5 ms);
+# equal content shares one context (LRU of _BY_CONTENT_MAX entries).
+_BY_CONTENT: dict[str, _Context] = {}
+_BY_CONTENT_MAX = 64
+
+
 def _context(policy: Policy) -> _Context:
     entry = _CONTEXTS.get(id(policy))
     if entry is not None and entry[0]() is policy:
         return entry[1]
-    ctx = _Context(policy)
+    content = policy.model_dump_json()
+    ctx = _BY_CONTENT.pop(content, None)
+    if ctx is None:
+        ctx = _Context(policy)
+    _BY_CONTENT[content] = ctx  # re-insert: most recently used last
+    while len(_BY_CONTENT) > _BY_CONTENT_MAX:
+        _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
     key = id(policy)
     _CONTEXTS[key] = (weakref.ref(policy, lambda _r, key=key: _CONTEXTS.pop(key, None)), ctx)
     return ctx
