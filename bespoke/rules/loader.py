@@ -18,7 +18,8 @@ from .errors import PolicyError
 from .model import Policy, clean_msg, format_loc
 from .plugins import resolve_plugin
 
-BUILTIN_POLICY_DIR = Path(__file__).resolve().parent / "policies"
+# No .resolve(): this module is imported in the workflow sandbox, where it is I/O.
+BUILTIN_POLICY_DIR = Path(__file__).parent / "policies"
 
 
 def _problems_from_validation(exc: ValidationError) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 from bespoke.rules import BUILTIN_POLICY_DIR, CancellationFacts, Policy, load_policy, load_policy_text
 
 DEFAULT_TOML = BUILTIN_POLICY_DIR / "default.toml"
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).parent  # no resolve(): test_sandbox imports this inside the workflow sandbox
 AS_OF = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
 
 
