@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
@@ -18,14 +19,18 @@ from bespoke.workflows import WORKFLOWS
 ACTIVITY_THREADS = 16
 
 
-def build_worker(client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor) -> Worker:
+def build_worker(
+    client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, **options: Any
+) -> Worker:
+    """`options` pass through to `Worker` (e.g. max_cached_workflows in tests)."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         activities=build_activities(engine),
         activity_executor=executor,
-        max_concurrent_activities=ACTIVITY_THREADS,
+        max_concurrent_activities=executor._max_workers,  # never more than the pool can run
+        **options,
     )
 
 

@@ -144,6 +144,8 @@ class OrderWorkflow:
         self._projected_events = 0
         self._projected_decisions = 0
         self._sync_lock = asyncio.Lock()
+        self._waiting_on: Callable[[], bool] | None = None
+        self._lifecycle_done = False
         self._decision_seq = 0
         self._txn_seq = 0
 
@@ -164,6 +166,7 @@ class OrderWorkflow:
                     f"policy {self.policy.name}@{self.policy.version}")
         await self._sync()
         await self._lifecycle()
+        self._lifecycle_done = True
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self._sync()
         return OrderResult(
@@ -197,8 +200,14 @@ class OrderWorkflow:
                 **DB_WRITE,
             )
             if not result.ok:
-                await self._cancel(system, "credit_unavailable", result.message)
-                return await self._until_closed()
+                # Nothing has been paid, so there is nothing for the rules to allocate.
+                self.closing = True
+                self.deadlines.clear()
+                self._event("cancelled", system, f"credit unavailable: {result.message}")
+                self._set_stage(Stage.CANCELLED)
+                await self._sync()
+                self.closed = True
+                return
             self.credit_outstanding = self.inp.price
             self._event("credit_reserved", system, f"credit line reserved: {format_amount(self.inp.price, self.inp.currency)}")
 
@@ -268,6 +277,12 @@ class OrderWorkflow:
 
         if self._has_retention():
             await self._retention()
+        if self.inp.plan.kind is PlanKind.CREDIT:
+            period = (timedelta(days=self.inp.plan.settlement_days) if self.inp.plan.settlement_days
+                      else d.credit_settlement)
+            self.deadlines["credit_settlement"] = self._deadline(
+                "credit_settlement", period, "buyer's credit frozen; reminders sent"
+            )
         self._set_stage(Stage.COMPLETED)
         await self._sync()
 
@@ -288,9 +303,7 @@ class OrderWorkflow:
             if markers:
                 timeout = max(markers[0][0] - workflow.now(), timedelta(0))
             try:
-                await workflow.wait_condition(
-                    lambda: self.qc_passed or self.closing or self.closed, timeout=timeout
-                )
+                await self._block(lambda: self.qc_passed or self.closing or self.closed, timeout=timeout)
             except asyncio.TimeoutError:
                 _, kind, message = markers.pop(0)
                 self._event(kind, Actor(role=Role.SYSTEM, name="timer"), message)
@@ -308,7 +321,7 @@ class OrderWorkflow:
             self._event("cod_remittance_overdue", Actor(role=Role.SYSTEM, name="timer"),
                         "carrier has not remitted the cash collected: escalated to ops")
             await self._sync()
-            await workflow.wait_condition(lambda: self.cod_remitted)
+            await self._block(lambda: self.cod_remitted)
 
     async def _retention(self) -> None:
         d = self.policy.deadlines
@@ -332,12 +345,6 @@ class OrderWorkflow:
     async def _credit_repayment(self) -> None:
         d = self.policy.deadlines
         system = Actor(role=Role.SYSTEM, name="timer")
-        period = (timedelta(days=self.inp.plan.settlement_days) if self.inp.plan.settlement_days
-                  else d.credit_settlement)
-        self.deadlines["credit_settlement"] = self._deadline(
-            "credit_settlement", period, "buyer's credit frozen; reminders sent"
-        )
-        await self._sync()
         ref = CreditRef(order_id=self.inp.order_id, buyer=self.inp.buyer)
         if not await self._wait(lambda: self.credit_outstanding == 0, "credit_settlement"):
             await workflow.execute_activity_method(CreditActivities.mark_credit_overdue, ref, **DB_WRITE)
@@ -347,7 +354,7 @@ class OrderWorkflow:
             while self.credit_outstanding > 0:
                 timeout = d.credit_reminder_interval if reminders < MAX_CREDIT_REMINDERS else None
                 try:
-                    await workflow.wait_condition(lambda: self.credit_outstanding == 0, timeout=timeout)
+                    await self._block(lambda: self.credit_outstanding == 0, timeout=timeout)
                 except asyncio.TimeoutError:
                     reminders += 1
                     self._event("credit_reminder", system,
@@ -358,7 +365,7 @@ class OrderWorkflow:
         await self._sync()
 
     async def _until_closed(self) -> None:
-        await workflow.wait_condition(lambda: self.closed)
+        await self._block(lambda: self.closed)
 
     # ------------------------------------------------------------- helpers
 
@@ -368,13 +375,29 @@ class OrderWorkflow:
     def _deadline(self, name: str, duration: timedelta, action: str) -> DeadlineView:
         return DeadlineView(name=name, due_at=workflow.now() + duration, default_action=action)
 
+    async def _block(self, cond: Callable[[], bool], timeout: timedelta | None = None) -> None:
+        """The run loop's only way to wait. While it waits, `_waiting_on` holds the
+        condition, so update handlers can tell when the loop has caught up."""
+        self._waiting_on = cond
+        try:
+            await workflow.wait_condition(cond, timeout=timeout)
+        finally:
+            self._waiting_on = None
+
+    async def _caught_up(self) -> None:
+        """Wait until the run loop has reacted to what an update just changed, so
+        the update's result shows the order's new stage."""
+        await workflow.wait_condition(
+            lambda: self._lifecycle_done or (self._waiting_on is not None and not self._waiting_on())
+        )
+
     async def _wait(self, cond: Callable[[], bool], deadline: str | None) -> bool:
         """Wait for `cond`; False on timeout or when the order is closing."""
         timeout = None
         if deadline is not None:
             timeout = max(self.deadlines[deadline].due_at - workflow.now(), timedelta(0))
         try:
-            await workflow.wait_condition(lambda: cond() or self.closing or self.closed, timeout=timeout)
+            await self._block(lambda: cond() or self.closing or self.closed, timeout=timeout)
         except asyncio.TimeoutError:
             return False
         finally:
@@ -536,15 +559,19 @@ class OrderWorkflow:
             ) and self.stage in (Stage.IN_PRODUCTION, Stage.QUALITY_CHECK):
                 return "late_delivery"
             return "buyer_request"
-        if by is Role.SELLER:
-            if self.qc_failures > self.policy.limits.qc_max_rework:
-                return "qc_rework_limit"
-            return "seller_request"
-        return "ops_request"
+        if by is Role.SELLER and self._rework_limit_reached():
+            return "qc_rework_limit"
+        return "seller_request"
+
+    def _rework_limit_reached(self) -> bool:
+        return self.stage is Stage.QUALITY_CHECK and self.qc_failures > self.policy.limits.qc_max_rework
 
     async def _cancel(self, actor: Actor, reason: str, message: str) -> None:
         self.closing = True
-        facts = self.cancellation_facts(actor.role, reason)
+        # A seller giving up after the rework limit is the quality process ending
+        # the order, not the seller walking away: the policy decides it as such.
+        by = Role.SYSTEM if reason == "qc_rework_limit" else actor.role
+        facts = self.cancellation_facts(by, reason)
         decision = await workflow.execute_local_activity(
             cancellation_decision,
             CancellationRequest(policy=self.inp.policy, facts=facts,
@@ -630,7 +657,11 @@ class OrderWorkflow:
 
     def _current_part(self) -> _Part | None:
         if self.stage in (Stage.AWAITING_DEPOSIT, Stage.AWAITING_BALANCE) and self.part_index < len(self.parts):
-            return self.parts[self.part_index]
+            part = self.parts[self.part_index]
+            # Retention is due only once the buyer has accepted the goods.
+            if part.name == "retention" and self.confirmed_by is None:
+                return None
+            return part
         return None
 
     def _amount_due(self) -> int:
@@ -682,6 +713,7 @@ class OrderWorkflow:
         self.accepted = True
         self._event("accepted", inp.actor, "seller accepted the order")
         await self._sync()
+        await self._caught_up()
         return self._result("accepted")
 
     @accept.validator
@@ -704,6 +736,7 @@ class OrderWorkflow:
                                                actor=str(inp.actor), at=workflow.now(), part="credit"))
             self._event("credit_repayment", inp.actor, f"repaid {format_amount(amount, cur)} ({inp.reference})")
             await self._sync()
+            await self._caught_up()
             return self._result(f"repaid {format_amount(amount, cur)}; {format_amount(self.credit_outstanding, cur)} outstanding")
         part = self._current_part()
         applied = min(inp.amount, part.due)
@@ -723,6 +756,7 @@ class OrderWorkflow:
             message += f"; {format_amount(part.due, cur)} still due"
         self._event("payment", inp.actor, message)
         await self._sync()
+        await self._caught_up()
         return self._result(message)
 
     @pay.validator
@@ -756,6 +790,7 @@ class OrderWorkflow:
                     f"{inp.milestone} done, cost {format_amount(inp.cost, self.inp.currency)}"
                     + (f": {inp.note}" if inp.note else ""))
         await self._sync()
+        await self._caught_up()
         return self._result(f"{inp.milestone} recorded; costs incurred {format_amount(self.costs_incurred(), self.inp.currency)}")
 
     @milestone.validator
@@ -770,6 +805,7 @@ class OrderWorkflow:
         self.salvage_value = inp.value
         self._event("salvage", inp.actor, f"salvage value set to {format_amount(inp.value, self.inp.currency)}")
         await self._sync()
+        await self._caught_up()
         return self._result("salvage value recorded")
 
     @salvage.validator
@@ -785,6 +821,7 @@ class OrderWorkflow:
         self._set_stage(Stage.QUALITY_CHECK)
         self._event("production_finished", inp.actor, "production finished; factory quality check")
         await self._sync()
+        await self._caught_up()
         return self._result("ready for quality check")
 
     @finish_production.validator
@@ -800,13 +837,16 @@ class OrderWorkflow:
             message = "quality check passed"
         else:
             self.qc_failures += 1
-            self._set_stage(Stage.IN_PRODUCTION)
             limit = self.policy.limits.qc_max_rework
-            message = f"quality check failed ({self.qc_failures}/{limit} reworks): back to production"
             if self.qc_failures > limit:
-                message += "; rework limit reached: the seller may cancel"
+                message = (f"quality check failed {self.qc_failures} times (rework limit {limit}): "
+                           "the seller may cancel, or rework and check again")
+            else:
+                self._set_stage(Stage.IN_PRODUCTION)
+                message = f"quality check failed ({self.qc_failures}/{limit} reworks): back to production"
             self._event("qc_failed", inp.actor, message + (f": {inp.note}" if inp.note else ""))
         await self._sync()
+        await self._caught_up()
         return self._result(message)
 
     @quality_check.validator
@@ -830,6 +870,7 @@ class OrderWorkflow:
         self._event("shipped", inp.actor, f"shipped by {inp.carrier}, tracking {inp.tracking}"
                     + (f" ({late} day(s) after the promised date)" if late else ""))
         await self._sync()
+        await self._caught_up()
         return self._result("shipped")
 
     @ship.validator
@@ -856,6 +897,7 @@ class OrderWorkflow:
         self._event("delivered", inp.actor, "delivered" + (
             f"; buyer inspected and paid {format_amount(inp.collected, cur)} to the carrier" if inp.collected else ""))
         await self._sync()
+        await self._caught_up()
         return self._result("delivered")
 
     @deliver.validator
@@ -872,7 +914,7 @@ class OrderWorkflow:
     async def refuse(self, inp: ReasonInput) -> ActionResult:
         self.refused = True
         self._event("refused", inp.actor, "buyer refused the goods at the door" + (f": {inp.reason}" if inp.reason else ""))
-        await workflow.wait_condition(lambda: self.closed)
+        await self._caught_up()
         return self._result("refused; goods return to the seller")
 
     @refuse.validator
@@ -889,6 +931,7 @@ class OrderWorkflow:
                    f"carrier remitted cash collected ({inp.reference})", key="cod-remittance")
         self._event("cod_remitted", inp.actor, f"carrier remitted {format_amount(inp.amount, self.inp.currency)}")
         await self._sync()
+        await self._caught_up()
         return self._result("remitted")
 
     @remit.validator
@@ -904,7 +947,7 @@ class OrderWorkflow:
     async def confirm(self, inp: ActorInput) -> ActionResult:
         self.confirmed_by = str(inp.actor)
         self._event("confirmed", inp.actor, "buyer confirmed receipt")
-        await workflow.wait_condition(lambda: self.stage is not Stage.DELIVERED or self.closed)
+        await self._caught_up()
         return self._result("receipt confirmed; escrow released")
 
     @confirm.validator
@@ -925,7 +968,7 @@ class OrderWorkflow:
 
     @cancel.validator
     def _validate_cancel(self, inp: CancelInput) -> None:
-        self._require(inp.actor, Role.BUYER, Role.SELLER, Role.OPS)
+        self._require(inp.actor, Role.BUYER, Role.SELLER)
         self._require_cancellable(inp.actor)
 
     def _require_cancellable(self, actor: Actor) -> None:

@@ -1,0 +1,135 @@
+"""`bespoke buyer ...` and `bespoke bank ...`: buyer payment accounts (credit
+lines, dedicated collection accounts) and incoming bank transfers."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from sqlmodel import Session, select
+
+from bespoke.activities.credit import get_or_create_account, outstanding_credit
+from bespoke.cli.errors import Rejected, run_async
+from bespoke.domain.accounts import virtual_account_for
+from bespoke.domain.models import Actor, PayInput, PlanKind, Stage
+from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
+from bespoke.settings import get_settings
+from bespoke.store.db import get_engine, session_scope
+from bespoke.store.tables import BankTransfer, BuyerAccount, OrderRow
+
+buyer_app = typer.Typer(help="Buyer payment accounts: credit lines and collection accounts.", no_args_is_help=True)
+bank_app = typer.Typer(help="Incoming bank transfers to dedicated collection accounts.", no_args_is_help=True)
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
+
+
+def _engine():
+    return get_engine(get_settings().effective_database_url)
+
+
+def _account_json(session: Session, account: BuyerAccount) -> dict:
+    return {
+        "buyer": account.buyer,
+        "virtual_account": account.virtual_account,
+        "credit_limit": account.credit_limit,
+        "credit_outstanding": outstanding_credit(session, account.buyer),
+        "currency": account.currency,
+        "frozen": account.frozen,
+        "frozen_reason": account.frozen_reason,
+    }
+
+
+@buyer_app.command("show")
+def show(buyer: Annotated[str, typer.Argument(help="Buyer account name.")], as_json: JsonOpt = False) -> None:
+    """A buyer's collection account number and credit line."""
+    with session_scope(_engine()) as session:
+        data = _account_json(session, get_or_create_account(session, buyer))
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    cur = data["currency"]
+    out.print(f"[bold]{buyer}[/bold]: collection account {data['virtual_account']}")
+    out.print(f"credit limit {format_amount(data['credit_limit'], cur)}, outstanding "
+              f"{format_amount(data['credit_outstanding'], cur)}" + (f" — FROZEN: {data['frozen_reason']}" if data["frozen"] else ""))
+
+
+@buyer_app.command("credit")
+def set_credit(
+    buyer: Annotated[str, typer.Argument(help="Buyer account name.")],
+    limit: Annotated[str, typer.Option(help="Account-period credit limit, in major units.")],
+    currency: Annotated[str, typer.Option(help="Currency of the credit line.")] = "CNY",
+    unfreeze: Annotated[bool, typer.Option("--unfreeze", help="Lift a freeze (ops decision).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a buyer's account-period credit limit."""
+    try:
+        cur = check_currency(currency)
+        minor = parse_amount(limit, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    if minor < 0:
+        raise Rejected("the credit limit cannot be negative")
+    with session_scope(_engine()) as session:
+        account = get_or_create_account(session, buyer)
+        account.credit_limit, account.currency = minor, cur
+        if unfreeze:
+            account.frozen, account.frozen_reason = False, ""
+        session.add(account)
+        session.flush()
+        data = _account_json(session, account)
+    if as_json:
+        typer.echo(json.dumps(data))
+    else:
+        out.print(f"{buyer}: credit limit {format_amount(minor, cur)}")
+
+
+@bank_app.command("receive")
+def receive(
+    account: Annotated[str, typer.Option(help="The dedicated collection account number the money arrived on.")],
+    amount: Annotated[str, typer.Option(help="Amount received, in major units.")],
+    reference: Annotated[str, typer.Option(help="The bank's transfer reference (each is processed once).")],
+    currency: Annotated[str, typer.Option(help="Currency of the transfer.")] = "CNY",
+    as_json: JsonOpt = False,
+) -> None:
+    """Match an incoming transfer to the buyer's oldest open collection-account
+    order and pay it; under-payments leave the rest due, over-payments are refunded."""
+    from bespoke.cli.order import _update
+    from bespoke.workflows.order import OrderWorkflow
+
+    try:
+        cur = check_currency(currency)
+        minor = parse_amount(amount, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    if minor <= 0:
+        raise Rejected("amount must be positive")
+    engine = _engine()
+    with Session(engine) as session:
+        if session.get(BankTransfer, reference) is not None:
+            raise Rejected(f"transfer {reference} was already processed")
+        candidates = session.exec(
+            select(OrderRow)
+            .where(OrderRow.payment_plan == PlanKind.COLLECTION_ACCOUNT.value,
+                   OrderRow.stage.in_([Stage.AWAITING_DEPOSIT.value, Stage.AWAITING_BALANCE.value]),
+                   OrderRow.currency == cur)
+            .order_by(OrderRow.created_at)
+        ).all()
+    match = next((o for o in candidates if virtual_account_for(o.buyer) == account), None)
+    status, message = "unmatched", "no open order for this account: held for ops review"
+    if match is not None:
+        payload = PayInput(actor=Actor.parse("system:bank"), amount=minor, currency=cur, reference=reference,
+                           method="bank_transfer")
+        result = run_async(_update(match.order_id, OrderWorkflow.pay, payload))
+        status, message = "matched", result.message
+    with session_scope(engine) as session:
+        session.add(BankTransfer(reference=reference, virtual_account=account, amount=minor, currency=cur,
+                                 matched_order_id=match.order_id if match else None, status=status,
+                                 received_at=datetime.now(UTC)))
+    if as_json:
+        typer.echo(json.dumps({"reference": reference, "status": status,
+                               "order_id": match.order_id if match else None, "message": message}))
+    else:
+        out.print(f"{reference}: {status}" + (f" → {match.order_id}" if match else "") + f": {message}")
