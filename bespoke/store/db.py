@@ -1,4 +1,14 @@
-"""Engine and sessions. Only activities (and read-only CLI queries) open sessions."""
+"""Engine, sessions and schema migrations. Only activities (and read-only CLI
+queries) open sessions.
+
+`get_engine(url)` brings the database to the newest Alembic revision before it
+returns, on SQLite and PostgreSQL alike, so a worker, `bespoke up` or a CLI
+command never sees a half-built schema. Several processes may start at once:
+on PostgreSQL the upgrade runs under a transaction-scoped advisory lock, on a
+SQLite file inside one `BEGIN IMMEDIATE` transaction (both DBs have
+transactional DDL), so the first process migrates and the others wait, then
+find the schema at head and do nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +17,47 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine
 
 from bespoke.store import tables  # noqa: F401  (registers the tables)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+# The revision that matches the schema `create_all` built before migrations
+# existed; an unversioned database with our tables is adopted at this revision.
+BASELINE_REVISION = "0001"
+# pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
+# (bytes of "bespoke" as a signed 64-bit integer).
+MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")
+
+
+class DatabaseUrlError(ValueError):
+    """A database URL this service cannot use."""
+
+
+def normalize_url(url: str) -> str:
+    """Accept `postgresql://` and `postgres://` (what most hosts hand out) and
+    use the psycopg 3 driver for them; other URLs pass unchanged."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url.removeprefix(prefix)
+    if url.startswith(("postgresql+psycopg2://", "postgresql+asyncpg://", "postgresql+pg8000://")):
+        raise DatabaseUrlError(
+            f"unsupported PostgreSQL driver in {url.split('://', 1)[0]!r}: use postgresql+psycopg:// (psycopg 3)"
+        )
+    return url
+
+
+def _sqlite_file(url: str) -> str | None:
+    """The file path of a SQLite URL, or None for an in-memory database."""
+    path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
+    return None if not path or path == ":memory:" or path.startswith("file::memory:") else path
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -24,20 +70,107 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-@functools.cache
-def get_engine(url: str) -> Engine:
-    """One engine per database URL, with the tables created."""
-    if url.startswith("sqlite:///"):
-        path = url.removeprefix("sqlite:///")
-        if path and path != ":memory:":
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = _sqlite_file(url)
+        if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-    else:
-        url = url.replace("postgresql://", "postgresql+psycopg://", 1) if url.startswith("postgresql://") else url
-        engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+@functools.cache
+def _engine_for(url: str) -> Engine:
+    engine = _create_engine(url)
+    try:
+        migrate(engine)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
+
+
+def get_engine(url: str) -> Engine:
+    """One engine per database URL, with the schema migrated to head."""
+    return _engine_for(normalize_url(url))
+
+
+# --- Migrations -------------------------------------------------------------------
+
+
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic configured in code (no alembic.ini): the scripts ship inside the
+    package, and `env.py` runs on the connection passed here."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
+    config.attributes["connection"] = connection
+    return config
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: not versioned yet)."""
+    with engine.connect() as connection:
+        return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config(connection)
+    if MigrationContext.configure(connection).get_current_revision() is None and inspect(connection).has_table(
+        "orders"
+    ):
+        # Built by `create_all` before migrations existed: add any missing table as
+        # create_all would have, then adopt the database at the baseline revision.
+        SQLModel.metadata.create_all(connection)
+        command.stamp(config, BASELINE_REVISION)
+    command.upgrade(config, revision)
+
+
+@contextmanager
+def _sqlite_write_locked(engine: Engine) -> Iterator[Connection]:
+    """A connection inside `BEGIN IMMEDIATE`: it holds SQLite's write lock for the
+    whole migration, so concurrent migrators queue behind it (busy timeout)."""
+    lock_engine = create_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 120})
+
+    @event.listens_for(lock_engine, "connect")
+    def _connect(dbapi_connection, record) -> None:
+        _sqlite_pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+
+    @event.listens_for(lock_engine, "begin")
+    def _begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    try:
+        with lock_engine.begin() as connection:
+            yield connection
+    finally:
+        lock_engine.dispose()
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Upgrade the database behind `engine` to `revision`; safe to call from
+    several processes at once, and a no-op when already there."""
+    dialect = engine.dialect.name
+    if dialect == "postgresql":
+        with engine.begin() as connection:
+            # Released at commit; a second migrator blocks here, then finds head.
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            _upgrade(connection, revision)
+    elif dialect == "sqlite" and _sqlite_file(engine.url.render_as_string(hide_password=False)):
+        with _sqlite_write_locked(engine) as connection:
+            _upgrade(connection, revision)
+    else:  # in-memory SQLite: one process, nothing to race with
+        with engine.begin() as connection:
+            _upgrade(connection, revision)
+
+
+# --- Sessions ---------------------------------------------------------------------
 
 
 @contextmanager
