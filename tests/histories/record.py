@@ -1,0 +1,255 @@
+"""Record the event histories of representative orders for the replay test.
+
+    python -m tests.histories.record            # record scenarios that have no file yet
+    python -m tests.histories.record NAME ...   # just these (still never overwriting)
+    python -m tests.histories.record --force NAME   # re-record NAME on purpose
+    python -m tests.histories.record --list
+
+Each scenario runs one order on the time-skipping test server (months of
+deadlines pass in milliseconds) with a real worker and a scratch SQLite
+database, then writes `tests/histories/<name>.json` from
+`handle.fetch_history().to_json()`.
+
+A recorded history is a fixture of the *old* code: `tests/test_replay.py`
+replays it against the current OrderWorkflow to prove a change is
+replay-safe. Re-recording an existing file with new code would prove nothing,
+so existing files are kept unless `--force` names them. When a change adds a
+new path (after-sales: returns, disputes), add a scenario here and record only
+that one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from bespoke.domain.models import CancelInput, QcInput, ReasonInput, RemitInput, Stage
+from bespoke.runtime.client import ensure_search_attributes
+from bespoke.store.db import get_engine
+from bespoke.worker import build_worker
+from bespoke.workflows.order import OrderWorkflow
+from tests.conftest import test_server_binary
+from tests.helpers import (
+    BANK,
+    BUYER,
+    CARRIER,
+    SELLER,
+    accept,
+    assert_ledger,
+    confirm,
+    create_order,
+    deliver,
+    pay,
+    produce,
+    ship,
+)
+from tests.helpers_accounts import set_credit_limit
+
+HERE = Path(__file__).parent
+
+Handle = WorkflowHandle[Any, Any]
+Scenario = Callable[[Client, str, Any], Awaitable[tuple[Handle, Stage]]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(fn: Scenario) -> Scenario:
+        SCENARIOS[name] = fn
+        return fn
+
+    return register
+
+
+def _oid(name: str) -> str:
+    return f"H-{name}-{uuid.uuid4().hex[:6]}"
+
+
+@scenario("full_prepayment")
+async def _full_prepayment(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("full"), price=100_000)
+    await accept(h)
+    await pay(h, 100_000, "FULL-1")
+    await produce(h)
+    await ship(h)
+    await deliver(h)
+    await confirm(h)
+    return h, Stage.COMPLETED
+
+
+@scenario("staged_20_80")
+async def _staged_20_80(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("s2080"), plan="staged:20/80", price=100_000)
+    await accept(h)
+    await pay(h, 20_000, "DEP-1")
+    await produce(h)
+    await pay(h, 80_000, "BAL-1")
+    await ship(h)
+    await deliver(h)
+    await confirm(h)
+    return h, Stage.COMPLETED
+
+
+@scenario("staged_30_60_10_retention")
+async def _staged_retention(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("s306010"), plan="staged:30/60/10", price=99_999,
+                           earnest_deposit=False)
+    await accept(h)
+    await pay(h, 30_000, "DEP-1")
+    await produce(h)
+    await pay(h, 59_999, "BAL-1")
+    await ship(h)
+    await deliver(h)
+    await confirm(h)
+    await pay(h, 10_000, "RET-1")
+    return h, Stage.COMPLETED
+
+
+@scenario("credit_repaid")
+async def _credit(client, tq, engine):
+    set_credit_limit(engine, "alice", 500_000)
+    h = await create_order(client, tq, order_id=_oid("credit"), plan="credit", price=120_000)
+    await accept(h)
+    await produce(h)
+    await ship(h)
+    await deliver(h)
+    await confirm(h)
+    await pay(h, 50_000, "REPAY-1", method="credit_repayment")
+    await pay(h, 70_000, "REPAY-2", method="credit_repayment")
+    return h, Stage.COMPLETED
+
+
+@scenario("cash_on_delivery")
+async def _cod(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("cod"), plan="cod", price=80_000)
+    await accept(h)
+    await produce(h)
+    await ship(h)
+    await deliver(h, collected=80_000)
+    await h.execute_update(OrderWorkflow.remit, RemitInput(actor=CARRIER, amount=80_000, reference="R1"))
+    return h, Stage.COMPLETED
+
+
+@scenario("cash_on_delivery_refused")
+async def _cod_refused(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("codref"), plan="cod", price=80_000)
+    await accept(h)
+    await produce(h)
+    await ship(h)
+    await h.execute_update(OrderWorkflow.refuse, ReasonInput(actor=BUYER, reason="changed mind"))
+    return h, Stage.CANCELLED
+
+
+@scenario("collection_account_overpaid")
+async def _collection(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("coll"), plan="collection_account", price=100_000)
+    await accept(h)
+    await pay(h, 60_000, "BANK-1", actor=BANK, method="bank_transfer")
+    await pay(h, 50_000, "BANK-2", actor=BANK, method="bank_transfer")
+    await produce(h)
+    await ship(h)
+    await deliver(h)
+    await confirm(h)
+    return h, Stage.COMPLETED
+
+
+@scenario("buyer_cancels_in_production")
+async def _buyer_cancels(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("cancel"), plan="staged:30/70", price=100_000)
+    await accept(h)
+    await pay(h, 30_000, "DEP-1")
+    from bespoke.domain.models import MilestoneInput, SalvageInput
+
+    await h.execute_update(OrderWorkflow.milestone, MilestoneInput(actor=SELLER, milestone="materials", cost=12_000))
+    await h.execute_update(OrderWorkflow.salvage, SalvageInput(actor=SELLER, value=4_000))
+    await h.execute_update(OrderWorkflow.cancel, CancelInput(actor=BUYER, reason="no longer needed"))
+    return h, Stage.CANCELLED
+
+
+@scenario("deposit_timeout")
+async def _deposit_timeout(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("deptime"), plan="collection_account", price=100_000)
+    await accept(h)
+    await pay(h, 40_000, "BANK-partial", actor=BANK, method="bank_transfer")
+    return h, Stage.CANCELLED  # the deposit deadline passes in virtual time
+
+
+@scenario("qc_rework_then_auto_confirm")
+async def _qc_rework(client, tq, engine):
+    from bespoke.domain.models import ActorInput
+
+    h = await create_order(client, tq, order_id=_oid("qc"), price=50_000, production_days=3)
+    await accept(h)
+    await pay(h, 50_000, "FULL-1")
+    await produce(h, qc=False)
+    await h.execute_update(OrderWorkflow.quality_check, QcInput(actor=SELLER, passed=False, note="scratched"))
+    await h.execute_update(OrderWorkflow.finish_production, ActorInput(actor=SELLER))
+    await h.execute_update(OrderWorkflow.quality_check, QcInput(actor=SELLER, passed=True))
+    await ship(h)
+    await deliver(h)
+    return h, Stage.COMPLETED  # the inspection window ends: receipt auto-confirmed
+
+
+async def record(names: list[str], *, force: bool) -> list[Path]:
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter
+    )
+    written: list[Path] = []
+    async with env:
+        await ensure_search_attributes(env.client)
+        with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=8) as pool:
+            engine = get_engine(f"sqlite:///{tmp}/record.db")
+            tq = f"record-{uuid.uuid4()}"
+            async with build_worker(env.client, task_queue=tq, engine=engine, executor=pool):
+                for name in names:
+                    path = HERE / f"{name}.json"
+                    if path.exists() and not force:
+                        print(f"kept     {path.name} (exists; --force to re-record)")
+                        continue
+                    began = time.monotonic()
+                    handle, expected = await SCENARIOS[name](env.client, tq, engine)
+                    result = await handle.result()
+                    if result.stage is not expected:
+                        raise SystemExit(f"{name}: ended {result.stage.value}, expected {expected.value}")
+                    if result.paid or result.refunded:  # a refusal at the door moves no money
+                        assert_ledger(engine, result.order_id, closed=True)
+                    history = await handle.fetch_history()
+                    path.write_text(history.to_json() + "\n")
+                    written.append(path)
+                    print(f"recorded {path.name} ({len(history.events)} events, {time.monotonic() - began:.1f}s)")
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help="Scenarios to record (default: all without a file).")
+    parser.add_argument("--force", action="store_true", help="Re-record the named scenarios even if files exist.")
+    parser.add_argument("--list", action="store_true", help="List the scenarios and exit.")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name in SCENARIOS:
+            mark = "recorded" if (HERE / f"{name}.json").exists() else "-"
+            print(f"{name:32} {mark}")
+        return 0
+    unknown = [n for n in args.names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}; see --list")
+    if args.force and not args.names:
+        parser.error("--force needs explicit scenario names: old histories are the point of the replay test")
+    asyncio.run(record(args.names or list(SCENARIOS), force=args.force))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
