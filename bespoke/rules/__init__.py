@@ -6,15 +6,21 @@ models) and in local activities (the decisions). No wall clock: `as_of` is a fac
 
 from .decisions import (
     CancellationDecision,
+    DisputeDefaultDecision,
+    RefundDecision,
+    ReturnTermsDecision,
     SettlementDecision,
     decide_cancellation,
+    decide_dispute_default,
+    decide_refund,
+    decide_return_terms,
     decide_settlement,
     format_money,
 )
 from .engine import ConditionResult, TableResult, evaluate_table
 from .errors import DecisionError, PolicyError
 from .explain import Explanation, MatchedRule, PluginPin, PolicyPin, canonical_json, pin_policy, policy_sha256
-from .facts import CancellationFacts, SettlementFacts
+from .facts import CancellationFacts, DisputeFacts, RefundFacts, ReturnFacts, ReturnReason, SettlementFacts
 from .loader import BUILTIN_POLICY_DIR, find_policy, list_policies, load_policy, load_policy_text
 from .model import (
     Case,
@@ -40,6 +46,8 @@ __all__ = [
     "Deadlines",
     "DecisionError",
     "DecisionTable",
+    "DisputeDefaultDecision",
+    "DisputeFacts",
     "Explanation",
     "Fees",
     "Limits",
@@ -51,6 +59,11 @@ __all__ = [
     "Policy",
     "PolicyError",
     "PolicyPin",
+    "RefundDecision",
+    "RefundFacts",
+    "ReturnFacts",
+    "ReturnReason",
+    "ReturnTermsDecision",
     "Rule",
     "RulePlugin",
     "SettlementDecision",
@@ -60,6 +73,9 @@ __all__ = [
     "apply_bps",
     "canonical_json",
     "decide_cancellation",
+    "decide_dispute_default",
+    "decide_refund",
+    "decide_return_terms",
     "decide_settlement",
     "evaluate_table",
     "find_policy",

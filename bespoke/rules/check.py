@@ -7,13 +7,26 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .decisions import decide_cancellation, decide_settlement
+from .decisions import (
+    decide_cancellation,
+    decide_dispute_default,
+    decide_refund,
+    decide_return_terms,
+    decide_settlement,
+)
 from .engine import evaluate_table, test_condition
 from .errors import DecisionError, OverlapError, PolicyError
-from .facts import CancellationFacts, SettlementFacts
-from .model import Case, Policy, Rule, clean_msg, format_loc
+from .model import FACTS_MODELS, Case, Policy, Rule, clean_msg, format_loc
 from .plugins import resolve_plugin
-from .schema import TABLE_SCHEMAS, Spec
+from .schema import DECISION_RESULT_FIELDS, TABLE_SCHEMAS, Spec
+
+_DECIDE: dict[str, Any] = {
+    "cancellation": decide_cancellation,
+    "settlement": decide_settlement,
+    "return_terms": decide_return_terms,
+    "refund": decide_refund,
+    "dispute_default": decide_dispute_default,
+}
 
 
 class _Frozen(BaseModel):
@@ -50,19 +63,20 @@ class CheckReport(_Frozen):
     problems: list[str]  # one readable line per problem; empty when ok
 
 
-def _run_case(policy: Policy, case: Case) -> tuple[list[str], dict[str, Any], OverlapError | None, str | None]:
-    """(matched rule ids, results, overlap, error message)."""
+def _run_case(
+    policy: Policy, case: Case
+) -> tuple[list[tuple[str, str]], dict[str, Any], OverlapError | None, str | None]:
+    """((table, rule id) matched, results, overlap, error message)."""
     try:
         if case.decision is not None:
-            model = CancellationFacts if case.decision == "cancellation" else SettlementFacts
-            facts = model.model_validate({**case.given, "as_of": case.as_of})
-            decide = decide_cancellation if case.decision == "cancellation" else decide_settlement
-            d = decide(policy, facts, decision_id=f"check:{case.name}")  # type: ignore[arg-type]
-            ids = [m.rule_id for m in d.explanation.matched]
-            return ids, {k: v for k, v in d.explanation.amounts.items()}, None, None
+            facts = FACTS_MODELS[case.decision].model_validate({**case.given, "as_of": case.as_of})
+            d = _DECIDE[case.decision](policy, facts, decision_id=f"check:{case.name}")
+            matched = [(m.table, m.rule_id) for m in d.explanation.matched]
+            results = {**d.explanation.amounts, **{k: getattr(d, k) for k in DECISION_RESULT_FIELDS[case.decision]}}
+            return matched, results, None, None
         assert case.table is not None
         tr = evaluate_table(policy, case.table, dict(case.given))
-        return [r.rule.id for r in tr.matched], dict(tr.outputs), None, None
+        return [(case.table, r.rule.id) for r in tr.matched], dict(tr.outputs), None, None
     except OverlapError as exc:
         return [], {}, exc, str(exc)
     except (DecisionError, PolicyError) as exc:
@@ -86,8 +100,8 @@ def check_policy(policy: Policy) -> CheckReport:
     overlaps: dict[tuple[str, str, str], Overlap] = {}
     results: list[CaseResult] = []
     for i, case in enumerate(policy.cases):
-        ids, got, overlap, error = _run_case(policy, case)
-        table = case.decision or case.table or ""
+        pairs, got, overlap, error = _run_case(policy, case)
+        ids = [rid for _, rid in pairs]
         case_problems: list[str] = []
         if overlap is not None:
             a, b = overlap.rule_ids[0], overlap.rule_ids[1]
@@ -96,14 +110,14 @@ def check_policy(policy: Policy) -> CheckReport:
         if error is not None:
             case_problems.append(f"case {case.name!r} (cases[{i}]): {error}")
         else:
-            reached.update((table, r) for r in ids)
+            reached.update(pairs)
             if case.expect_rules is not None and ids != case.expect_rules:
                 case_problems.append(
                     f"case {case.name!r} (cases[{i}]): expected rules {', '.join(case.expect_rules) or 'none'}, matched {', '.join(ids) or 'none'}"
                 )
             for key, want in case.expect.items():
                 have = got.get(key)
-                if have != want:
+                if have != want or isinstance(have, bool) != isinstance(want, bool):
                     case_problems.append(f"case {case.name!r} (cases[{i}]): expected {key} = {want!r}, got {have!r}")
         results.append(
             CaseResult(name=case.name, ok=not case_problems, expected_rules=case.expect_rules, got_rules=ids, problems=case_problems)

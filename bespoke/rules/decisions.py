@@ -14,20 +14,28 @@ from __future__ import annotations
 import weakref
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from .engine import CompiledTable, ConditionResult, TableResult, compiled_tables, evaluate_compiled
 from .errors import DecisionError, PolicyError
 from .explain import Explanation, MatchedRule, PolicyPin, fast_model, pin_policy
-from .facts import CancellationFacts, SettlementFacts
+from .facts import CancellationFacts, DisputeFacts, RefundFacts, ReturnFacts, SettlementFacts
 from .model import Policy
-from .money import apply_bps
+from .money import allocate, apply_bps
 from .plugins import ResolvedPlugin, resolve_plugin
 from .schema import (
     CANCELLATION_OUTPUT_DEFAULTS,
     CANCELLATION_OUTPUTS,
+    DISPUTE_OUTPUT_DEFAULTS,
+    DISPUTE_OUTPUTS,
+    REFUND_OUTPUT_DEFAULTS,
+    REFUND_OUTPUTS,
+    REPAIR_OUTPUTS,
+    RETURN_OUTPUT_DEFAULTS,
+    RETURN_SHIPPING_OUTPUTS,
+    RETURN_TERMS_OUTPUTS,
     SETTLEMENT_OUTPUT_DEFAULTS,
     SETTLEMENT_OUTPUTS,
     Spec,
@@ -64,6 +72,55 @@ class CancellationDecision(_Frozen):
     platform_fee: int
     seller_pays_buyer: int
     buyer_owes_seller: int
+    explanation: Explanation
+
+
+class ReturnTermsDecision(_Frozen):
+    """May the buyer open this return, who pays to ship the goods back, and may the
+    seller still offer a repair.
+
+    `repair_allowed` is never true once `repair_rounds` reaches
+    `limits.max_repair_rounds`; `refund_only` means the repair limit is reached, so
+    the buyer may demand a refund and the seller can no longer offer a repair. Both
+    are false when the return is not allowed.
+    """
+
+    allowed: bool
+    return_shipping_payer: Literal["buyer", "seller"]
+    repair_allowed: bool
+    refund_only: bool
+    explanation: Explanation
+
+
+class RefundDecision(_Frozen):
+    """How an after-sales refund is paid.
+
+    `refund_from_escrow + chargeback_from_seller == min(requested_refund, paid_total -
+    refunded_so_far)`; escrow is used first (`refund_from_escrow <= escrow_balance`),
+    the rest is charged back to the seller. With the default `fee_refund = "pro_rata"`
+    the platform gives back its fee on the charged-back money
+    (`fee_refund_to_seller <= platform_fee_charged`), so the seller never pays back
+    more than it was paid: `chargeback_from_seller <= released_to_seller +
+    fee_refund_to_seller`. `shipping_reimbursement` (seller -> buyer) is the buyer's
+    return-shipping cost when the seller pays return shipping.
+    """
+
+    refund_from_escrow: int
+    chargeback_from_seller: int
+    fee_refund_to_seller: int
+    shipping_reimbursement: int
+    explanation: Explanation
+
+
+class DisputeDefaultDecision(_Frozen):
+    """A dispute whose evidence deadline passed: decided for one side, or left to ops.
+
+    `refund` is what the buyer gets back (0 unless `outcome == "buyer_wins"`); pay it
+    out with `decide_refund` (outcome `dispute_default`).
+    """
+
+    outcome: Literal["buyer_wins", "seller_wins", "ops_review"]
+    refund: int
     explanation: Explanation
 
 
@@ -241,6 +298,7 @@ def decide_settlement(
                 "late_penalty_to_buyer": penalty,
             },
             "summary": summary,
+            "results": {},
         },
     )
     return fast_model(
@@ -376,6 +434,7 @@ def decide_cancellation(
                 "liability": liability,
             },
             "summary": summary,
+            "results": {},
         },
     )
     return fast_model(
@@ -389,3 +448,275 @@ def decide_cancellation(
             "explanation": explanation,
         },
     )
+
+
+# --- after-sales: return terms -------------------------------------------------------
+
+_RETURN_REASON_WORDS = {
+    "defect": "a defect",
+    "not_as_specified": "goods not as specified",
+    "damaged_in_transit": "damage in transit",
+    "changed_mind": "a change of mind",
+}
+
+
+def derived_return_facts(policy: Policy, facts: ReturnFacts) -> dict[str, Any]:
+    """The facts the return tables see: the given facts plus derived ones."""
+    f = dict(facts.__dict__)
+    f["within_window"] = facts.days_since_delivery * 86400 <= policy.deadlines.aftersales_window.total_seconds()
+    f["repair_limit_reached"] = facts.repair_rounds >= policy.limits.max_repair_rounds
+    f["max_repair_rounds"] = policy.limits.max_repair_rounds
+    return f
+
+
+def decide_return_terms(
+    policy: Policy, facts: ReturnFacts, *, decision_id: str, pin: PolicyPin | None = None
+) -> ReturnTermsDecision:
+    """Whether a return may be opened, who pays return shipping, and whether a repair
+    may still be offered.
+
+    Runs the policy's `return_terms`, `return_shipping` and `repair` tables. A policy
+    without one of them gets the built-in terms for it: returns for a fault with
+    the goods are allowed while delivered or within the after-sales window, a change
+    of mind is not (made-to-order goods); the seller pays return shipping unless the
+    buyer changed their mind; repairs up to `limits.max_repair_rounds`.
+    """
+    ctx = _context(policy)
+    _check_pin(ctx, policy, pin)
+    if facts.currency not in policy.limits.currencies:
+        raise DecisionError(f"currency {facts.currency!r} is not accepted by {policy.name}@{policy.version}")
+    f = derived_return_facts(policy, facts)
+    matched: list[MatchedRule] = []
+    fault = facts.reason != "changed_mind"
+    builtin = {
+        "return_terms": {"allowed": fault and (facts.stage == "delivered" or f["within_window"])},
+        "return_shipping": {"return_shipping_payer": "seller" if fault else "buyer"},
+        "repair": {"repair_allowed": not f["repair_limit_reached"], "refund_only": f["repair_limit_reached"]},
+    }
+    specs = {"return_terms": RETURN_TERMS_OUTPUTS, "return_shipping": RETURN_SHIPPING_OUTPUTS, "repair": REPAIR_OUTPUTS}
+    o: dict[str, Any] = dict(RETURN_OUTPUT_DEFAULTS)
+    for table in ("return_terms", "return_shipping", "repair"):
+        if table in ctx.tables:
+            out, m = _run_table(ctx, table, f, RETURN_OUTPUT_DEFAULTS, specs[table])
+            o.update({k: out[k] for k in specs[table]})
+            matched.extend(m)
+        else:
+            o.update(builtin[table])
+    allowed = bool(o["allowed"])
+    payer = o["return_shipping_payer"]
+    # The repair limit is a hard limit: a table may restrict repairs further, never extend them.
+    refund_only = allowed and bool(o["refund_only"] or f["repair_limit_reached"])
+    repair_allowed = allowed and bool(o["repair_allowed"]) and not refund_only
+
+    ids = ", ".join(m.rule_id for m in matched) or "built-in terms"
+    when = "during the inspection window" if facts.stage == "delivered" else f"{facts.days_since_delivery} days after delivery"
+    asks = "a repair" if facts.remedy == "repair" else "a refund"
+    summary = f"Return for {_RETURN_REASON_WORDS[facts.reason]} {when}, asking for {asks}: "
+    if not allowed:
+        summary += "not allowed"
+    else:
+        summary += f"allowed; the {payer} pays return shipping; "
+        used = f"{facts.repair_rounds} of {policy.limits.max_repair_rounds} repairs used"
+        if refund_only:
+            summary += f"the repair limit is reached ({used}), so the buyer may demand a refund and no repair may be offered"
+        elif repair_allowed:
+            summary += f"the seller may offer a repair ({used})"
+        else:
+            summary += "no repair may be offered"
+    summary += f" (rule {ids})."
+    explanation = fast_model(
+        Explanation,
+        {
+            "decision_id": decision_id,
+            "kind": "return_terms",
+            "pin": ctx.pin,
+            "as_of": facts.as_of,
+            "facts": f,
+            "matched": matched,
+            "amounts": {},
+            "summary": summary,
+            "results": {
+                "allowed": allowed,
+                "return_shipping_payer": payer,
+                "repair_allowed": repair_allowed,
+                "refund_only": refund_only,
+            },
+        },
+    )
+    return fast_model(
+        ReturnTermsDecision,
+        {
+            "allowed": allowed,
+            "return_shipping_payer": payer,
+            "repair_allowed": repair_allowed,
+            "refund_only": refund_only,
+            "explanation": explanation,
+        },
+    )
+
+
+# --- after-sales: refund -------------------------------------------------------------
+
+_OUTCOME_WORDS = {
+    "return_received": "the seller confirmed the returned goods",
+    "seller_silent_on_receipt": "the seller did not confirm the returned goods in time",
+    "partial_offer_accepted": "the buyer accepted a partial refund and keeps the goods",
+    "arbitration": "platform operations decided the dispute",
+    "dispute_default": "the dispute was decided by default at the evidence deadline",
+}
+
+
+def derived_refund_facts(facts: RefundFacts) -> dict[str, Any]:
+    f = dict(facts.__dict__)
+    f["unrefunded"] = facts.paid_total - facts.refunded_so_far
+    f["escrow_covers"] = facts.escrow_balance >= min(facts.requested_refund, f["unrefunded"])
+    return f
+
+
+def decide_refund(policy: Policy, facts: RefundFacts, *, decision_id: str, pin: PolicyPin | None = None) -> RefundDecision:
+    """Pay an after-sales refund: from escrow first, the rest charged back to the seller.
+
+    The refund is `min(requested_refund, paid_total - refunded_so_far)`. Of a
+    charge-back, the platform's share of the gross released money goes back to the
+    seller (`fee_refund = "pro_rata"`, the default), split with largest remainder
+    between fee and seller net. A seller who pays return shipping (by the return's
+    reason) reimburses the buyer's carrier cost, unless the `refund` row says not.
+    """
+    ctx = _context(policy)
+    _check_pin(ctx, policy, pin)
+    if facts.currency not in policy.limits.currencies:
+        raise DecisionError(f"currency {facts.currency!r} is not accepted by {policy.name}@{policy.version}")
+    f = derived_refund_facts(facts)
+    if "refund" in ctx.tables:
+        o, matched = _run_table(ctx, "refund", f, REFUND_OUTPUT_DEFAULTS, REFUND_OUTPUTS)
+    else:
+        o = {**REFUND_OUTPUT_DEFAULTS, "reimburse_shipping": facts.outcome != "partial_offer_accepted"}
+        matched = []
+    total = min(facts.requested_refund, f["unrefunded"])
+    from_escrow = min(total, facts.escrow_balance)
+    chargeback = total - from_escrow
+    fee_refund = 0
+    if chargeback and o["fee_refund"] == "pro_rata":
+        # chargeback <= released + fee (RefundFacts guarantees it), so each part stays
+        # within what was paid out: fee_refund <= fee, chargeback - fee_refund <= released.
+        fee_refund = allocate(chargeback, [facts.platform_fee_charged, facts.released_to_seller])[0]
+    shipping = facts.return_shipping_cost if (o["reimburse_shipping"] and facts.return_shipping_payer == "seller") else 0
+
+    cur = facts.currency
+    ids = ", ".join(m.rule_id for m in matched) or "built-in terms"
+    summary = f"Refund {format_money(total, cur)} because {_OUTCOME_WORDS[facts.outcome]}"
+    if total < facts.requested_refund:
+        summary += f" (capped at the {format_money(f['unrefunded'], cur)} not yet refunded)"
+    parts = []
+    if from_escrow:
+        parts.append(f"{format_money(from_escrow, cur)} from escrow")
+    if chargeback:
+        cb = f"{format_money(chargeback, cur)} charged back to the seller"
+        if fee_refund:
+            cb += f" (the platform returns {format_money(fee_refund, cur)} of its fee to the seller)"
+        parts.append(cb)
+    if parts:
+        summary += ": " + ", ".join(parts)
+    if shipping:
+        summary += f"; the seller reimburses {format_money(shipping, cur)} return shipping"
+    elif facts.return_shipping_cost:
+        summary += f"; the {facts.return_shipping_payer} bears the {format_money(facts.return_shipping_cost, cur)} return shipping"
+    summary += f" (rule {ids})."
+    explanation = fast_model(
+        Explanation,
+        {
+            "decision_id": decision_id,
+            "kind": "refund",
+            "pin": ctx.pin,
+            "as_of": facts.as_of,
+            "facts": f,
+            "matched": matched,
+            "amounts": {
+                "refund_total": total,
+                "refund_from_escrow": from_escrow,
+                "chargeback_from_seller": chargeback,
+                "fee_refund_to_seller": fee_refund,
+                "shipping_reimbursement": shipping,
+                "seller_net_cost": chargeback - fee_refund + shipping,
+            },
+            "summary": summary,
+            "results": {"fee_refund": o["fee_refund"], "reimburse_shipping": bool(o["reimburse_shipping"])},
+        },
+    )
+    return fast_model(
+        RefundDecision,
+        {
+            "refund_from_escrow": from_escrow,
+            "chargeback_from_seller": chargeback,
+            "fee_refund_to_seller": fee_refund,
+            "shipping_reimbursement": shipping,
+            "explanation": explanation,
+        },
+    )
+
+
+# --- after-sales: dispute default ------------------------------------------------------
+
+
+def _builtin_dispute_outcome(facts: DisputeFacts) -> str:
+    if facts.buyer_submitted and facts.seller_submitted:
+        return "ops_review"
+    if facts.buyer_submitted:
+        return "buyer_wins"
+    if facts.seller_submitted:
+        return "seller_wins"
+    return "seller_wins" if facts.opened_by == "buyer" else "buyer_wins"
+
+
+def decide_dispute_default(
+    policy: Policy, facts: DisputeFacts, *, decision_id: str, pin: PolicyPin | None = None
+) -> DisputeDefaultDecision:
+    """Decide a dispute when its evidence deadline passes.
+
+    From the `dispute_default` table (built-in terms without one): the side that
+    sent no evidence loses (Stripe); with evidence from both, operations must
+    arbitrate; with evidence from neither, the side that opened the dispute loses.
+    A buyer who wins gets `refund_bps` of the claim (all of it by default).
+    """
+    ctx = _context(policy)
+    _check_pin(ctx, policy, pin)
+    if facts.currency not in policy.limits.currencies:
+        raise DecisionError(f"currency {facts.currency!r} is not accepted by {policy.name}@{policy.version}")
+    f = dict(facts.__dict__)
+    if "dispute_default" in ctx.tables:
+        o, matched = _run_table(ctx, "dispute_default", f, DISPUTE_OUTPUT_DEFAULTS, DISPUTE_OUTPUTS)
+    else:
+        o, matched = {**DISPUTE_OUTPUT_DEFAULTS, "outcome": _builtin_dispute_outcome(facts)}, []
+    outcome = o["outcome"]
+    refund = apply_bps(facts.claim, o["refund_bps"]) if outcome == "buyer_wins" else 0
+
+    cur = facts.currency
+    sent = {
+        (True, True): "both sides sent evidence",
+        (True, False): "only the buyer sent evidence",
+        (False, True): "only the seller sent evidence",
+        (False, False): f"neither side sent evidence on the dispute the {facts.opened_by} opened",
+    }[(facts.buyer_submitted, facts.seller_submitted)]
+    ids = ", ".join(m.rule_id for m in matched) or "built-in terms"
+    if outcome == "buyer_wins":
+        what = f"decided for the buyer: refund {format_money(refund, cur)} of the {format_money(facts.claim, cur)} claimed"
+    elif outcome == "seller_wins":
+        what = f"decided for the seller: no refund of the {format_money(facts.claim, cur)} claimed"
+    else:
+        what = "platform operations must arbitrate"
+    summary = f"The evidence deadline passed and {sent}: {what} (rule {ids})."
+    explanation = fast_model(
+        Explanation,
+        {
+            "decision_id": decision_id,
+            "kind": "dispute_default",
+            "pin": ctx.pin,
+            "as_of": facts.as_of,
+            "facts": f,
+            "matched": matched,
+            "amounts": {"claim": facts.claim, "refund": refund},
+            "summary": summary,
+            "results": {"outcome": outcome},
+        },
+    )
+    return fast_model(DisputeDefaultDecision, {"outcome": outcome, "refund": refund, "explanation": explanation})

@@ -55,6 +55,8 @@ class Explanation(_Frozen):
     matched: list[MatchedRule]
     amounts: dict[str, int]
     summary: str
+    # Non-money results (allowed, payer, outcome ...); money stays in `amounts`.
+    results: dict[str, bool | int | str] = Field(default_factory=dict)
 
 
 def canonical_json(policy: Policy) -> bytes:

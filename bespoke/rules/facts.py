@@ -144,3 +144,125 @@ def facts_dict(facts: BaseModel) -> dict[str, Any]:
 
 def as_of_of(facts: BaseModel) -> datetime:
     return facts.__dict__["as_of"]
+
+
+# --- after-sales -------------------------------------------------------------------
+
+RETURN_REASONS: tuple[str, ...] = ("defect", "not_as_specified", "damaged_in_transit", "changed_mind")
+AFTERSALES_STAGES: tuple[str, ...] = ("delivered", "completed")
+REMEDIES: tuple[str, ...] = ("refund", "repair")
+PAYERS: tuple[str, ...] = ("buyer", "seller")
+REFUND_OUTCOMES: tuple[str, ...] = (
+    "return_received",
+    "seller_silent_on_receipt",
+    "partial_offer_accepted",
+    "arbitration",
+    "dispute_default",
+)
+DISPUTE_OUTCOMES: tuple[str, ...] = ("buyer_wins", "seller_wins", "ops_review")
+
+ReturnReason = Literal["defect", "not_as_specified", "damaged_in_transit", "changed_mind"]
+AftersalesStage = Literal["delivered", "completed"]
+Remedy = Literal["refund", "repair"]
+Payer = Literal["buyer", "seller"]
+RefundOutcome = Literal[
+    "return_received", "seller_silent_on_receipt", "partial_offer_accepted", "arbitration", "dispute_default"
+]
+DisputeOutcome = Literal["buyer_wins", "seller_wins", "ops_review"]
+Count = Annotated[int, Field(strict=True, ge=0)]
+Positive = Annotated[int, Field(strict=True, gt=0)]
+Flag = Annotated[bool, Field(strict=True)]
+
+
+class ReturnFacts(_Facts):
+    """What is true when a buyer asks to return (or have repaired) delivered goods.
+
+    `stage` is `delivered` while the inspection window is open, `completed` after
+    the buyer confirmed (or the window lapsed); `days_since_delivery` is whole days.
+    `repair_rounds` counts repairs already done on this order, across cases.
+    """
+
+    reason: ReturnReason
+    stage: AftersalesStage
+    remedy: Remedy
+    days_since_delivery: Count
+    repair_rounds: Count
+    price: Positive
+    currency: Currency
+    as_of: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ReturnFacts:
+        if self.reason == "changed_mind" and self.remedy == "repair":
+            raise ValueError("remedy 'repair' cannot be asked for with reason 'changed_mind' (nothing is wrong with the goods)")
+        return self
+
+
+class RefundFacts(_Facts):
+    """What is true when an after-sales case ends in a refund.
+
+    Where the buyer's money is now: `escrow_balance` (still held), `released_to_seller`
+    (net, already paid out and not yet charged back), `platform_fee_charged` (the
+    platform's fee on released money, not yet refunded) and `refunded_so_far`. Money
+    the buyer paid and was not refunded is in one of the first three, so
+    `escrow_balance + released_to_seller + platform_fee_charged >= paid_total - refunded_so_far`.
+    """
+
+    reason: ReturnReason
+    outcome: RefundOutcome
+    requested_refund: Positive
+    price: Positive
+    currency: Currency
+    paid_total: Money
+    refunded_so_far: Money
+    escrow_balance: Money
+    released_to_seller: Money
+    platform_fee_charged: Money
+    return_shipping_cost: Money = 0
+    return_shipping_payer: Payer
+    as_of: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RefundFacts:
+        if self.requested_refund > self.price:
+            raise ValueError(f"requested_refund {self.requested_refund} cannot exceed the price {self.price}")
+        if self.refunded_so_far > self.paid_total:
+            raise ValueError(f"refunded_so_far {self.refunded_so_far} cannot exceed paid_total {self.paid_total}")
+        unrefunded = self.paid_total - self.refunded_so_far
+        if self.escrow_balance > unrefunded:
+            raise ValueError(
+                f"escrow_balance {self.escrow_balance} cannot exceed paid_total - refunded_so_far = {unrefunded} "
+                "(escrow holds only buyer money not yet refunded)"
+            )
+        held = self.escrow_balance + self.released_to_seller + self.platform_fee_charged
+        if held < unrefunded:
+            raise ValueError(
+                f"escrow_balance + released_to_seller + platform_fee_charged = {held} is less than "
+                f"paid_total - refunded_so_far = {unrefunded}: the buyer's unrefunded money must be in escrow, "
+                "with the seller, or the platform fee"
+            )
+        if self.outcome == "partial_offer_accepted" and self.return_shipping_cost:
+            raise ValueError("return_shipping_cost must be 0 for outcome 'partial_offer_accepted' (the buyer keeps the goods)")
+        return self
+
+
+class DisputeFacts(_Facts):
+    """What is true when a dispute's evidence deadline passes.
+
+    `buyer_submitted` / `seller_submitted`: that side submitted (or finalised)
+    evidence before the deadline. `claim` is the refund the buyer asks for.
+    """
+
+    opened_by: Payer
+    buyer_submitted: Flag
+    seller_submitted: Flag
+    claim: Positive
+    price: Positive
+    currency: Currency
+    as_of: AwareDatetime
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DisputeFacts:
+        if self.claim > self.price:
+            raise ValueError(f"claim {self.claim} cannot exceed the price {self.price}")
+        return self

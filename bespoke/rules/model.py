@@ -25,8 +25,8 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .durations import format_duration, parse_duration
-from .facts import PAYMENT_PLANS, CancellationFacts, SettlementFacts
-from .schema import DECISION_RESULT_FIELDS, TABLE_SCHEMAS, value_matches
+from .facts import PAYMENT_PLANS, CancellationFacts, DisputeFacts, RefundFacts, ReturnFacts, SettlementFacts
+from .schema import DECISION_RESULT_FIELDS, DECISION_TABLES, TABLE_SCHEMAS, value_matches
 
 OPERATORS: tuple[str, ...] = ("eq", "ne", "lt", "le", "gt", "ge", "in", "between")
 
@@ -150,6 +150,9 @@ class Fees(Frozen):
 class Limits(Frozen):
     qc_max_rework: Annotated[int, Field(strict=True, ge=0)] = 2
     max_repair_rounds: Annotated[int, Field(strict=True, ge=0)] = 2
+    # Cases (returns, repairs, disputes) one order may have over its life, one after
+    # another; bounds the workflow's history.
+    max_cases_per_order: Annotated[int, Field(strict=True, ge=1)] = 5
     max_order_amount: Annotated[int, Field(strict=True, gt=0)] = 10_000_000_00
     currencies: list[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] = Field(
         default_factory=lambda: ["CNY", "USD", "EUR", "GBP", "JPY", "HKD"], min_length=1
@@ -218,12 +221,13 @@ DEFAULT_CASE_AS_OF = datetime(2025, 1, 1, tzinfo=timezone.utc)
 class Case(Frozen):
     """A golden case: given facts, the policy must match these rules and produce these results.
 
-    `decision` runs a built-in decision (`cancellation`, `settlement`) and `expect`
-    names its amounts; `table` evaluates one table and `expect` names its outputs.
+    `decision` runs a built-in decision (`cancellation`, `settlement`, `return_terms`,
+    `refund`, `dispute_default`) and `expect` names its results; `table` evaluates
+    one table and `expect` names its outputs.
     """
 
     name: Annotated[str, Field(min_length=1)]
-    decision: Literal["cancellation", "settlement"] | None = None
+    decision: Literal["cancellation", "settlement", "return_terms", "refund", "dispute_default"] | None = None
     table: str | None = None
     as_of: AwareDatetime = DEFAULT_CASE_AS_OF
     given: dict[str, FactValue] = Field(default_factory=dict)
@@ -331,6 +335,15 @@ def policy_problems(policy: Policy) -> list[str]:
                         problems.append(f"{base}.then.{out}: collect(sum) tables output integers only, got {_fmt_value(v)}")
         if schema is not None and table.hit_policy == "collect":
             problems.append(f"tables.{tname}.hit_policy: the {tname} table needs hit_policy unique or first")
+        if tname == "dispute_default":
+            for i, rule in enumerate(table.rules):
+                outcome = rule.then.get("outcome", "ops_review")
+                bps = rule.then.get("refund_bps")
+                base = f"tables.{tname}.rules[{i}].then"
+                if outcome != "buyer_wins" and isinstance(bps, int) and bps > 0:
+                    problems.append(f"{base}.refund_bps: only a buyer_wins row refunds; expected 0 or no refund_bps with outcome {outcome!r}")
+                if outcome == "buyer_wins" and bps == 0:
+                    problems.append(f"{base}.refund_bps: a buyer_wins row must refund something; expected 1..10000, got 0")
     for i, hook in enumerate(policy.plugins.hooks):
         if hook.table not in policy.tables:
             problems.append(f"plugins.hooks[{i}].table: no table named {hook.table!r} (tables: {', '.join(policy.tables) or 'none'})")
@@ -344,7 +357,7 @@ def policy_problems(policy: Policy) -> list[str]:
                     problems.append(f"{base}.expect.{key}: unknown amount for a {case.decision} decision: expected one of {', '.join(allowed)}")
             if case.decision == "cancellation" and "cancellation" not in policy.tables:
                 problems.append(f"{base}.decision: a cancellation case needs a tables.cancellation table")
-            tables_for_rules = [case.decision]
+            tables_for_rules = list(DECISION_TABLES[case.decision])
         else:
             assert case.table is not None
             if case.table not in policy.tables:
@@ -356,12 +369,22 @@ def policy_problems(policy: Policy) -> list[str]:
             plugin_ids = {h.plugin for h in policy.plugins.hooks if h.table in tables_for_rules}
             for j, rid in enumerate(case.expect_rules):
                 if rid not in known and not any(rid.startswith(f"plugin:{p}") for p in plugin_ids):
-                    problems.append(f"{base}.expect_rules[{j}]: no rule {rid!r} in table {tables_for_rules[0]!r}")
+                    where = " or ".join(repr(t) for t in tables_for_rules)
+                    problems.append(f"{base}.expect_rules[{j}]: no rule {rid!r} in table {where}")
     return problems
 
 
+FACTS_MODELS: dict[str, type[BaseModel]] = {
+    "cancellation": CancellationFacts,
+    "settlement": SettlementFacts,
+    "return_terms": ReturnFacts,
+    "refund": RefundFacts,
+    "dispute_default": DisputeFacts,
+}
+
+
 def _case_facts_problems(case: Case, base: str) -> list[str]:
-    model = CancellationFacts if case.decision == "cancellation" else SettlementFacts
+    model = FACTS_MODELS[case.decision or ""]
     try:
         model.model_validate({**case.given, "as_of": case.as_of})
     except ValidationError as exc:

@@ -1,6 +1,7 @@
 """What each built-in decision table may test and output.
 
-A table named `cancellation` or `settlement` feeds a built-in decision, so its
+A table named `cancellation`, `settlement`, `return_terms`, `return_shipping`,
+`repair`, `refund` or `dispute_default` feeds a built-in decision, so its
 conditions must name facts that decision provides (with values of the right type)
 and its outputs must be parameters that decision understands. Other tables are
 free-form: any fact name, any output name.
@@ -10,7 +11,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .facts import PARTIES, PAYMENT_PLANS, REASONS, STAGES
+from .facts import (
+    AFTERSALES_STAGES,
+    DISPUTE_OUTCOMES,
+    PARTIES,
+    PAYERS,
+    PAYMENT_PLANS,
+    REASONS,
+    REFUND_OUTCOMES,
+    REMEDIES,
+    RETURN_REASONS,
+    STAGES,
+)
 
 
 @dataclass(frozen=True)
@@ -83,14 +95,104 @@ SETTLEMENT_OUTPUTS: dict[str, Spec] = {
 
 SETTLEMENT_OUTPUT_DEFAULTS: dict[str, object] = {"late_penalty": False, "penalty_free_days": 0}
 
+# --- after-sales ---------------------------------------------------------------
+# decide_return_terms runs three tables over the same facts: `return_terms` (may the
+# buyer return at all), `return_shipping` (who pays the carrier to send the goods
+# back) and `repair` (may the seller still offer a repair).
+
+RETURN_FACTS: dict[str, Spec] = {
+    "reason": Spec("str", "why the buyer wants to return", RETURN_REASONS),
+    "stage": Spec("str", "delivered (inspection window open) or completed", AFTERSALES_STAGES),
+    "remedy": Spec("str", "what the buyer asks for", REMEDIES),
+    "days_since_delivery": Spec("int", "whole days since delivery", minimum=0),
+    "repair_rounds": Spec("int", "repairs already done on this order", minimum=0),
+    "price": Spec(_MONEY, "order price, minor units", minimum=0),
+    "currency": Spec("str", "ISO 4217 currency"),
+    # derived by decide_return_terms
+    "within_window": Spec("bool", "within the policy's after-sales window of delivery"),
+    "repair_limit_reached": Spec("bool", "repair_rounds has reached limits.max_repair_rounds"),
+    "max_repair_rounds": Spec("int", "limits.max_repair_rounds", minimum=0),
+}
+
+RETURN_TERMS_OUTPUTS: dict[str, Spec] = {
+    "allowed": Spec("bool", "the buyer may open this return"),
+}
+RETURN_SHIPPING_OUTPUTS: dict[str, Spec] = {
+    "return_shipping_payer": Spec("str", "who pays to ship the goods back", PAYERS),
+}
+REPAIR_OUTPUTS: dict[str, Spec] = {
+    "repair_allowed": Spec("bool", "the seller may (still) offer a repair"),
+    "refund_only": Spec("bool", "the buyer may demand a refund instead of another repair"),
+}
+RETURN_OUTPUT_DEFAULTS: dict[str, object] = {
+    "allowed": False,
+    "return_shipping_payer": "seller",
+    "repair_allowed": False,
+    "refund_only": False,
+}
+
+REFUND_FACTS: dict[str, Spec] = {
+    "reason": Spec("str", "why the goods were returned", RETURN_REASONS),
+    "outcome": Spec("str", "how the case ended", REFUND_OUTCOMES),
+    "requested_refund": Spec(_MONEY, "refund agreed or decided", minimum=0),
+    "price": Spec(_MONEY, "order price", minimum=0),
+    "currency": Spec("str", "ISO 4217 currency"),
+    "paid_total": Spec(_MONEY, "everything the buyer paid", minimum=0),
+    "refunded_so_far": Spec(_MONEY, "already refunded", minimum=0),
+    "escrow_balance": Spec(_MONEY, "buyer money still held", minimum=0),
+    "released_to_seller": Spec(_MONEY, "net already paid out to the seller", minimum=0),
+    "platform_fee_charged": Spec(_MONEY, "platform fee taken on released money", minimum=0),
+    "return_shipping_cost": Spec(_MONEY, "what the buyer paid to ship the goods back", minimum=0),
+    "return_shipping_payer": Spec("str", "who pays return shipping", PAYERS),
+    # derived by decide_refund
+    "unrefunded": Spec(_MONEY, "paid_total - refunded_so_far", minimum=0),
+    "escrow_covers": Spec("bool", "escrow alone covers the refund"),
+}
+REFUND_OUTPUTS: dict[str, Spec] = {
+    "fee_refund": Spec("str", "platform fee on charged-back money goes back to the seller", ("pro_rata", "none")),
+    "reimburse_shipping": Spec("bool", "a seller who pays return shipping reimburses the buyer's carrier cost"),
+}
+REFUND_OUTPUT_DEFAULTS: dict[str, object] = {"fee_refund": "pro_rata", "reimburse_shipping": True}
+
+DISPUTE_FACTS: dict[str, Spec] = {
+    "opened_by": Spec("str", "who escalated the case to a dispute", PAYERS),
+    "buyer_submitted": Spec("bool", "the buyer submitted evidence before the deadline"),
+    "seller_submitted": Spec("bool", "the seller submitted evidence before the deadline"),
+    "claim": Spec(_MONEY, "refund the buyer claims", minimum=0),
+    "price": Spec(_MONEY, "order price", minimum=0),
+    "currency": Spec("str", "ISO 4217 currency"),
+}
+DISPUTE_OUTPUTS: dict[str, Spec] = {
+    "outcome": Spec("str", "who the dispute is decided for", DISPUTE_OUTCOMES),
+    "refund_bps": Spec("int", "share of the claim refunded when the buyer wins, basis points", minimum=0, maximum=10_000),
+}
+DISPUTE_OUTPUT_DEFAULTS: dict[str, object] = {"outcome": "ops_review", "refund_bps": 10_000}
+
 TABLE_SCHEMAS: dict[str, tuple[dict[str, Spec], dict[str, Spec]]] = {
     "cancellation": (CANCELLATION_FACTS, CANCELLATION_OUTPUTS),
     "settlement": (SETTLEMENT_FACTS, SETTLEMENT_OUTPUTS),
+    "return_terms": (RETURN_FACTS, RETURN_TERMS_OUTPUTS),
+    "return_shipping": (RETURN_FACTS, RETURN_SHIPPING_OUTPUTS),
+    "repair": (RETURN_FACTS, REPAIR_OUTPUTS),
+    "refund": (REFUND_FACTS, REFUND_OUTPUTS),
+    "dispute_default": (DISPUTE_FACTS, DISPUTE_OUTPUTS),
+}
+
+# The tables each built-in decision evaluates, in order.
+DECISION_TABLES: dict[str, tuple[str, ...]] = {
+    "cancellation": ("cancellation",),
+    "settlement": ("settlement",),
+    "return_terms": ("return_terms", "return_shipping", "repair"),
+    "refund": ("refund",),
+    "dispute_default": ("dispute_default",),
 }
 
 DECISION_RESULT_FIELDS: dict[str, tuple[str, ...]] = {
     "cancellation": ("refund_to_buyer", "to_seller", "platform_fee", "seller_pays_buyer", "buyer_owes_seller"),
     "settlement": ("to_seller", "platform_fee", "late_penalty_to_buyer"),
+    "return_terms": ("allowed", "return_shipping_payer", "repair_allowed", "refund_only"),
+    "refund": ("refund_from_escrow", "chargeback_from_seller", "fee_refund_to_seller", "shipping_reimbursement"),
+    "dispute_default": ("outcome", "refund"),
 }
 
 

@@ -186,7 +186,7 @@ def test_pin_sha_is_sha256_of_canonical_json_and_changes_with_content() -> None:
     p = default_policy()
     pin = pin_policy(p)
     assert pin.sha256 == hashlib.sha256(canonical_json(p)).hexdigest()
-    assert (pin.name, pin.version, pin.plugins) == ("default", "1.0.0", [])
+    assert (pin.name, pin.version, pin.plugins) == ("default", "1.1.0", [])
     changed = load_policy_text(DEFAULT_TOML.read_text().replace("platform_fee_bps = 500", "platform_fee_bps = 450"), "x.toml")
     assert pin_policy(changed).sha256 != pin.sha256
     reworded = load_policy_text(
@@ -223,7 +223,7 @@ def test_find_policy_picks_highest_version_and_exact_version(tmp_path: Path) -> 
 def test_list_policies_includes_builtin_and_extra_dirs(tmp_path: Path) -> None:
     _write(tmp_path, "shop", "1")
     refs = [p.ref for p in list_policies([tmp_path])]
-    assert "default@1.0.0" in refs and "shop@1" in refs
+    assert "default@1.1.0" in refs and "shop@1" in refs
 
 
 def test_rules_package_imports_neither_temporalio_nor_sqlmodel() -> None:
