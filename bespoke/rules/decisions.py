@@ -450,6 +450,13 @@ def decide_cancellation(
     )
 
 
+def _rule_words(matched: list[MatchedRule]) -> str:
+    ids = [m.rule_id for m in matched]
+    if not ids:
+        return "built-in terms"
+    return ("rule " if len(ids) == 1 else "rules ") + ", ".join(ids)
+
+
 # --- after-sales: return terms -------------------------------------------------------
 
 _RETURN_REASON_WORDS = {
@@ -508,7 +515,7 @@ def decide_return_terms(
     refund_only = allowed and bool(o["refund_only"] or f["repair_limit_reached"])
     repair_allowed = allowed and bool(o["repair_allowed"]) and not refund_only
 
-    ids = ", ".join(m.rule_id for m in matched) or "built-in terms"
+    ids = _rule_words(matched)
     when = "during the inspection window" if facts.stage == "delivered" else f"{facts.days_since_delivery} days after delivery"
     asks = "a repair" if facts.remedy == "repair" else "a refund"
     summary = f"Return for {_RETURN_REASON_WORDS[facts.reason]} {when}, asking for {asks}: "
@@ -523,7 +530,7 @@ def decide_return_terms(
             summary += f"the seller may offer a repair ({used})"
         else:
             summary += "no repair may be offered"
-    summary += f" (rule {ids})."
+    summary += f" ({ids})."
     explanation = fast_model(
         Explanation,
         {
@@ -603,7 +610,7 @@ def decide_refund(policy: Policy, facts: RefundFacts, *, decision_id: str, pin: 
     shipping = facts.return_shipping_cost if (o["reimburse_shipping"] and facts.return_shipping_payer == "seller") else 0
 
     cur = facts.currency
-    ids = ", ".join(m.rule_id for m in matched) or "built-in terms"
+    ids = _rule_words(matched)
     summary = f"Refund {format_money(total, cur)} because {_OUTCOME_WORDS[facts.outcome]}"
     if total < facts.requested_refund:
         summary += f" (capped at the {format_money(f['unrefunded'], cur)} not yet refunded)"
@@ -621,7 +628,7 @@ def decide_refund(policy: Policy, facts: RefundFacts, *, decision_id: str, pin: 
         summary += f"; the seller reimburses {format_money(shipping, cur)} return shipping"
     elif facts.return_shipping_cost:
         summary += f"; the {facts.return_shipping_payer} bears the {format_money(facts.return_shipping_cost, cur)} return shipping"
-    summary += f" (rule {ids})."
+    summary += f" ({ids})."
     explanation = fast_model(
         Explanation,
         {
@@ -697,14 +704,14 @@ def decide_dispute_default(
         (False, True): "only the seller sent evidence",
         (False, False): f"neither side sent evidence on the dispute the {facts.opened_by} opened",
     }[(facts.buyer_submitted, facts.seller_submitted)]
-    ids = ", ".join(m.rule_id for m in matched) or "built-in terms"
+    ids = _rule_words(matched)
     if outcome == "buyer_wins":
         what = f"decided for the buyer: refund {format_money(refund, cur)} of the {format_money(facts.claim, cur)} claimed"
     elif outcome == "seller_wins":
         what = f"decided for the seller: no refund of the {format_money(facts.claim, cur)} claimed"
     else:
         what = "platform operations must arbitrate"
-    summary = f"The evidence deadline passed and {sent}: {what} (rule {ids})."
+    summary = f"The evidence deadline passed and {sent}: {what} ({ids})."
     explanation = fast_model(
         Explanation,
         {

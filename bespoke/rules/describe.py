@@ -6,11 +6,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .decisions import CancellationDecision, SettlementDecision, format_money
+from .decisions import (
+    CancellationDecision,
+    DisputeDefaultDecision,
+    RefundDecision,
+    ReturnTermsDecision,
+    SettlementDecision,
+    format_money,
+)
 from .durations import duration_words
 from .facts import PARTIES, STAGES
 from .model import Policy, Rule
-from .schema import CANCELLATION_OUTPUT_DEFAULTS
+from .schema import (
+    CANCELLATION_OUTPUT_DEFAULTS,
+    DISPUTE_OUTPUT_DEFAULTS,
+    REFUND_OUTPUT_DEFAULTS,
+    RETURN_OUTPUT_DEFAULTS,
+)
 
 
 class _Frozen(BaseModel):
@@ -31,12 +43,23 @@ class Section(_Frozen):
     lines: list[str]
 
 
+class AftersalesTerm(_Frozen):
+    """One after-sales row in words: `if <when>: <terms>` (`when` is "" for any case)."""
+
+    table: str
+    rule_id: str
+    when: str
+    terms: str
+    because: str
+
+
 class PolicyDescription(_Frozen):
     name: str
     version: str
     description: str
     sections: list[Section]
     cancellation: list[CancellationTerm] = Field(default_factory=list)
+    aftersales: list[AftersalesTerm] = Field(default_factory=list)
 
 
 STAGE_TITLES = {
@@ -192,16 +215,62 @@ def describe_policy(policy: Policy) -> PolicyDescription:
         )
     )
     d = policy.deadlines
+    aftersales = aftersales_terms(policy)
+    by_table: dict[str, list[str]] = {}
+    for t in aftersales:
+        by_table.setdefault(t.table, []).append(
+            (f"If {t.when}: " if t.when else "") + t.terms + (f" ({t.rule_id})" if t.rule_id else "")
+        )
     sections.append(
         Section(
             title="Returns and after-sales",
             lines=[
                 _DEADLINE_WORDS["inspection_window"].format(d=duration_words(d.inspection_window)),
                 _DEADLINE_WORDS["aftersales_window"].format(d=duration_words(d.aftersales_window)),
+                *by_table["return_terms"],
                 _DEADLINE_WORDS["return_response"].format(d=duration_words(d.return_response)),
+                _DEADLINE_WORDS["partial_offer_response"].format(d=duration_words(d.partial_offer_response)),
                 _DEADLINE_WORDS["return_ship"].format(d=duration_words(d.return_ship)),
                 _DEADLINE_WORDS["return_receive"].format(d=duration_words(d.return_receive)),
-                f"A faulty item may be repaired at most {policy.limits.max_repair_rounds} times before you may ask for a refund.",
+                f"An order can have at most {policy.limits.max_cases_per_order} after-sales cases, one at a time.",
+            ],
+        )
+    )
+    sections.append(Section(title="Who pays return shipping", lines=by_table["return_shipping"]))
+    max_rounds = policy.limits.max_repair_rounds
+    sections.append(
+        Section(
+            title="Repairs",
+            lines=[
+                (
+                    f"Faulty goods may be repaired at most {max_rounds} time{'s' if max_rounds != 1 else ''}; "
+                    "after that you may demand a refund and the seller cannot offer another repair. "
+                    "A repaired item comes back with a new inspection window."
+                )
+                if max_rounds
+                else "Faulty goods are not repaired under this policy: you may demand a refund.",
+                *by_table["repair"],
+            ],
+        )
+    )
+    sections.append(
+        Section(
+            title="Refunds",
+            lines=[
+                "A refund comes out of the money still held in escrow first; money already paid out to the seller "
+                "is charged back to the seller.",
+                *by_table["refund"],
+            ],
+        )
+    )
+    sections.append(
+        Section(
+            title="Disputes",
+            lines=[
+                "Either side may escalate a rejected or stuck case to platform operations.",
+                _DEADLINE_WORDS["dispute_evidence"].format(d=duration_words(d.dispute_evidence)),
+                "When the evidence deadline passes:",
+                *by_table["dispute_default"],
             ],
         )
     )
@@ -221,15 +290,187 @@ def describe_policy(policy: Policy) -> PolicyDescription:
     )
     sections.append(Section(title="Payment", lines=plan_lines))
     return PolicyDescription(
-        name=policy.name, version=policy.version, description=policy.description, sections=sections, cancellation=terms
+        name=policy.name,
+        version=policy.version,
+        description=policy.description,
+        sections=sections,
+        cancellation=terms,
+        aftersales=aftersales,
     )
 
 
-def quote_text(decision: CancellationDecision | SettlementDecision) -> str:
-    """A decision in plain words: the summary, then each amount and each reason."""
+# --- after-sales in words ------------------------------------------------------------
+
+_AFTERSALES_VALUE_WORDS: dict[str, dict[Any, str]] = {
+    "reason": {
+        "defect": "the goods are faulty",
+        "not_as_specified": "the goods are not as specified",
+        "damaged_in_transit": "the goods arrived damaged",
+        "changed_mind": "you changed your mind",
+    },
+    "stage": {"delivered": "the inspection window is still open", "completed": "the order is already settled"},
+    "remedy": {"refund": "you ask for a refund", "repair": "you ask for a repair"},
+    "outcome": {
+        "return_received": "the seller confirms the returned goods",
+        "seller_silent_on_receipt": "the seller does not confirm the returned goods in time",
+        "partial_offer_accepted": "you accept a partial refund and keep the goods",
+        "arbitration": "platform operations decide a dispute",
+        "dispute_default": "a dispute is decided by default",
+        "buyer_wins": "decided for you",
+        "seller_wins": "decided for the seller",
+        "ops_review": "platform operations decide",
+    },
+    "opened_by": {"buyer": "you opened the dispute", "seller": "the seller escalated the case"},
+    "return_shipping_payer": {"buyer": "you pay return shipping", "seller": "the seller pays return shipping"},
+}
+
+_FLAG_WORDS: dict[str, tuple[str, str]] = {
+    # field: (words when true, words when false); {w} is the after-sales window, {n} the repair limit
+    "within_window": ("it is within {w} of delivery", "it is more than {w} after delivery"),
+    "repair_limit_reached": (
+        "the goods were already repaired {n} {times}",
+        "the goods were repaired fewer than {n} {times}",
+    ),
+    "buyer_submitted": ("you sent evidence", "you sent none"),
+    "seller_submitted": ("the seller sent evidence", "the seller sent none"),
+    "escrow_covers": ("escrow still holds the whole refund", "escrow no longer holds the whole refund"),
+}
+
+_FAULT_WORDS = {"defect": "faulty", "not_as_specified": "not as specified", "damaged_in_transit": "damaged in transit"}
+
+
+def _or_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " or " + items[-1]
+
+
+_OP_WORDS = {"eq": "is", "ne": "is not", "lt": "is under", "le": "is at most", "gt": "is over", "ge": "is at least"}
+
+
+def _value_words(field: str, value: Any) -> str:
+    return _AFTERSALES_VALUE_WORDS.get(field, {}).get(value, str(value).replace("_", " "))
+
+
+def _aftersales_when(rule: Rule, policy: Policy) -> str:
+    n = policy.limits.max_repair_rounds
+    fmt = {"w": duration_words(policy.deadlines.aftersales_window), "n": n, "times": "time" if n == 1 else "times"}
+    bits: list[str] = []
+    for field, cond in rule.when.items():
+        for op, e in cond.items():
+            if field in _FLAG_WORDS and op in ("eq", "ne") and isinstance(e, bool):
+                yes, no = _FLAG_WORDS[field]
+                bits.append((yes if (e if op == "eq" else not e) else no).format(**fmt))
+            elif op == "eq":
+                bits.append(_value_words(field, e))
+            elif op == "in" and field == "reason" and "changed_mind" not in e:
+                bits.append("the goods are " + _or_list([_FAULT_WORDS[v] for v in e]))
+            elif op == "in":
+                bits.append(_or_list([_value_words(field, v) for v in e]))
+            elif op == "ne":
+                bits.append(f"not ({_value_words(field, e)})")
+            elif op == "between":
+                bits.append(f"{field.replace('_', ' ')} is between {e[0]} and {e[1]}")
+            else:
+                bits.append(f"{field.replace('_', ' ')} {_OP_WORDS[op]} {e}")
+    return " and ".join(bits)
+
+
+def _aftersales_then(table: str, outputs: dict[str, Any]) -> str:
+    if table == "return_terms":
+        o = {**RETURN_OUTPUT_DEFAULTS, **outputs}
+        s = "you may return the goods" if o["allowed"] else "you cannot return the goods"
+    elif table == "return_shipping":
+        o = {**RETURN_OUTPUT_DEFAULTS, **outputs}
+        s = _value_words("return_shipping_payer", o["return_shipping_payer"])
+    elif table == "repair":
+        o = {**RETURN_OUTPUT_DEFAULTS, **outputs}
+        if o["refund_only"]:
+            s = "you may demand a refund and the seller cannot offer another repair"
+        elif o["repair_allowed"]:
+            s = "the seller may offer a repair instead of a refund"
+        else:
+            s = "the seller cannot offer a repair"
+    elif table == "refund":
+        o = {**REFUND_OUTPUT_DEFAULTS, **outputs}
+        bits = ["you are refunded the amount agreed or decided"]
+        if o["fee_refund"] == "pro_rata":
+            bits.append("the platform gives back its fee on money charged back to the seller")
+        else:
+            bits.append("the platform keeps its fee on money charged back to the seller")
+        bits.append(
+            "a seller who pays return shipping reimburses what you paid the carrier"
+            if o["reimburse_shipping"]
+            else "no return shipping is reimbursed"
+        )
+        s = "; ".join(bits)
+    else:  # dispute_default
+        o = {**DISPUTE_OUTPUT_DEFAULTS, **outputs}
+        if o["outcome"] == "buyer_wins":
+            s = f"decided for you, and {_pct(o['refund_bps'])} of your claim is refunded"
+        elif o["outcome"] == "seller_wins":
+            s = "decided for the seller, with no refund"
+        else:
+            s = "platform operations review the evidence and decide"
+    return s[0].upper() + s[1:] + "."
+
+
+_BUILTIN_AFTERSALES: dict[str, list[tuple[str, str]]] = {
+    # (when, terms) used when a policy has no table for this part
+    "return_terms": [
+        ("the goods are faulty, not as specified or arrived damaged, while the inspection window is open or within the after-sales window", "You may return the goods."),
+        ("you changed your mind", "You cannot return made-to-order goods."),
+    ],
+    "return_shipping": [
+        ("the goods are faulty, not as specified or arrived damaged", "The seller pays return shipping."),
+        ("you changed your mind", "You pay return shipping."),
+    ],
+    "repair": [("", "The seller may offer a repair until the repair limit is reached; then you may demand a refund.")],
+    "refund": [
+        ("", "You are refunded the amount agreed or decided; the platform gives back its fee on money charged back "
+         "to the seller; a seller who pays return shipping reimburses it, unless you kept the goods for a partial refund."),
+    ],
+    "dispute_default": [
+        ("only one side sent evidence", "The side that sent none loses."),
+        ("both sides sent evidence", "Platform operations review the evidence and decide."),
+        ("neither side sent evidence", "The side that opened the dispute loses."),
+    ],
+}
+
+AFTERSALES_TABLES: tuple[str, ...] = ("return_terms", "return_shipping", "repair", "refund", "dispute_default")
+
+
+def aftersales_terms(policy: Policy) -> list[AftersalesTerm]:
+    """Every after-sales row (or the built-in terms a policy without the table gets), in words."""
+    out: list[AftersalesTerm] = []
+    for tname in AFTERSALES_TABLES:
+        table = policy.tables.get(tname)
+        if table is None:
+            out.extend(
+                AftersalesTerm(table=tname, rule_id="", when=w, terms=t, because="Built-in terms (the policy has no table for this).")
+                for w, t in _BUILTIN_AFTERSALES[tname]
+            )
+            continue
+        for rule in table.rules:
+            out.append(
+                AftersalesTerm(
+                    table=tname,
+                    rule_id=rule.id,
+                    when=_aftersales_when(rule, policy),
+                    terms=_aftersales_then(tname, rule.then),
+                    because=rule.because,
+                )
+            )
+    return out
+
+
+def quote_text(
+    decision: CancellationDecision | SettlementDecision | ReturnTermsDecision | RefundDecision | DisputeDefaultDecision,
+) -> str:
+    """A decision in plain words: the summary, then each amount (or result) and each reason."""
     e = decision.explanation
     cur = str(e.facts.get("currency", ""))
     lines = [e.summary]
+    pairs: list[tuple[str, int]]
+    always: tuple[str, ...] = ()
     if isinstance(decision, CancellationDecision):
         pairs = [
             ("Refund to the buyer", decision.refund_to_buyer),
@@ -238,13 +479,32 @@ def quote_text(decision: CancellationDecision | SettlementDecision) -> str:
             ("Seller also pays the buyer", decision.seller_pays_buyer),
             ("Buyer still owes the seller", decision.buyer_owes_seller),
         ]
-    else:
+        always = ("Refund to the buyer", "To the seller")
+    elif isinstance(decision, SettlementDecision):
         pairs = [
             ("To the seller", decision.to_seller),
             ("Platform fee", decision.platform_fee),
             ("Late penalty to the buyer", decision.late_penalty_to_buyer),
         ]
-    lines.extend(f"  {label}: {format_money(v, cur)}" for label, v in pairs if v or label in ("Refund to the buyer", "To the seller"))
+        always = ("To the seller",)
+    elif isinstance(decision, RefundDecision):
+        pairs = [
+            ("Refund from escrow", decision.refund_from_escrow),
+            ("Charged back to the seller", decision.chargeback_from_seller),
+            ("Platform fee returned to the seller", decision.fee_refund_to_seller),
+            ("Return shipping reimbursed by the seller", decision.shipping_reimbursement),
+        ]
+    elif isinstance(decision, DisputeDefaultDecision):
+        pairs = [("Refund to the buyer", decision.refund)]
+        always = ("Refund to the buyer",)
+    else:
+        pairs = []
+        lines.append(f"  Return allowed: {'yes' if decision.allowed else 'no'}")
+        lines.append(f"  Return shipping paid by: the {decision.return_shipping_payer}")
+        lines.append(f"  Repair may be offered: {'yes' if decision.repair_allowed else 'no'}")
+        if decision.refund_only:
+            lines.append("  Refund only: the repair limit is reached")
+    lines.extend(f"  {label}: {format_money(v, cur)}" for label, v in pairs if v or label in always)
     for m in e.matched:
         lines.append(f"  Why ({m.rule_id}): {m.because}")
     lines.append(f"  Policy {e.pin.name}@{e.pin.version} (sha256 {e.pin.sha256[:12]}), decision {e.decision_id}.")
