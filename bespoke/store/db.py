@@ -54,7 +54,7 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_file(url: str) -> str | None:
+def sqlite_file(url: str) -> str | None:
     """The file path of a SQLite URL, or None for an in-memory database."""
     path = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else ""
     return None if not path or path == ":memory:" or path.startswith("file::memory:") else path
@@ -70,9 +70,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
-def _create_engine(url: str) -> Engine:
+def make_engine(url: str) -> Engine:
+    """An engine for `url` (normalised) that does NOT migrate: for inspecting a
+    database as it is. Everything else uses `get_engine`."""
+    url = normalize_url(url)
     if url.startswith("sqlite"):
-        path = _sqlite_file(url)
+        path = sqlite_file(url)
         if path:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
@@ -83,7 +86,7 @@ def _create_engine(url: str) -> Engine:
 
 @functools.cache
 def _engine_for(url: str) -> Engine:
-    engine = _create_engine(url)
+    engine = make_engine(url)
     try:
         migrate(engine)
     except BaseException:
@@ -162,7 +165,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             # Released at commit; a second migrator blocks here, then finds head.
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             _upgrade(connection, revision)
-    elif dialect == "sqlite" and _sqlite_file(engine.url.render_as_string(hide_password=False)):
+    elif dialect == "sqlite" and sqlite_file(engine.url.render_as_string(hide_password=False)):
         with _sqlite_write_locked(engine) as connection:
             _upgrade(connection, revision)
     else:  # in-memory SQLite: one process, nothing to race with
