@@ -174,6 +174,7 @@ _mount("bespoke.cli.order", "order")
 _mount("bespoke.cli.policy", "policy")
 _mount("bespoke.cli.accounts", "buyer", "buyer_app")
 _mount("bespoke.cli.accounts", "bank", "bank_app")
+_mount("bespoke.cli.db", "db")
 
 
 def main() -> None:
