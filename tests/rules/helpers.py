@@ -6,7 +6,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from bespoke.rules import BUILTIN_POLICY_DIR, CancellationFacts, Policy, load_policy, load_policy_text
+from bespoke.rules import (
+    BUILTIN_POLICY_DIR,
+    CancellationFacts,
+    DisputeFacts,
+    Policy,
+    RefundFacts,
+    ReturnFacts,
+    load_policy,
+    load_policy_text,
+)
 
 DEFAULT_TOML = BUILTIN_POLICY_DIR / "default.toml"
 HERE = Path(__file__).parent  # no resolve(): test_sandbox imports this inside the workflow sandbox
@@ -39,3 +48,60 @@ def cancellation_facts(**overrides: Any) -> CancellationFacts:
     )
     base.update(overrides)
     return CancellationFacts(**base)
+
+
+def return_facts(**overrides: Any) -> ReturnFacts:
+    base: dict[str, Any] = dict(
+        reason="defect",
+        stage="delivered",
+        remedy="refund",
+        days_since_delivery=3,
+        repair_rounds=0,
+        price=100_000,
+        currency="CNY",
+        as_of=AS_OF,
+    )
+    base.update(overrides)
+    return ReturnFacts(**base)
+
+
+def refund_facts(**overrides: Any) -> RefundFacts:
+    """Default: a completed order (CNY 1,000.00 paid, 5% fee released) refunded in full after the return arrived."""
+    base: dict[str, Any] = dict(
+        reason="defect",
+        outcome="return_received",
+        requested_refund=100_000,
+        price=100_000,
+        currency="CNY",
+        paid_total=100_000,
+        refunded_so_far=0,
+        escrow_balance=0,
+        released_to_seller=95_000,
+        platform_fee_charged=5_000,
+        return_shipping_cost=2_000,
+        return_shipping_payer="seller",
+        as_of=AS_OF,
+    )
+    base.update(overrides)
+    return RefundFacts(**base)
+
+
+def dispute_facts(**overrides: Any) -> DisputeFacts:
+    base: dict[str, Any] = dict(
+        opened_by="buyer",
+        buyer_submitted=True,
+        seller_submitted=False,
+        claim=50_000,
+        price=100_000,
+        currency="CNY",
+        as_of=AS_OF,
+    )
+    base.update(overrides)
+    return DisputeFacts(**base)
+
+
+def edited_default(old: str, new: str) -> Policy:
+    """The default policy with one piece of its TOML text replaced (must occur once)."""
+    text = DEFAULT_TOML.read_text()
+    assert text.count(old) == 1, old
+    return load_policy_text(text.replace(old, new), "edited.toml")

@@ -109,3 +109,13 @@ when = { stage = ["awaiting_acceptance", "awaiting_deposit"], past_grace = false
     report = check_policy(load_policy_text(text, "x.toml"))
     [ov] = report.overlaps
     assert ov.example == {"stage": "awaiting_acceptance"}
+
+
+def test_default_policy_has_golden_cases_for_every_after_sales_decision_and_row() -> None:
+    p = default_policy()
+    kinds = {c.decision for c in p.cases}
+    assert {"return_terms", "refund", "dispute_default"} <= kinds
+    report = check_policy(p)
+    reached = {(t, r) for c in report.cases for r in c.got_rules for t in p.tables if any(x.id == r for x in p.tables[t].rules)}
+    for table in ("return_terms", "return_shipping", "repair", "refund", "dispute_default"):
+        assert {(table, r.id) for r in p.tables[table].rules} <= reached, table
