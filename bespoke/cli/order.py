@@ -8,6 +8,7 @@ CLI prints that reason on one line and exits 2.
 from __future__ import annotations
 
 import csv
+import gc
 import hashlib
 import json
 import uuid
@@ -18,10 +19,10 @@ import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
-from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bespoke.cli.errors import NotFound, Rejected, run_async
+from bespoke.cli.errors import CliError, NotFound, Rejected, run_async
 from bespoke.domain.models import (
     Actor,
     ActorInput,
@@ -98,30 +99,48 @@ def _not_found(order_id: str, err: RPCError) -> NotFound | None:
     return None
 
 
+def _drop_cycles() -> None:
+    """Free reference cycles through the Temporal client now. One freed during
+    interpreter exit aborts the process (SIGABRT, "PyGILState_Release ... must be
+    current") instead of exiting with the contract's code and one line. Errors
+    are therefore raised outside `except` blocks, where the caught exception
+    (whose traceback holds the frame) is no longer bound in the frame."""
+    gc.collect()
+
+
 async def _view(client: Client, order_id: str) -> OrderView:
+    failure: CliError | None = None
     try:
         return await order_handle(client, order_id).query(OrderWorkflow.status)
     except RPCError as err:
-        raise (_not_found(order_id, err) or err) from None
+        failure = _not_found(order_id, err)
+        if failure is None:
+            raise
+    _drop_cycles()
+    raise failure
 
 
 async def _update(order_id: str, update: Any, payload: BaseModel) -> Any:
     settings = get_settings()
     client = await _client(settings)
     handle = order_handle(client, order_id)
+    failure: CliError | None = None
     try:
         return await handle.execute_update(update, payload)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
-        message = getattr(cause, "message", None) or str(cause or err)
-        raise Rejected(f"rejected: {message}") from None
+        failure = Rejected(f"rejected: {getattr(cause, 'message', None) or str(cause or err)}")
     except RPCError as err:
-        missing = _not_found(order_id, err)
-        if missing:
-            raise missing from None
+        # A closed order answers NOT_FOUND too: say it is closed, not missing.
         if "workflow execution already completed" in err.message.lower():
-            raise Rejected(f"rejected: order {order_id} is closed") from None
-        raise
+            failure = Rejected(f"rejected: order {order_id} is closed")
+        else:
+            failure = _not_found(order_id, err)
+            if failure is None:
+                raise
+    del handle, client
+    _drop_cycles()
+    raise failure
 
 
 def _act(order_id: str, update: Any, payload: BaseModel, as_json: bool = False) -> None:
@@ -407,16 +426,20 @@ def quote_cancel(
     async def go():
         client = await _client(get_settings())
         handle = order_handle(client, order_id)
+        failure: CliError | None = None
         try:
             facts = await handle.query(OrderWorkflow.quote_facts, Role(by))
             policy = await handle.query(OrderWorkflow.pinned_policy)
+            return facts, policy
+        except WorkflowQueryFailedError as err:  # the workflow refused: not cancellable now
+            failure = Rejected(f"rejected: {err}")
         except RPCError as err:
-            raise (_not_found(order_id, err) or err) from None
-        except Exception as err:  # a query that raised: the order cannot be cancelled now
-            if type(err).__name__ == "WorkflowQueryFailedError":
-                raise Rejected(f"rejected: {err}") from None
-            raise
-        return facts, policy
+            failure = _not_found(order_id, err)
+            if failure is None:
+                raise
+        del handle, client
+        _drop_cycles()
+        raise failure
 
     facts, policy = run_async(go())
     decision = decide_cancellation(policy_from_dict(policy), facts, decision_id=f"{order_id}:quote")
