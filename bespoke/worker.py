@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.service import RPCError
 from temporalio.worker import Worker
 
 from bespoke.activities import build_activities
@@ -35,7 +37,22 @@ def build_worker(
 
 
 async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Event) -> None:
-    """Run a worker on the settings' task queue until `shutdown` is set, then drain."""
+    """Run a worker on the settings' task queue until `shutdown` is set, then drain.
+
+    With BESPOKE_METRICS_BIND set, the worker serves Prometheus metrics there; on
+    start it also makes sure the daily ledger reconciliation is scheduled."""
+    from bespoke.metrics import client_with_metrics, metrics_bind
+    from bespoke.workflows.reconcile import ensure_reconcile_schedule
+
+    bind = metrics_bind(settings)
+    if bind:
+        client = await client_with_metrics(client, bind)
+        print(f"Prometheus metrics at http://{bind}/metrics", flush=True)
+    try:
+        await ensure_reconcile_schedule(client, settings.task_queue)
+    except RPCError as err:
+        # A server without schedules (the time-skipping test server) still runs orders.
+        logging.getLogger("bespoke.worker").warning("reconciliation schedule not created: %s", err.message)
     engine = get_engine(settings.effective_database_url)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="bespoke-activity") as executor:
         worker = build_worker(client, task_queue=settings.task_queue, engine=engine, executor=executor)

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Engine
 
 from bespoke.activities.credit import CreditActivities
 from bespoke.activities.ledger import LedgerActivities
+from bespoke.activities.reconcile import ReconcileActivities
 from bespoke.activities.rules import cancellation_decision, settlement_decision
 from bespoke.activities.store import StoreActivities
 
@@ -18,9 +19,11 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
     ledger = LedgerActivities(engine)
     store = StoreActivities(engine)
     credit = CreditActivities(engine)
+    reconcile = ReconcileActivities(engine)
     return [
         ledger.post_transaction,
         store.project_order,
+        reconcile.reconcile_batch,
         credit.reserve_credit,
         credit.release_credit,
         credit.mark_credit_overdue,

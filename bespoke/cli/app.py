@@ -175,6 +175,7 @@ _mount("bespoke.cli.policy", "policy")
 _mount("bespoke.cli.accounts", "buyer", "buyer_app")
 _mount("bespoke.cli.accounts", "bank", "bank_app")
 _mount("bespoke.cli.db", "db")
+_mount("bespoke.cli.ops", "ops")
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """Workflow registry: the worker registers exactly these."""
 
 from bespoke.workflows.order import OrderWorkflow
+from bespoke.workflows.reconcile import ReconcileWorkflow
 
-WORKFLOWS = [OrderWorkflow]
+WORKFLOWS = [OrderWorkflow, ReconcileWorkflow]
 
-__all__ = ["WORKFLOWS", "OrderWorkflow"]
+__all__ = ["WORKFLOWS", "OrderWorkflow", "ReconcileWorkflow"]

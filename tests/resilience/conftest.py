@@ -15,11 +15,13 @@ from bespoke.store.db import get_engine
 
 from .harness import WorkerProcess, free_port, worker_env
 
+SLOW_MODULES = {"test_crash.py", "test_workers.py"}
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # Minutes, not seconds: `-m "not resilience"` leaves them out of a quick run.
     for item in items:
-        if "tests/resilience/" in str(item.path).replace("\\", "/"):
+        if item.path.name in SLOW_MODULES and item.path.parent == Path(__file__).parent:
             item.add_marker(pytest.mark.resilience)
 
 

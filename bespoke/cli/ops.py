@@ -1,0 +1,120 @@
+"""`bespoke ops ...`: operator commands.
+
+`bespoke ops reconcile` checks every order's books against the ledger (the same
+ReconcileWorkflow the daily schedule runs) and prints what is off; it writes
+nothing. Exit 0 when every order balances, 2 when any order is off.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from bespoke.cli.errors import EXIT_REJECTED, CliError, run_async
+from bespoke.settings import Settings, get_settings
+
+app = typer.Typer(help="Operator commands: ledger reconciliation.", no_args_is_help=True)
+out = Console()
+
+
+async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, settle: float):
+    from bespoke.activities.reconcile import ReconcileInput
+    from bespoke.runtime.client import connect
+    from bespoke.workflows.reconcile import ReconcileWorkflow
+
+    client = await connect(settings)
+    workflow_id = f"bespoke-reconcile-manual-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:6]}"
+    handle = await client.start_workflow(
+        ReconcileWorkflow.run,
+        ReconcileInput(batch_size=batch_size, settle_seconds=settle),
+        id=workflow_id,
+        task_queue=settings.task_queue,
+        # No worker polling the queue would otherwise leave the run waiting forever.
+        execution_timeout=timedelta(seconds=timeout),
+    )
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import TimeoutError as TemporalTimeout
+
+    try:
+        return workflow_id, await handle.result()
+    except WorkflowFailureError as err:
+        if isinstance(err.cause, TemporalTimeout):
+            raise CliError(
+                f"reconciliation {workflow_id} did not finish within {timeout:g}s: "
+                f"is a worker polling task queue {settings.task_queue!r}? (`bespoke worker`)"
+            ) from None
+        raise CliError(f"reconciliation {workflow_id} failed: {err.cause}") from None
+
+
+async def _schedule(settings: Settings) -> tuple[bool, str]:
+    from bespoke.runtime.client import connect
+    from bespoke.workflows.reconcile import SCHEDULE_ID, ensure_reconcile_schedule
+
+    client = await connect(settings)
+    created = await ensure_reconcile_schedule(client, settings.task_queue)
+    described = await client.get_schedule_handle(SCHEDULE_ID).describe()
+    upcoming = described.info.next_action_times[:1]
+    return created, upcoming[0].isoformat() if upcoming else "none (paused?)"
+
+
+@app.command()
+def reconcile(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as one JSON object.")] = False,
+    schedule: Annotated[
+        bool, typer.Option("--schedule", help="Create the daily reconciliation schedule (if missing) instead.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the reconciliation to finish.")] = 600.0,
+    batch_size: Annotated[int, typer.Option(help="Orders checked per activity.")] = 500,
+    settle: Annotated[
+        float, typer.Option(help="Seconds to wait before re-checking an order that looks off (it may be mid-update).")
+    ] = 2.0,
+) -> None:
+    """Check every order's books: each transaction sums to zero, escrow never goes
+    negative and is empty once an order is completed, refunded or cancelled, and the
+    read model's paid/refunded/released match the ledger. Writes nothing.
+
+    Runs the ReconcileWorkflow on the worker's task queue (a worker must be running);
+    exits 0 when all orders balance, 2 when any is off.
+    """
+    settings = get_settings()
+    if schedule:
+        created, next_run = run_async(_schedule(settings))
+        verb = "created" if created else "already exists"
+        if as_json:
+            typer.echo(json.dumps({"schedule_id": "bespoke-reconcile-daily", "created": created, "next_run": next_run}))
+        else:
+            typer.echo(f"schedule bespoke-reconcile-daily {verb}; next run {next_run}")
+        return
+    if batch_size < 1 or timeout <= 0 or settle < 0:
+        raise CliError("--batch-size and --timeout must be positive, --settle not negative", EXIT_REJECTED)
+    workflow_id, report = run_async(_reconcile(settings, timeout=timeout, batch_size=batch_size, settle=settle))
+    if as_json:
+        typer.echo(json.dumps({"workflow_id": workflow_id, "clean": report.clean, **report.model_dump(mode="json")}))
+    else:
+        _print(workflow_id, report)
+    if not report.clean:
+        raise typer.Exit(EXIT_REJECTED)
+
+
+def _print(workflow_id: str, report) -> None:
+    summary = (f"{report.orders_checked} orders, {report.transactions_checked} transactions checked "
+               f"({workflow_id})")
+    if report.clean:
+        out.print(f"[green]books balance[/green]: {summary}")
+        return
+    table = Table(title=f"{report.orders_off} order(s) off — {summary}")
+    table.add_column("order")
+    table.add_column("stage")
+    table.add_column("problems")
+    for d in report.discrepancies:
+        table.add_row(d.order_id, d.stage or "(not in read model)", "\n".join(d.problems))
+    out.print(table)
+    if report.truncated:
+        out.print(f"(first {len(report.discrepancies)} listed)")

@@ -1,0 +1,221 @@
+"""Ledger reconciliation on the time-skipping server: clean books pass, a
+deliberately corrupted ledger or read-model row is reported (and nothing is
+written), and `bespoke ops reconcile` exits 0 / 2 accordingly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import uuid
+
+import pytest
+from sqlalchemy import text
+from sqlmodel import Session, select
+
+from bespoke.activities.reconcile import (
+    ReconcileBatch,
+    ReconcileInput,
+    ReconcileReport,
+    check_order,
+    reconcile_batch,
+)
+from bespoke.domain.models import CancelInput, Stage
+from bespoke.store.tables import LedgerEntry, OrderRow
+from bespoke.workflows.order import OrderWorkflow
+from bespoke.workflows.reconcile import ReconcileWorkflow
+from tests.helpers import (
+    BUYER,
+    accept,
+    assert_ledger,
+    confirm,
+    create_order,
+    deliver,
+    pay,
+    produce,
+    ship,
+)
+
+from .harness import bespoke_command
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def _completed_order(client, task_queue, engine, price: int = 100_000) -> str:
+    handle = await create_order(client, task_queue, price=price)
+    await accept(handle)
+    await pay(handle, price)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    await confirm(handle)  # returns once escrow is released and the read model says completed
+    oid = handle.id.removeprefix("order-")
+    assert _row(engine, oid).stage == Stage.COMPLETED
+    assert_ledger(engine, oid, closed=True)
+    return oid
+
+
+async def _cancelled_order(client, task_queue, engine) -> str:
+    handle = await create_order(client, task_queue, plan="staged:30/70", price=100_000)
+    await accept(handle)
+    await pay(handle, 30_000)
+    await handle.execute_update(OrderWorkflow.cancel, CancelInput(actor=BUYER, reason="changed mind"))
+    await handle.result()
+    oid = handle.id.removeprefix("order-")
+    assert_ledger(engine, oid, closed=True)
+    return oid
+
+
+def _row(engine, oid: str) -> OrderRow:
+    with Session(engine) as session:
+        row = session.get(OrderRow, oid)
+        assert row is not None
+        return row
+
+
+def _ledger_snapshot(engine) -> list[tuple]:
+    with Session(engine) as session:
+        return [tuple(r) for r in session.exec(text("SELECT * FROM ledger_entries ORDER BY id")).all()]
+
+
+async def _reconcile(client, task_queue, **options) -> ReconcileReport:
+    return await client.execute_workflow(
+        ReconcileWorkflow.run, ReconcileInput(settle_seconds=0, **options),
+        id=f"reconcile-{uuid.uuid4()}", task_queue=task_queue,
+    )
+
+
+def _execute(engine, sql: str, **params) -> None:
+    with Session(engine) as session:
+        session.exec(text(sql).bindparams(**params))
+        session.commit()
+
+
+async def test_reconcile_finds_completed_and_cancelled_orders_balanced(client, task_queue, engine):
+    done = await _completed_order(client, task_queue, engine)
+    cancelled = await _cancelled_order(client, task_queue, engine)
+    report = await _reconcile(client, task_queue)
+    assert report.clean and report.orders_off == 0 and report.discrepancies == []
+    assert report.orders_checked == 2
+    # payment + settlement; payment + cancellation (refund and seller's share in one transaction)
+    with Session(engine) as session:
+        keys = {r.txn_key for r in session.exec(select(LedgerEntry))}
+    assert report.transactions_checked == len(keys) >= 4
+    assert {done, cancelled} <= {k.split(":")[0] for k in keys}
+
+
+async def test_corrupted_ledger_leg_is_reported_and_nothing_is_written(client, task_queue, engine):
+    bad = await _completed_order(client, task_queue, engine)
+    good = await _completed_order(client, task_queue, engine, price=50_000)
+    # Shave 1,000 off the seller's leg of the settlement: that transaction no
+    # longer sums to zero, and the read model's released_to_seller disagrees.
+    _execute(engine, "UPDATE ledger_entries SET amount = amount - 1000 "
+                     "WHERE order_id = :oid AND kind = 'settlement' AND account = 'seller'", oid=bad)
+    before = _ledger_snapshot(engine)
+    report = await _reconcile(client, task_queue)
+    assert _ledger_snapshot(engine) == before  # read-only
+    assert not report.clean and report.orders_off == 1 and report.orders_checked == 2
+    (off,) = report.discrepancies
+    assert off.order_id == bad and off.stage == "completed"
+    assert any(p == f"transaction {bad}:settlement sums to -1000, not 0" for p in off.problems), off.problems
+    assert any("released_to_seller 95000 != ledger 94000" in p for p in off.problems), off.problems
+    assert good not in {d.order_id for d in report.discrepancies}
+
+
+async def test_lost_settlement_leaves_escrow_in_a_completed_order_and_is_reported(client, task_queue, engine):
+    oid = await _completed_order(client, task_queue, engine)
+    _execute(engine, "DELETE FROM ledger_entries WHERE order_id = :oid AND kind = 'settlement'", oid=oid)
+    report = await _reconcile(client, task_queue)
+    (off,) = report.discrepancies
+    assert "escrow holds 100000 although the order is completed" in off.problems
+    assert "read model released_to_seller 95000 != ledger 0" in off.problems
+
+
+async def test_read_model_drift_and_orphan_ledger_entries_are_reported(client, task_queue, engine):
+    oid = await _completed_order(client, task_queue, engine)
+    _execute(engine, "UPDATE orders SET paid = paid + 1 WHERE order_id = :oid", oid=oid)
+    _execute(engine, "INSERT INTO ledger_entries (order_id, txn_key, leg, kind, account, amount, currency, memo, at) "
+                     "VALUES ('GHOST', 'GHOST:payment:1', 0, 'payment', 'escrow', 500, 'CNY', '', '2026-01-01')")
+    report = await _reconcile(client, task_queue, batch_size=1)  # pages one order at a time
+    assert report.orders_checked == 2
+    problems = {d.order_id: d for d in report.discrepancies}
+    assert problems[oid].problems == ["read model paid 100001 != ledger 100000"]
+    assert problems["GHOST"].stage is None
+    assert problems["GHOST"].problems == [
+        "transaction GHOST:payment:1 sums to 500, not 0",
+        "1 ledger transaction(s) but no order in the read model",
+    ]
+
+
+async def test_an_order_caught_mid_update_is_rechecked_before_being_reported(client, task_queue, engine):
+    oid = await _completed_order(client, task_queue, engine)
+    _execute(engine, "UPDATE orders SET released_to_seller = 0 WHERE order_id = :oid", oid=oid)
+
+    def projection_catches_up(seconds: float) -> None:
+        # What the workflow's next read-model projection does while we wait.
+        assert seconds == 1.5
+        _execute(engine, "UPDATE orders SET released_to_seller = 95000 WHERE order_id = :oid", oid=oid)
+
+    report = reconcile_batch(engine=engine, batch=ReconcileBatch(settle_seconds=1.5), sleep=projection_catches_up)
+    assert report.checked == 1 and report.discrepancies == []
+    # Without the settle pause, the same moment is reported.
+    _execute(engine, "UPDATE orders SET released_to_seller = 0 WHERE order_id = :oid", oid=oid)
+    report = reconcile_batch(engine=engine, batch=ReconcileBatch(settle_seconds=0))
+    assert [d.order_id for d in report.discrepancies] == [oid]
+
+
+def test_check_order_flags_escrow_going_negative_and_duplicate_legs():
+    from datetime import UTC, datetime
+
+    def leg(key, n, account, amount):
+        return LedgerEntry(order_id="X", txn_key=key, leg=n, kind="k", account=account, amount=amount,
+                           currency="CNY", at=datetime.now(UTC))
+
+    order = OrderRow(order_id="X", stage="in_production", buyer="b", seller="s", payment_plan="full_prepayment",
+                     price=100, currency="CNY", policy_name="p", policy_version="1", paid=0, refunded=0,
+                     released_to_seller=0, created_at=datetime.now(UTC), updated_at=datetime.now(UTC))
+    problems = check_order(order, [
+        leg("X:release", 0, "escrow", -100), leg("X:release", 1, "seller", 100),
+        leg("X:pay", 0, "buyer", -100), leg("X:pay", 0, "escrow", 100),
+    ])
+    assert "escrow negative (-100) after X:release" in problems
+    assert "transaction X:pay has legs [0, 0], expected 0..1" in problems
+    assert "read model paid 0 != ledger 100" in problems
+
+
+def _cli_env(client, task_queue: str, engine) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
+    env.update(
+        TEMPORAL_ADDRESS=client.service_client.config.target_host,
+        BESPOKE_TASK_QUEUE=task_queue,
+        BESPOKE_DATABASE_URL=str(engine.url),
+        COLUMNS="200",
+    )
+    return env
+
+
+async def test_ops_reconcile_cli_exits_0_when_clean_and_2_with_the_order_when_off(client, task_queue, engine):
+    oid = await _completed_order(client, task_queue, engine)
+    env = _cli_env(client, task_queue, engine)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*bespoke_command(), "ops", "reconcile", "--settle", "0", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    # The worker runs in this test's event loop, so the CLI runs in a thread.
+    clean = await asyncio.to_thread(run, "--json")
+    assert clean.returncode == 0, clean.stderr
+    body = json.loads(clean.stdout)
+    assert body["clean"] is True and body["orders_checked"] == 1 and body["discrepancies"] == []
+
+    _execute(engine, "UPDATE ledger_entries SET amount = amount + 7 WHERE order_id = :oid AND kind = 'payment' "
+                     "AND account = 'escrow'", oid=oid)
+    off = await asyncio.to_thread(run, "--json")
+    assert off.returncode == 2, off.stderr
+    body = json.loads(off.stdout)
+    assert body["clean"] is False and [d["order_id"] for d in body["discrepancies"]] == [oid]
+
+    human = await asyncio.to_thread(run)
+    assert human.returncode == 2
+    assert oid in human.stdout and "sums to 7" in human.stdout
