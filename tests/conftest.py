@@ -57,7 +57,7 @@ def client(env: WorkflowEnvironment) -> Client:
 TEST_DATABASE_ENV = "BESPOKE_TEST_DATABASE_URL"
 
 
-def test_database_url() -> str | None:
+def postgres_test_url() -> str | None:
     """The PostgreSQL server the database-backed tests use instead of SQLite, from
     BESPOKE_TEST_DATABASE_URL (e.g. postgresql://bespoke:bespoke@127.0.0.1/bespoke_test);
     None: SQLite, one file per test."""
@@ -87,7 +87,7 @@ def postgres_schema(url: str) -> Iterator[str]:
 def database_url(tmp_path: Path) -> Iterator[str]:
     """A fresh, unmigrated database for one test: a SQLite file, or a new schema on
     the PostgreSQL server named by BESPOKE_TEST_DATABASE_URL."""
-    server = test_database_url()
+    server = postgres_test_url()
     if server is None:
         yield f"sqlite:///{tmp_path}/bespoke.db"
         return
