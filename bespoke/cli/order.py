@@ -12,9 +12,11 @@ import gc
 import hashlib
 import json
 import uuid
+from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+import temporalio.runtime
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
@@ -22,7 +24,8 @@ from rich.table import Table
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bespoke.cli.errors import CliError, NotFound, Rejected, run_async
+from bespoke.cli.errors import CliError, NotFound, Rejected
+from bespoke.cli.errors import run_async as _run_async
 from bespoke.domain.models import (
     Actor,
     ActorInput,
@@ -60,6 +63,7 @@ out = Console()
 AsOpt = Annotated[str, typer.Option("--as", help="Who acts, as ROLE:NAME (roles: buyer, seller, ops, carrier, system).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 OrderArg = Annotated[str, typer.Argument(help="The order id.")]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- plumbing
@@ -100,12 +104,32 @@ def _not_found(order_id: str, err: RPCError) -> NotFound | None:
 
 
 def _drop_cycles() -> None:
-    """Free reference cycles through the Temporal client now. One freed during
-    interpreter exit aborts the process (SIGABRT, "PyGILState_Release ... must be
-    current") instead of exiting with the contract's code and one line. Errors
-    are therefore raised outside `except` blocks, where the caught exception
-    (whose traceback holds the frame) is no longer bound in the frame."""
+    """Free reference cycles through the Temporal client now, so the client is
+    gone before `run_async` shuts the Temporal runtime down. Errors are therefore
+    raised outside `except` blocks (where the caught exception, whose traceback
+    holds the frame, is no longer bound in the frame) and after `del client`."""
     gc.collect()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """`bespoke.cli.errors.run_async`, then shut the Temporal runtime down while
+    the interpreter is still whole.
+
+    temporalio's Rust runtime threads can touch Python during interpreter
+    finalization and abort a short-lived client process (SIGABRT, "Fatal Python
+    error: PyGILState_Release", temporalio/sdk-python#300) -- about one command in
+    four on a loaded machine, instead of exiting with the contract's code. Dropping
+    the last reference to the default runtime stops its threads now; the next
+    `connect` (if any) makes a new one.
+    """
+    try:
+        return _run_async(coro)
+    finally:
+        gc.collect()  # clients left in cycles hold the runtime too
+        ref = getattr(temporalio.runtime, "_runtime_ref", None)
+        if ref is not None and getattr(ref, "_default_runtime", None) is not None:
+            ref._default_runtime = None
+            gc.collect()
 
 
 async def _view(client: Client, order_id: str) -> OrderView:
@@ -116,6 +140,7 @@ async def _view(client: Client, order_id: str) -> OrderView:
         failure = _not_found(order_id, err)
         if failure is None:
             raise
+    del client
     _drop_cycles()
     raise failure
 
@@ -193,8 +218,12 @@ def create(
         client = await _client(settings)
         try:
             await start_order(client, inp, task_queue=settings.task_queue)
+            return
         except OrderExists as err:
-            raise Rejected(str(err)) from None
+            failure = Rejected(str(err))
+        del client
+        _drop_cycles()
+        raise failure
 
     run_async(go())
     if as_json:
