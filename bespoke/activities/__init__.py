@@ -10,7 +10,13 @@ from sqlalchemy.engine import Engine
 from bespoke.activities.credit import CreditActivities
 from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
-from bespoke.activities.rules import cancellation_decision, settlement_decision
+from bespoke.activities.rules import (
+    cancellation_decision,
+    dispute_default_decision,
+    refund_decision,
+    return_terms_decision,
+    settlement_decision,
+)
 from bespoke.activities.store import StoreActivities
 
 
@@ -29,4 +35,7 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         credit.mark_credit_overdue,
         settlement_decision,
         cancellation_decision,
+        return_terms_decision,
+        refund_decision,
+        dispute_default_decision,
     ]

@@ -13,10 +13,19 @@ from bespoke.domain.models import Frozen
 from bespoke.rules import (
     CancellationDecision,
     CancellationFacts,
+    DisputeDefaultDecision,
+    DisputeFacts,
     Policy,
+    RefundDecision,
+    RefundFacts,
+    ReturnFacts,
+    ReturnTermsDecision,
     SettlementDecision,
     SettlementFacts,
     decide_cancellation,
+    decide_dispute_default,
+    decide_refund,
+    decide_return_terms,
     decide_settlement,
 )
 
@@ -51,3 +60,36 @@ def settlement_decision(req: SettlementRequest) -> SettlementDecision:
 @activity.defn(name="decide_cancellation")
 def cancellation_decision(req: CancellationRequest) -> CancellationDecision:
     return decide_cancellation(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+
+
+class ReturnTermsRequest(Frozen):
+    policy: dict
+    facts: ReturnFacts
+    decision_id: str
+
+
+class RefundRequest(Frozen):
+    policy: dict
+    facts: RefundFacts
+    decision_id: str
+
+
+class DisputeRequest(Frozen):
+    policy: dict
+    facts: DisputeFacts
+    decision_id: str
+
+
+@activity.defn(name="decide_return_terms")
+def return_terms_decision(req: ReturnTermsRequest) -> ReturnTermsDecision:
+    return decide_return_terms(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+
+
+@activity.defn(name="decide_refund")
+def refund_decision(req: RefundRequest) -> RefundDecision:
+    return decide_refund(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+
+
+@activity.defn(name="decide_dispute_default")
+def dispute_default_decision(req: DisputeRequest) -> DisputeDefaultDecision:
+    return decide_dispute_default(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)

@@ -29,6 +29,14 @@ from bespoke.cli.errors import run_async as _run_async
 from bespoke.domain.models import (
     Actor,
     ActorInput,
+    ArbitrateInput,
+    DisputeInput,
+    EvidenceInput,
+    OfferAnswerInput,
+    ReceiveReturnInput,
+    ReturnRequestInput,
+    ReturnResponseInput,
+    ShipReturnInput,
     CancelInput,
     DeliverInput,
     MilestoneInput,
@@ -369,6 +377,11 @@ def _print_view(v: OrderView) -> None:
               f"credit outstanding {m(v.credit_outstanding)}" if v.credit_outstanding else ""]
     if any(extras):
         out.print(" · ".join(e for e in extras if e))
+    if v.open_case is not None:
+        c = v.open_case
+        out.print(f"[bold]case {c.number}[/bold] ({c.reason}, wants {c.remedy}): {c.state}"
+                  + (f", offer {m(c.offer)}" if c.offer else "") + (f", claim {m(c.claim)}" if c.claim else "")
+                  + (f", evidence {len(c.evidence)} item(s)" if c.evidence else ""))
     if v.deadlines:
         table = Table("deadline", "due at (UTC)", "if missed", title=None)
         for d in v.deadlines:
@@ -634,3 +647,143 @@ def cancel(
 ) -> None:
     """Cancel before delivery; the policy allocates the costs (see quote-cancel)."""
     _act(order_id, OrderWorkflow.cancel, _model(CancelInput, actor=_actor(actor), reason=reason), as_json)
+
+
+# ---------------------------------------------------------------- after-sales
+
+
+@app.command("return")
+def return_(
+    order_id: OrderArg,
+    actor: AsOpt,
+    reason: Annotated[str, typer.Option(help="defect, not_as_specified, damaged_in_transit or changed_mind.")],
+    remedy: Annotated[str, typer.Option(help="What the buyer wants: refund or repair.")] = "refund",
+    description: Annotated[str, typer.Option(help="What is wrong.")] = "",
+    evidence: Annotated[list[str] | None, typer.Option(help="Evidence reference (photo URL, file id); repeatable.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Buyer opens a return/repair case (inspection window or after-sales window)."""
+    payload = _model(ReturnRequestInput, actor=_actor(actor), reason=reason, remedy=remedy,
+                     description=description, evidence=tuple(evidence or ()))
+    _act(order_id, OrderWorkflow.request_return, payload, as_json)
+
+
+@app.command()
+def respond(
+    order_id: OrderArg,
+    actor: AsOpt,
+    action: Annotated[str, typer.Option(help="approve, reject, offer_partial or offer_repair.")],
+    amount: Annotated[str | None, typer.Option(help="offer_partial: the refund offered, in major units.")] = None,
+    reason: Annotated[str, typer.Option(help="Why (for a rejection).")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller answers a return request (silence past the deadline approves it)."""
+    minor = _amount(amount, run_async(_currency_of(order_id))) if amount else None
+    payload = _model(ReturnResponseInput, actor=_actor(actor), action=action, amount=minor, reason=reason)
+    _act(order_id, OrderWorkflow.respond_return, payload, as_json)
+
+
+@app.command("answer-offer")
+def answer_offer(
+    order_id: OrderArg,
+    actor: AsOpt,
+    accept: Annotated[bool, typer.Option("--accept/--decline", help="Accept or decline the seller's offer.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Buyer accepts or declines a partial-refund or repair offer."""
+    _act(order_id, OrderWorkflow.answer_offer, _model(OfferAnswerInput, actor=_actor(actor), accept=accept), as_json)
+
+
+@app.command("ship-return")
+def ship_return(
+    order_id: OrderArg,
+    actor: AsOpt,
+    carrier: Annotated[str, typer.Option(help="Carrier name.")],
+    tracking: Annotated[str, typer.Option(help="Tracking number.")],
+    shipping_cost: Annotated[str, typer.Option(help="What the buyer paid to send it back, major units.")] = "0",
+    as_json: JsonOpt = False,
+) -> None:
+    """Buyer ships the goods back (for a refund or a repair)."""
+    cur = run_async(_currency_of(order_id))
+    try:
+        cost = parse_amount(shipping_cost, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    payload = _model(ShipReturnInput, actor=_actor(actor), carrier=carrier, tracking=tracking, shipping_cost=cost)
+    _act(order_id, OrderWorkflow.ship_return, payload, as_json)
+
+
+@app.command("receive-return")
+def receive_return(
+    order_id: OrderArg,
+    actor: AsOpt,
+    disposition: Annotated[str, typer.Option(help="resell_as_stock, scrap or rework.")],
+    salvage_value: Annotated[str, typer.Option(help="resell_as_stock: what the goods resell for, major units.")] = "0",
+    note: Annotated[str, typer.Option(help="Inspection findings.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller confirms the returned goods arrived and what becomes of them."""
+    cur = run_async(_currency_of(order_id))
+    try:
+        salvage = parse_amount(salvage_value, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    payload = _model(ReceiveReturnInput, actor=_actor(actor), disposition=disposition, salvage_value=salvage, note=note)
+    _act(order_id, OrderWorkflow.receive_return, payload, as_json)
+
+
+@app.command()
+def reship(
+    order_id: OrderArg,
+    actor: AsOpt,
+    carrier: Annotated[str, typer.Option(help="Carrier name.")],
+    tracking: Annotated[str, typer.Option(help="Tracking number.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Seller ships the repaired goods back to the buyer."""
+    _act(order_id, OrderWorkflow.reship, _model(ShipInput, actor=_actor(actor), carrier=carrier, tracking=tracking), as_json)
+
+
+@app.command()
+def dispute(
+    order_id: OrderArg,
+    actor: AsOpt,
+    claim: Annotated[str | None, typer.Option(help="Buyer: the refund claimed, major units.")] = None,
+    statement: Annotated[str, typer.Option(help="The party's account of the problem.")] = "",
+    as_json: JsonOpt = False,
+) -> None:
+    """Either party escalates a rejected or stuck case to platform operations."""
+    minor = _amount(claim, run_async(_currency_of(order_id))) if claim else None
+    _act(order_id, OrderWorkflow.dispute, _model(DisputeInput, actor=_actor(actor), claim=minor, statement=statement), as_json)
+
+
+@app.command()
+def evidence(
+    order_id: OrderArg,
+    actor: AsOpt,
+    item: Annotated[list[str] | None, typer.Option(help="Evidence reference; repeatable.")] = None,
+    final: Annotated[bool, typer.Option("--final", help="Finalise this party's evidence (no more after this).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """A party to the dispute submits evidence (staged, then --final)."""
+    payload = _model(EvidenceInput, actor=_actor(actor), items=tuple(item or ()), final=final)
+    _act(order_id, OrderWorkflow.evidence, payload, as_json)
+
+
+@app.command()
+def arbitrate(
+    order_id: OrderArg,
+    actor: AsOpt,
+    refund: Annotated[str, typer.Option(help="Refund to the buyer decided by ops, major units (0 = none).")],
+    note: Annotated[str, typer.Option(help="The reasoning, shown on the timeline.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Platform operations decide a dispute."""
+    cur = run_async(_currency_of(order_id))
+    try:
+        minor = parse_amount(refund, cur)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+    if minor < 0:
+        raise Rejected("refund cannot be negative")
+    _act(order_id, OrderWorkflow.arbitrate, _model(ArbitrateInput, actor=_actor(actor), refund=minor, note=note), as_json)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -24,8 +24,14 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.activities.ledger import LedgerActivities
     from bespoke.activities.rules import (
         CancellationRequest,
+        DisputeRequest,
+        RefundRequest,
+        ReturnTermsRequest,
         SettlementRequest,
         cancellation_decision,
+        dispute_default_decision,
+        refund_decision,
+        return_terms_decision,
         settlement_decision,
     )
     from bespoke.activities.store import StoreActivities
@@ -36,7 +42,17 @@ with workflow.unsafe.imports_passed_through():
         ActionResult,
         Actor,
         ActorInput,
+        ArbitrateInput,
         CancelInput,
+        CaseView,
+        DisputeInput,
+        EvidenceInput,
+        EvidenceItem,
+        OfferAnswerInput,
+        ReceiveReturnInput,
+        ReturnRequestInput,
+        ReturnResponseInput,
+        ShipReturnInput,
         DeadlineView,
         DeliverInput,
         Leg,
@@ -62,10 +78,14 @@ with workflow.unsafe.imports_passed_through():
         Transaction,
     )
     from bespoke.domain.money import allocate, format_amount
-    from bespoke.rules import CancellationFacts, Policy, SettlementFacts
+    from bespoke.rules import CancellationFacts, DisputeFacts, Policy, RefundFacts, ReturnFacts, SettlementFacts
     from bespoke.workflows.presets import DB_WRITE, RULES
 
 MAX_CREDIT_REMINDERS = 10
+AFTERSALES_PATCH = "aftersales-v1"
+_TIMER = "system:timer"
+_RULES = "system:rules"
+_WORKFLOW = "system:workflow"
 
 
 def workflow_id_for(order_id: str) -> str:
@@ -85,6 +105,47 @@ class _Part:
     @property
     def due(self) -> int:
         return self.amount - self.paid
+
+
+class _Case:
+    """An after-sales case (return, repair, dispute) while it runs."""
+
+    def __init__(self, number: int, inp: ReturnRequestInput, at: datetime) -> None:
+        self.number = number
+        self.opened_by = str(inp.actor)
+        self.reason = inp.reason
+        self.remedy = inp.remedy
+        self.description = inp.description
+        self.state = "requested"
+        self.opened_at = at
+        self.evidence = [EvidenceItem(party="buyer", item=e, at=at) for e in inp.evidence]
+        self.offer: int | None = None
+        self.return_shipping_payer: str | None = None
+        self.return_shipment: dict[str, str] | None = None
+        self.shipping_cost = 0
+        self.disposition: str | None = None
+        self.dispute_opened_by: str | None = None
+        self.claim: int | None = None
+        self.finalised: list[str] = []
+        self.dispute_parties: set[str] = set()
+        self.arbitration: tuple[int, str, str] | None = None
+        self.repair_allowed = True
+        self.outcome: str | None = None
+        self.closed_at: datetime | None = None
+
+    def submitted(self, party: str) -> bool:
+        """Whether `party` put evidence into the dispute (staged or final)."""
+        return party in self.finalised or party in self.dispute_parties
+
+    def view(self) -> CaseView:
+        return CaseView(
+            number=self.number, reason=self.reason, remedy=self.remedy, state=self.state,
+            opened_at=self.opened_at, description=self.description, evidence=list(self.evidence),
+            offer=self.offer, return_shipping_payer=self.return_shipping_payer,
+            return_shipment=self.return_shipment, disposition=self.disposition,
+            dispute_opened_by=self.dispute_opened_by, claim=self.claim, finalised=list(self.finalised),
+            outcome=self.outcome, closed_at=self.closed_at,
+        )
 
 
 def _schedule(inp: OrderInput) -> list[_Part]:
@@ -144,7 +205,16 @@ class OrderWorkflow:
         self._projected_events = 0
         self._projected_decisions = 0
         self._sync_lock = asyncio.Lock()
-        self._waiting_on: Callable[[], bool] | None = None
+        # Run-loop bookkeeping for _caught_up: conditions the loop (and any
+        # concurrent job of it) waits on, and how many of them are running.
+        self._waiting: list[Callable[[], bool]] = []
+        self._running = 1
+        self.aftersales = False
+        self.case: _Case | None = None
+        self.cases: list[_Case] = []
+        self.repair_rounds = 0
+        self.deliveries = 0
+        self.delivered_at: datetime | None = None
         self._lifecycle_done = False
         self._decision_seq = 0
         self._txn_seq = 0
@@ -263,8 +333,14 @@ class OrderWorkflow:
                                "buyer refused the goods at the door; goods return to the seller")
             return await self._until_closed()
 
+        # After-sales (returns, repairs, disputes) arrived with the "aftersales-v1"
+        # patch; orders whose history predates it replay the original path.
+        aftersales = self.aftersales = workflow.patched(AFTERSALES_PATCH)
         if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY:
             await self._cod_remittance()
+        elif aftersales:
+            if await self._inspection() == "refunded":
+                return
         else:
             self.deadlines["inspection_window"] = self._deadline(
                 "inspection_window", d.inspection_window, "receipt auto-confirmed, escrow released to the seller"
@@ -286,8 +362,292 @@ class OrderWorkflow:
         self._set_stage(Stage.COMPLETED)
         await self._sync()
 
-        if self.inp.plan.kind is PlanKind.CREDIT:
+        if aftersales:
+            # The after-sales window and the credit repayment run side by side.
+            jobs = [self._aftersales_window()]
+            if self.inp.plan.kind is PlanKind.CREDIT:
+                jobs.append(self._credit_repayment())
+            self._running -= 1  # the main loop only waits for its jobs now
+            try:
+                await asyncio.gather(*(self._job(j) for j in jobs))
+            finally:
+                self._running += 1
+        elif self.inp.plan.kind is PlanKind.CREDIT:
             await self._credit_repayment()
+
+    # ---------------------------------------------------------- after-sales
+
+    async def _job(self, coro: Awaitable[None]) -> None:
+        self._running += 1
+        try:
+            await coro
+        finally:
+            self._running -= 1
+
+    async def _inspection(self) -> str:
+        """The buyer's inspection window; it pauses while a case is open and
+        starts afresh after a repair. Returns "confirmed" or "refunded"."""
+        d = self.policy.deadlines
+        remaining = d.inspection_window
+        while True:
+            self.deadlines["inspection_window"] = self._deadline(
+                "inspection_window", remaining, "receipt auto-confirmed, escrow released to the seller"
+            )
+            due = self.deadlines["inspection_window"].due_at
+            await self._sync()
+            met = await self._wait(lambda: self.confirmed_by is not None or self.case is not None, "inspection_window")
+            if not met:
+                self.confirmed_by = "system:timer"
+                self._event("auto_confirmed", _TIMER, "inspection window ended: receipt auto-confirmed")
+                return "confirmed"
+            if self.confirmed_by is not None:
+                return "confirmed"
+            remaining = max(due - workflow.now(), timedelta(0))
+            outcome = await self._run_case(paused="inspection window")
+            if outcome == "refunded":
+                return "refunded"
+            if outcome == "redelivered":
+                remaining = d.inspection_window
+
+    async def _aftersales_window(self) -> None:
+        d = self.policy.deadlines
+        remaining = d.aftersales_window
+        while True:
+            self.deadlines["aftersales_window"] = self._deadline(
+                "aftersales_window", remaining, "after-sales window closes; funds final"
+            )
+            due = self.deadlines["aftersales_window"].due_at
+            await self._sync()
+            if not await self._wait(lambda: self.case is not None, "aftersales_window"):
+                self._event("aftersales_closed", _TIMER, "after-sales window closed")
+                await self._sync()
+                return
+            remaining = max(due - workflow.now(), timedelta(0))
+            outcome = await self._run_case(paused="after-sales window")
+            if outcome == "refunded":
+                return
+            if outcome == "redelivered":
+                # A repaired order gets a fresh inspection; the window resumes after it.
+                self.confirmed_by = None
+                if await self._inspection() == "refunded":
+                    return
+                self._set_stage(Stage.COMPLETED)
+
+    def _case_open(self) -> bool:
+        return self.case is not None and self.case.outcome is None
+
+    async def _case_wait(self, cond: Callable[[], bool], deadline: str, duration: timedelta, action: str) -> str:
+        """Wait inside a case: "met", "timeout" or "disputed"."""
+        case = self.case
+        self.deadlines[deadline] = self._deadline(deadline, duration, action)
+        await self._sync()
+        disputed_before = case.state == "disputed"
+        try:
+            await self._block(lambda: cond() or (case.state == "disputed" and not disputed_before),
+                              timeout=max(self.deadlines[deadline].due_at - workflow.now(), timedelta(0)))
+        except asyncio.TimeoutError:
+            return "timeout"
+        finally:
+            self.deadlines.pop(deadline, None)
+        if case.state == "disputed" and not disputed_before:
+            return "disputed"
+        return "met"
+
+    async def _run_case(self, paused: str) -> str:
+        """Drive the open case to its end: "kept", "refunded" or "redelivered"."""
+        case = self.case
+        d = self.policy.deadlines
+        back_to = self.stage
+        self._set_stage(Stage.RETURN_REQUESTED)
+        self._event("case_opened", case.opened_by, f"case {case.number}: {case.reason} → wants {case.remedy}; "
+                    f"{paused} paused")
+        terms = await workflow.execute_local_activity(
+            return_terms_decision,
+            ReturnTermsRequest(policy=self.inp.policy, decision_id=self._next_decision_id("return-terms"),
+                               facts=ReturnFacts(
+                                   reason=case.reason, stage="completed" if back_to is Stage.COMPLETED else "delivered",
+                                   remedy=case.remedy, days_since_delivery=self._days_since_delivery(),
+                                   repair_rounds=self.repair_rounds, price=self.inp.price,
+                                   currency=self.inp.currency, as_of=workflow.now())),
+            **RULES,
+        )
+        self._record_decision(terms.explanation.model_dump(mode="json"))
+        case.return_shipping_payer = terms.return_shipping_payer
+        if not terms.allowed:
+            return await self._close_case(case, back_to, "not_allowed", terms.explanation.summary)
+        if case.remedy == "repair" and not terms.repair_allowed:
+            case.remedy = "refund"
+            self._event("case_note", _RULES, "repair limit reached: the case proceeds as a refund")
+        case.repair_allowed = terms.repair_allowed and not terms.refund_only
+
+        outcome = await self._case_wait(lambda: case.state != "requested", "return_response", d.return_response,
+                                        "seller silent: the return is approved")
+        if outcome == "timeout":
+            case.state = "approved"
+            self._event("return_auto_approved", _TIMER, "seller did not respond in time: return approved")
+        while case.state in ("offered_partial", "offered_repair"):
+            outcome = await self._case_wait(lambda: case.state not in ("offered_partial", "offered_repair"),
+                                            "offer_response", d.partial_offer_response,
+                                            "buyer silent: the offer lapses and the case closes")
+            if outcome == "timeout":
+                return await self._close_case(case, back_to, "offer_lapsed", "the buyer did not answer the offer")
+        if case.state == "partial_accepted":
+            return await self._refund(case, case.offer, "partial_offer_accepted")
+        if case.state == "rejected":
+            outcome = await self._case_wait(lambda: False, "escalation", d.return_response,
+                                            "no dispute opened: the case closes")
+            if outcome == "timeout":
+                return await self._close_case(case, back_to, "rejected", "the seller rejected the case; no dispute was opened")
+        if case.state == "disputed":
+            return await self._dispute(case, back_to)
+
+        # Approved: the goods go back (for a refund, or for repair).
+        if case.remedy == "repair":
+            self._set_stage(Stage.REPAIR)
+        outcome = await self._case_wait(lambda: case.return_shipment is not None, "return_ship", d.return_ship,
+                                        "buyer did not ship the return: the case closes")
+        if outcome == "disputed":
+            return await self._dispute(case, back_to)
+        if outcome == "timeout":
+            return await self._close_case(case, back_to, "not_shipped", "the buyer did not ship the return in time")
+        if case.remedy == "refund":
+            self._set_stage(Stage.RETURN_IN_TRANSIT)
+        outcome = await self._case_wait(lambda: case.disposition is not None, "return_receive", d.return_receive,
+                                        "seller did not confirm the returned goods: the refund goes out")
+        if outcome == "disputed":
+            return await self._dispute(case, back_to)
+        if outcome == "timeout":
+            self._event("return_auto_refund", _TIMER, "seller did not confirm the returned goods in time: refund")
+            return await self._refund(case, self._refundable(), "seller_silent_on_receipt")
+        if case.remedy == "refund":
+            return await self._refund(case, self._refundable(), "return_received")
+
+        # Repair: the seller reships; the carrier delivers; a new inspection starts.
+        deliveries = self.deliveries
+        outcome = await self._case_wait(lambda: self.stage is Stage.SHIPPED, "repair", d.return_receive,
+                                        "seller did not reship the repaired goods: refund")
+        if outcome == "disputed":
+            return await self._dispute(case, back_to)
+        if outcome == "timeout":
+            return await self._refund(case, self._refundable(), "seller_silent_on_receipt")
+        await self._block(lambda: self.deliveries > deliveries)
+        self.repair_rounds += 1
+        return await self._close_case(case, None, "repaired", f"repaired and redelivered (round {self.repair_rounds})",
+                                      result="redelivered")
+
+    async def _dispute(self, case: _Case, back_to: Stage) -> str:
+        d = self.policy.deadlines
+        self._set_stage(Stage.DISPUTED)
+        outcome = await self._case_wait(lambda: case.arbitration is not None or len(case.finalised) == 2,
+                                        "dispute_evidence", d.dispute_evidence,
+                                        "the side without evidence loses, per the policy")
+        if case.arbitration is None and outcome == "timeout":
+            facts = DisputeFacts(
+                opened_by=case.dispute_opened_by, buyer_submitted=case.submitted("buyer"),
+                seller_submitted=case.submitted("seller"), claim=case.claim or self._refundable(),
+                price=self.inp.price, currency=self.inp.currency, as_of=workflow.now(),
+            )
+            decision = await workflow.execute_local_activity(
+                dispute_default_decision,
+                DisputeRequest(policy=self.inp.policy, facts=facts, decision_id=self._next_decision_id("dispute")),
+                **RULES,
+            )
+            self._record_decision(decision.explanation.model_dump(mode="json"))
+            self._event("dispute_default", _RULES, decision.explanation.summary)
+            if decision.outcome == "buyer_wins" and decision.refund > 0:
+                return await self._refund(case, decision.refund, "dispute_default")
+            if decision.outcome == "seller_wins":
+                return await self._close_case(case, back_to, "seller_won", decision.explanation.summary)
+        if case.arbitration is None:
+            self.deadlines["arbitration"] = DeadlineView(
+                name="arbitration", due_at=workflow.now(), default_action="awaiting platform operations")
+            await self._sync()
+            await self._block(lambda: case.arbitration is not None)
+            self.deadlines.pop("arbitration", None)
+        refund, note, actor = case.arbitration
+        if refund > 0:
+            return await self._refund(case, refund, "arbitration", note=f"ops {actor}: {note}")
+        return await self._close_case(case, back_to, "arbitrated_no_refund", f"ops {actor}: {note}")
+
+    async def _close_case(self, case: _Case, back_to: Stage | None, outcome: str, message: str,
+                          result: str = "kept") -> str:
+        case.outcome = outcome
+        case.closed_at = workflow.now()
+        for name in ("return_response", "offer_response", "escalation", "return_ship", "return_receive",
+                     "repair", "dispute_evidence", "arbitration"):
+            self.deadlines.pop(name, None)
+        self._event("case_closed", _RULES if outcome != "repaired" else _WORKFLOW,
+                    f"case {case.number} closed ({outcome}): {message}")
+        if back_to is not None:
+            self._set_stage(back_to)
+        self.case = None
+        await self._sync()
+        return result
+
+    def _refundable(self) -> int:
+        # Credit the buyer has not repaid yet counts: the refund cancels it.
+        return self.paid + self.credit_outstanding - self.refunded
+
+    def _days_since_delivery(self) -> int:
+        if self.delivered_at is None:
+            return 0
+        return max((workflow.now() - self.delivered_at) // timedelta(days=1), 0)
+
+    async def _refund(self, case: _Case, amount: int, outcome: str, note: str = "") -> str:
+        """Refund as the policy decides: escrow first, then charged back to the
+        seller; then settle whatever escrow still holds and close as refunded."""
+        facts = RefundFacts(
+            reason=case.reason, outcome=outcome, requested_refund=min(amount, self._refundable()),
+            price=self.inp.price, currency=self.inp.currency, paid_total=self.paid + self.credit_outstanding,
+            refunded_so_far=self.refunded, escrow_balance=self.balances[Account.ESCROW],
+            released_to_seller=max(self.balances[Account.SELLER], 0),
+            platform_fee_charged=self.balances[Account.PLATFORM_FEE],
+            return_shipping_cost=case.shipping_cost, return_shipping_payer=case.return_shipping_payer or "seller",
+            as_of=workflow.now(),
+        )
+        decision = await workflow.execute_local_activity(
+            refund_decision,
+            RefundRequest(policy=self.inp.policy, facts=facts, decision_id=self._next_decision_id("refund")),
+            **RULES,
+        )
+        self._record_decision(decision.explanation.model_dump(mode="json"))
+        n = case.number
+        self._post("refund", [(Account.ESCROW, -decision.refund_from_escrow), (Account.BUYER, decision.refund_from_escrow)],
+                   decision.explanation.summary, key=f"case-{n}:refund-escrow")
+        if decision.fee_refund_to_seller:
+            self._post("fee_refund", [(Account.PLATFORM_FEE, -decision.fee_refund_to_seller),
+                                      (Account.SELLER, decision.fee_refund_to_seller)],
+                       "platform fee returned pro rata on the charged-back amount", key=f"case-{n}:fee-refund")
+        if decision.chargeback_from_seller:
+            # On account-period credit the buyer may not have repaid yet: the
+            # refund first cancels what the buyer still owes on the credit line.
+            to_credit = min(decision.chargeback_from_seller, self.credit_outstanding)
+            to_buyer = decision.chargeback_from_seller - to_credit
+            self._post("chargeback", [(Account.SELLER, -decision.chargeback_from_seller),
+                                      (Account.CREDIT_LINE, to_credit), (Account.BUYER, to_buyer)],
+                       "refund charged back to the seller's balance", key=f"case-{n}:chargeback")
+            self.credit_outstanding -= to_credit
+        if decision.shipping_reimbursement:
+            self._post("return_shipping", [(Account.SELLER, -decision.shipping_reimbursement),
+                                           (Account.BUYER, decision.shipping_reimbursement)],
+                       "seller reimburses return shipping", key=f"case-{n}:shipping")
+        cur = self.inp.currency
+        total = decision.refund_from_escrow + decision.chargeback_from_seller
+        self._event("refunded", _RULES, f"refund {format_amount(total, cur)} ({outcome})"
+                    + (f"; return shipping {format_amount(decision.shipping_reimbursement, cur)} reimbursed"
+                       if decision.shipping_reimbursement else "")
+                    + (f"; {note}" if note else ""))
+        # What escrow still holds after a partial refund is the seller's.
+        if self.balances[Account.ESCROW]:
+            await self._settle("settlement")
+        case.outcome = outcome
+        case.closed_at = workflow.now()
+        self.case = None
+        self.deadlines.clear()
+        self._set_stage(Stage.REFUNDED)
+        await self._sync()
+        self.closed = True
+        return "refunded"
 
     async def _production(self) -> bool:
         """Wait for production and a passed quality check; False if the order closed."""
@@ -376,19 +736,21 @@ class OrderWorkflow:
         return DeadlineView(name=name, due_at=workflow.now() + duration, default_action=action)
 
     async def _block(self, cond: Callable[[], bool], timeout: timedelta | None = None) -> None:
-        """The run loop's only way to wait. While it waits, `_waiting_on` holds the
-        condition, so update handlers can tell when the loop has caught up."""
-        self._waiting_on = cond
+        """The run loop's only way to wait. The condition is registered while it
+        waits, so update handlers can tell when the loop has caught up."""
+        self._waiting.append(cond)
+        self._running -= 1
         try:
             await workflow.wait_condition(cond, timeout=timeout)
         finally:
-            self._waiting_on = None
+            self._running += 1
+            self._waiting.remove(cond)
 
     async def _caught_up(self) -> None:
         """Wait until the run loop has reacted to what an update just changed, so
         the update's result shows the order's new stage."""
         await workflow.wait_condition(
-            lambda: self._lifecycle_done or (self._waiting_on is not None and not self._waiting_on())
+            lambda: self._lifecycle_done or (self._running == 0 and not any(c() for c in self._waiting))
         )
 
     async def _wait(self, cond: Callable[[], bool], deadline: str | None) -> bool:
@@ -643,6 +1005,9 @@ class OrderWorkflow:
             decisions=self.decisions,
             created_at=self.created_at,
             updated_at=self.updated_at,
+            cases=[c.view() for c in self.cases],
+            open_case=self.case.view() if self.case is not None else None,
+            repair_rounds=self.repair_rounds,
         )
 
     @workflow.query
@@ -893,6 +1258,8 @@ class OrderWorkflow:
                                                method="cash_on_delivery", actor=str(inp.actor),
                                                at=workflow.now(), part="cod"))
         self.delivered = True
+        self.deliveries += 1
+        self.delivered_at = workflow.now()
         self._set_stage(Stage.DELIVERED)
         self._event("delivered", inp.actor, "delivered" + (
             f"; buyer inspected and paid {format_amount(inp.collected, cur)} to the carrier" if inp.collected else ""))
@@ -904,7 +1271,7 @@ class OrderWorkflow:
     def _validate_deliver(self, inp: DeliverInput) -> None:
         self._require(inp.actor, Role.CARRIER)
         self._require_stage(Stage.SHIPPED)
-        if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY:
+        if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY and self.deliveries == 0:
             if inp.collected != self.inp.price:
                 raise ValueError(f"cash on delivery: the carrier must collect exactly {self.inp.price}")
         elif inp.collected is not None:
@@ -958,6 +1325,8 @@ class OrderWorkflow:
             raise ValueError("cash-on-delivery goods were inspected at the door; nothing to confirm")
         if self.confirmed_by is not None:
             raise ValueError("receipt is already confirmed")
+        if self.case is not None:
+            raise ValueError(f"case {self.case.number} is open; it must close first")
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> ActionResult:
@@ -973,6 +1342,218 @@ class OrderWorkflow:
 
     def _require_cancellable(self, actor: Actor) -> None:
         self._require_stage(*sorted(PRE_DELIVERY_STAGES - {Stage.SHIPPED}))
+
+    # ------------------------------------------------------- after-sales updates
+
+    def _require_party(self, actor: Actor) -> str:
+        self._require(actor, Role.BUYER, Role.SELLER)
+        return actor.role.value
+
+    def _require_case(self, *states: str) -> _Case:
+        case = self.case
+        if case is None or case.outcome is not None:
+            raise ValueError("there is no open case")
+        if states and case.state not in states:
+            raise ValueError(f"case {case.number} is {case.state}; allowed when {', '.join(states)}")
+        return case
+
+    @workflow.update
+    async def request_return(self, inp: ReturnRequestInput) -> ActionResult:
+        self.case = _Case(len(self.cases) + 1, inp, workflow.now())
+        self.cases.append(self.case)
+        await self._caught_up()
+        return self._result(f"case {self.case.number if self.case else len(self.cases)} opened: {inp.reason}, "
+                            f"wants {inp.remedy}" if self._case_open() else self.timeline[-1].message)
+
+    @request_return.validator
+    def _validate_request_return(self, inp: ReturnRequestInput) -> None:
+        self._require(inp.actor, Role.BUYER)
+        if self.case is not None:
+            raise ValueError(f"case {self.case.number} is already open")
+        if self.stage is Stage.DELIVERED:
+            if self.inp.plan.kind is PlanKind.CASH_ON_DELIVERY and "aftersales_window" not in self.deadlines:
+                raise ValueError("cash-on-delivery goods were inspected at the door; returns open after completion")
+            if self.confirmed_by is not None:
+                raise ValueError("receipt is already confirmed; wait for completion")
+        elif self.stage is Stage.COMPLETED:
+            if "aftersales_window" not in self.deadlines:
+                raise ValueError("the after-sales window has closed")
+        else:
+            raise ValueError(f"returns open from delivered or completed, not {self.stage.value}")
+        if not self.aftersales:
+            raise ValueError("this order predates after-sales support")
+        if len(self.cases) >= self.policy.limits.max_cases_per_order:
+            raise ValueError(f"this order has had the maximum of {self.policy.limits.max_cases_per_order} cases")
+
+    @workflow.update
+    async def respond_return(self, inp: ReturnResponseInput) -> ActionResult:
+        case = self.case
+        cur = self.inp.currency
+        if inp.action == "approve":
+            case.state = "approved"
+            message = "seller approved the return"
+        elif inp.action == "reject":
+            case.state = "rejected"
+            message = f"seller rejected the case: {inp.reason or 'no reason given'}; the buyer may open a dispute"
+        elif inp.action == "offer_partial":
+            case.state, case.offer = "offered_partial", inp.amount
+            message = f"seller offers a partial refund of {format_amount(inp.amount, cur)} (buyer keeps the goods)"
+        else:
+            case.state = "offered_repair"
+            message = "seller offers to repair the goods"
+        self._event("return_response", inp.actor, message)
+        await self._caught_up()
+        return self._result(message)
+
+    @respond_return.validator
+    def _validate_respond_return(self, inp: ReturnResponseInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        case = self._require_case("requested")
+        if inp.action == "offer_partial" and inp.amount >= self._refundable():
+            raise ValueError(f"a partial refund must be less than the {self._refundable()} refundable")
+        if inp.action == "offer_repair" and not case.repair_allowed:
+            raise ValueError("the repair limit is reached: the buyer may demand a refund")
+
+    @workflow.update
+    async def answer_offer(self, inp: OfferAnswerInput) -> ActionResult:
+        case = self.case
+        if case.state == "offered_partial":
+            case.state = "partial_accepted" if inp.accept else "rejected"
+        else:
+            if inp.accept:
+                case.state, case.remedy = "approved", "repair"
+            else:
+                case.state = "rejected"
+        message = ("buyer accepted the offer" if inp.accept
+                   else "buyer declined the offer; either party may open a dispute")
+        self._event("offer_answer", inp.actor, message)
+        await self._caught_up()
+        return self._result(message)
+
+    @answer_offer.validator
+    def _validate_answer_offer(self, inp: OfferAnswerInput) -> None:
+        self._require(inp.actor, Role.BUYER)
+        self._require_case("offered_partial", "offered_repair")
+
+    @workflow.update
+    async def ship_return(self, inp: ShipReturnInput) -> ActionResult:
+        case = self.case
+        case.return_shipment = {"carrier": inp.carrier, "tracking": inp.tracking}
+        case.shipping_cost = inp.shipping_cost
+        case.state = "in_transit"
+        self._event("return_shipped", inp.actor, f"goods sent back by {inp.carrier}, tracking {inp.tracking}")
+        await self._caught_up()
+        return self._result("return shipped")
+
+    @ship_return.validator
+    def _validate_ship_return(self, inp: ShipReturnInput) -> None:
+        self._require(inp.actor, Role.BUYER)
+        self._require_case("approved")
+
+    @workflow.update
+    async def receive_return(self, inp: ReceiveReturnInput) -> ActionResult:
+        case = self.case
+        case.disposition = inp.disposition
+        case.state = "received"
+        if inp.disposition == "resell_as_stock":
+            self.salvage_value = inp.salvage_value
+        self._event("return_received", inp.actor, f"returned goods received: {inp.disposition.replace('_', ' ')}"
+                    + (f", salvage value {format_amount(inp.salvage_value, self.inp.currency)}"
+                       if inp.salvage_value else "") + (f": {inp.note}" if inp.note else ""))
+        await self._caught_up()
+        return self._result("return received")
+
+    @receive_return.validator
+    def _validate_receive_return(self, inp: ReceiveReturnInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        case = self._require_case("in_transit")
+        if case.remedy == "repair" and inp.disposition != "rework":
+            raise ValueError("goods sent for repair can only be reworked")
+        if inp.disposition != "resell_as_stock" and inp.salvage_value:
+            raise ValueError("a salvage value goes with resell_as_stock only")
+        if inp.salvage_value > self.inp.price:
+            raise ValueError("salvage value cannot exceed the price")
+
+    @workflow.update
+    async def reship(self, inp: ShipInput) -> ActionResult:
+        self.shipment = {"carrier": inp.carrier, "tracking": inp.tracking}
+        self.case.state = "reshipped"
+        self._set_stage(Stage.SHIPPED)
+        self._event("reshipped", inp.actor, f"repaired goods shipped by {inp.carrier}, tracking {inp.tracking}")
+        await self._caught_up()
+        return self._result("repaired goods shipped")
+
+    @reship.validator
+    def _validate_reship(self, inp: ShipInput) -> None:
+        self._require(inp.actor, Role.SELLER)
+        case = self._require_case("received")
+        if case.remedy != "repair":
+            raise ValueError("only a repair case reships goods")
+
+    @workflow.update
+    async def dispute(self, inp: DisputeInput) -> ActionResult:
+        case = self.case
+        case.state = "disputed"
+        case.dispute_opened_by = inp.actor.role.value
+        case.claim = inp.claim if inp.claim is not None else case.claim
+        self._event("dispute_opened", inp.actor, f"dispute opened by the {inp.actor.role.value}"
+                    + (f", claiming {format_amount(inp.claim, self.inp.currency)}" if inp.claim else "")
+                    + (f": {inp.statement}" if inp.statement else ""))
+        await self._caught_up()
+        return self._result("dispute opened; both parties may submit evidence")
+
+    @dispute.validator
+    def _validate_dispute(self, inp: DisputeInput) -> None:
+        self._require_party(inp.actor)
+        case = self._require_case("rejected", "approved", "in_transit", "offered_partial", "offered_repair",
+                                  "received")
+        if inp.claim is not None and inp.claim > self._refundable():
+            raise ValueError(f"the claim exceeds the {self._refundable()} refundable")
+        if inp.actor.role is Role.SELLER and inp.claim is not None:
+            raise ValueError("only the buyer claims a refund")
+        if case.state == "received" and case.remedy != "repair":
+            raise ValueError("the refund is already on its way")
+
+    @workflow.update
+    async def evidence(self, inp: EvidenceInput) -> ActionResult:
+        case = self.case
+        party = inp.actor.role.value
+        now = workflow.now()
+        case.evidence.extend(EvidenceItem(party=party, item=item, at=now) for item in inp.items)
+        case.dispute_parties.add(party)
+        if inp.final:
+            case.finalised.append(party)
+        self._event("evidence", inp.actor, f"{len(inp.items)} evidence item(s)" + (" — final" if inp.final else " staged"))
+        await self._caught_up()
+        return self._result("evidence finalised" if inp.final else "evidence staged")
+
+    @evidence.validator
+    def _validate_evidence(self, inp: EvidenceInput) -> None:
+        party = self._require_party(inp.actor)
+        case = self._require_case("disputed")
+        if party in case.finalised:
+            raise ValueError(f"the {party}'s evidence is already final")
+        if not inp.items and not inp.final:
+            raise ValueError("no evidence given")
+        if "dispute_evidence" not in self.deadlines:
+            raise ValueError("the evidence deadline has passed")
+
+    @workflow.update
+    async def arbitrate(self, inp: ArbitrateInput) -> ActionResult:
+        self.case.arbitration = (inp.refund, inp.note, inp.actor.name)
+        self._event("arbitrated", inp.actor, f"ops decided a refund of {format_amount(inp.refund, self.inp.currency)}: "
+                    f"{inp.note}")
+        await self._caught_up()
+        return self._result(f"arbitrated; order is {self.stage.value}")
+
+    @arbitrate.validator
+    def _validate_arbitrate(self, inp: ArbitrateInput) -> None:
+        self._require(inp.actor, Role.OPS)
+        case = self._require_case("disputed")
+        if case.arbitration is not None:
+            raise ValueError("already arbitrated")
+        if inp.refund > self._refundable():
+            raise ValueError(f"the refund exceeds the {self._refundable()} refundable")
 
     def _result(self, message: str) -> ActionResult:
         return ActionResult(order_id=self.inp.order_id, stage=self.stage, message=message)

@@ -100,7 +100,7 @@ async def test_credit_plan_ships_on_credit_and_closes_when_buyer_repays(client, 
     view = await status(handle)
     assert view.stage is Stage.COMPLETED and view.credit_outstanding == 120_000
     assert view.released_to_seller == 114_000  # the seller is paid at confirmation
-    assert [d.name for d in view.deadlines] == ["credit_settlement"]
+    assert sorted(d.name for d in view.deadlines) == ["aftersales_window", "credit_settlement"]
     await pay(handle, 50_000, method="credit_repayment")
     await pay(handle, 70_000, method="credit_repayment")
     await handle.result()
