@@ -12,6 +12,7 @@ import gc
 import hashlib
 import json
 import uuid
+from datetime import UTC, datetime
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -470,7 +471,7 @@ def quote_cancel(
         handle = order_handle(client, order_id)
         failure: CliError | None = None
         try:
-            facts = await handle.query(OrderWorkflow.quote_facts, Role(by))
+            facts = await handle.query(OrderWorkflow.quote_facts, args=[Role(by), datetime.now(UTC)])
             policy = await handle.query(OrderWorkflow.pinned_policy)
             return facts, policy
         except WorkflowQueryFailedError as err:  # the workflow refused: not cancellable now

@@ -887,7 +887,8 @@ class OrderWorkflow:
         )
         await self._sync()
 
-    def cancellation_facts(self, by: Role, reason: str) -> CancellationFacts:
+    def cancellation_facts(self, by: Role, reason: str, at: datetime | None = None) -> CancellationFacts:
+        at = at or workflow.now()
         return CancellationFacts(
             stage=self.stage.value,
             cancelled_by="system" if by in (Role.SYSTEM, Role.OPS, Role.CARRIER) else by.value,
@@ -901,9 +902,9 @@ class OrderWorkflow:
             costs_by_milestone={m: sum(r.cost for r in self.milestones if r.milestone == m)
                                 for m in ("materials", "fabrication", "finishing")},
             salvage_value=self.salvage_value,
-            days_late=self._days_late(workflow.now()),
+            days_late=self._days_late(at),
             earnest_deposit=self._earnest_amount(),
-            as_of=workflow.now(),
+            as_of=at,
         )
 
     def _earnest_amount(self) -> int:
@@ -914,10 +915,11 @@ class OrderWorkflow:
         cap = self.inp.price * self.policy.payment_plans.earnest_deposit_max_bps // 10_000
         return min(self.parts[0].paid, cap)
 
-    def _buyer_reason(self, by: Role) -> str:
+    def _buyer_reason(self, by: Role, at: datetime | None = None) -> str:
+        at = at or workflow.now()
         if by is Role.BUYER:
-            if self._days_late(workflow.now()) > 0 and self.promised_at is not None and (
-                workflow.now() >= self.promised_at + self.policy.deadlines.production_grace
+            if self._days_late(at) > 0 and self.promised_at is not None and (
+                at >= self.promised_at + self.policy.deadlines.production_grace
             ) and self.stage in (Stage.IN_PRODUCTION, Stage.QUALITY_CHECK):
                 return "late_delivery"
             return "buyer_request"
@@ -1011,10 +1013,16 @@ class OrderWorkflow:
         )
 
     @workflow.query
-    def quote_facts(self, by: Role) -> CancellationFacts:
-        """The facts a cancellation by `by` would be decided on right now."""
+    def quote_facts(self, by: Role, as_of: datetime | None = None) -> CancellationFacts:
+        """The facts a cancellation by `by` would be decided on at `as_of`.
+
+        A query's workflow.now() is the time of the last workflow task, which on
+        an idle order can be days old; the caller passes its own clock (never
+        earlier than the workflow's)."""
         self._require_cancellable(Actor(role=by, name="quote"))
-        return self.cancellation_facts(by, self._buyer_reason(by))
+        at = max(as_of, workflow.now()) if as_of is not None else workflow.now()
+        reason = self._buyer_reason(by, at)
+        return self.cancellation_facts(Role.SYSTEM if reason == "qc_rework_limit" else by, reason, at)
 
     @workflow.query
     def pinned_policy(self) -> dict:

@@ -57,12 +57,21 @@ def _oid(handle) -> str:
 # --------------------------------------------------------------------- helpers
 
 
+_CLOCK: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _clock(env):
+    _CLOCK[:] = [env]
+
+
 async def quote(handle, by: Role, **override: Any) -> CancellationDecision:
     """What cancelling by `by` would do right now, computed the way
     `bespoke order quote-cancel` does: the order's facts and pinned policy from
     queries, the decision evaluated client-side. `override` replaces facts (a
     deadline's reason, or who cancels for a timeout)."""
-    facts = await handle.query(OrderWorkflow.quote_facts, by)
+    # The CLI passes its clock; here the clock is the time-skipping server's.
+    facts = await handle.query(OrderWorkflow.quote_facts, args=[by, await _CLOCK[0].get_current_time()])
     if override:
         facts = CancellationFacts.model_validate({**facts.model_dump(), **override})
     pinned = await handle.query(OrderWorkflow.pinned_policy)
@@ -225,7 +234,7 @@ async def test_seller_late_past_grace_lets_the_buyer_cancel_free_with_the_late_p
     kinds = [e.kind for e in view.timeline]
     assert "promised_date_passed" in kinds and "grace_period_over" in kinds
     # The seller is still working (a workflow task at the current time, so the
-    # quote's clock is now; see the xfail test below for an idle order).
+    # quote is taken right after an action).
     await milestones(handle, fabrication=10_000)
     quoted = await quote(handle, Role.BUYER)
     days = quoted.explanation.facts["days_late"]
@@ -240,9 +249,6 @@ async def test_seller_late_past_grace_lets_the_buyer_cancel_free_with_the_late_p
     assert explanation["amounts"]["late_penalty"] == penalty
 
 
-@pytest.mark.xfail(strict=True, reason="quote_facts is a query, so its workflow.now() is the time of the last "
-                                       "workflow task (here the grace marker), not now: an idle order is quoted "
-                                       "with a stale days_late")
 async def test_quote_for_an_idle_late_order_uses_the_current_time(client, task_queue, engine, env):
     handle = await create_order(client, task_queue, plan="staged:30/70", price=PRICE, production_days=5)
     await accept(handle)
@@ -303,8 +309,6 @@ async def test_seller_cancelling_after_the_rework_limit_is_decided_as_a_quality_
     assert explanation["facts"]["cancelled_by"] == "system"
 
 
-@pytest.mark.xfail(strict=True, reason="quote_facts builds cancelled_by=seller with reason qc_rework_limit, "
-                                       "which CancellationFacts rejects; the workflow's _cancel maps it to system")
 async def test_quote_cancel_by_the_seller_after_the_rework_limit_works(client, task_queue, engine):
     handle = await create_order(client, task_queue, price=PRICE)
     await accept(handle)
