@@ -333,3 +333,27 @@ async def test_after_sales_actions_reject_wrong_actor_and_wrong_stage(client, ta
     await rejected(ship_back(handle), "allowed when approved")
     view = await status(handle)
     assert view.stage is Stage.RETURN_REQUESTED
+
+
+async def test_cases_per_order_are_capped_so_history_stays_bounded(client, task_queue, engine):
+    from bespoke.rules import find_policy
+
+    limit = find_policy("default").limits.max_cases_per_order
+    handle = await delivered_order(client, task_queue)
+    for _ in range(limit):
+        await request_return(handle)
+        await respond(handle, "reject")
+        await handle.execute_update(OrderWorkflow.dispute, DisputeInput(actor=BUYER, claim=1_000))
+        await handle.execute_update(OrderWorkflow.evidence, EvidenceInput(actor=BUYER, items=("a",), final=True))
+        await handle.execute_update(OrderWorkflow.evidence, EvidenceInput(actor=SELLER, items=("b",), final=True))
+        await handle.execute_update(OrderWorkflow.arbitrate, ArbitrateInput(actor=OPS, refund=0, note="no fault"))
+    await rejected(request_return(handle), f"maximum of {limit} cases")
+    history = await handle.fetch_history()
+    # Every case is a fixed number of events, and the cap fixes the number of
+    # cases, so an order's history has a hard ceiling well under Temporal's
+    # 50k-event limit; this is why there is no continue-as-new.
+    assert len(history.events) < 1_500, len(history.events)
+    print(f"history events after {limit} full dispute cases: {len(history.events)}")
+    await confirm(handle)
+    await handle.result()
+    await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
