@@ -10,9 +10,12 @@ from __future__ import annotations
 import csv
 import gc
 import hashlib
+import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,11 +24,19 @@ import temporalio.runtime
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from bespoke.cli.errors import CliError, NotFound, Rejected
+from bespoke.cli.errors import CliError, NotFound, Rejected, one_line
 from bespoke.cli.errors import run_async as _run_async
 from bespoke.domain.models import (
     Actor,
@@ -203,7 +214,7 @@ def create(
         str,
         typer.Option(help="Payment plan: full_prepayment, staged:30/70, staged:30/60/10, credit[:DAYS], cod, collection_account."),
     ] = "full_prepayment",
-    production_days: Annotated[int, typer.Option(help="Days of production promised once the deposit is in.")] = 14,
+    production_days: Annotated[str, typer.Option(help="Days of production promised once the deposit is in.")] = "14",
     title: Annotated[str, typer.Option(help="What is being made.")] = "",
     earnest: Annotated[bool, typer.Option("--earnest", help="The deposit is an earnest deposit (定金, at most 20% of the price).")] = False,
     policy: Annotated[str | None, typer.Option(help="Policy NAME[@VERSION] to pin; default from BESPOKE_DEFAULT_POLICY.")] = None,
@@ -243,27 +254,89 @@ def create(
                   f"plan {inp.plan.label()}, policy {inp.pin['name']}@{inp.pin['version']} — awaiting seller acceptance")
 
 
+# The fields of an order row (CLI options, CSV columns, JSON keys). Anything else is
+# refused: a misspelt optional column ("curency") would otherwise be ignored and the
+# order created in the default currency.
+ORDER_FIELDS = ("order_id", "buyer", "seller", "price", "currency", "plan", "production_days", "title",
+                "earnest", "policy")
+REQUIRED_FIELDS = ("buyer", "seller", "price")
+_TRUE = ("1", "true", "yes", "y")
+_FALSE = ("0", "false", "no", "n", "")
+
+
+def _text(row: dict[str, Any], key: str, *, numbers: bool = False) -> str | None:
+    """A text field of a row; None when absent, null or blank. JSON numbers are
+    accepted only where `numbers` (an order id such as 1001)."""
+    value = row.get(key)
+    if value is None:
+        return None
+    if numbers and isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        raise Rejected(f"{key} must be text, got {_shown(value)}")
+    return value if value.strip() else None
+
+
+def _shown(value: Any) -> str:
+    kind = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}.get(type(value))
+    text = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "..."
+    return f"{text} ({kind})" if kind else text
+
+
+def _days(value: Any) -> int:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 14
+    if isinstance(value, bool) or not isinstance(value, (int, str, Decimal)):
+        raise Rejected(f"production_days must be a whole number of days, got {_shown(value)}")
+    text = str(value).strip()
+    if not text.isascii() or not text.lstrip("+-").isdigit():
+        raise Rejected(f"production_days must be a whole number of days, got {_shown(value)}")
+    if len(text) > 4 or not 1 <= int(text) <= 365:
+        raise Rejected(f"production_days must be between 1 and 365, got {_shown(value)}")
+    return int(text)
+
+
+def _flag(value: Any, key: str) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise Rejected(f"{key} must be true or false (yes/no, 1/0), got {_shown(value)}")
+
+
 def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor):
     """Validate one order's fields (from options or an import row)."""
+    unknown = [k for k in row if k not in ORDER_FIELDS]
+    if unknown:
+        raise Rejected(f"unknown field {unknown[0]!r} (fields: {', '.join(ORDER_FIELDS)})")
+    for key in REQUIRED_FIELDS:
+        if row.get(key) is None or (isinstance(row[key], str) and not row[key].strip()):
+            raise Rejected(f"missing field {key!r}")
+    order_id = _text(row, "order_id", numbers=True)
+    if order_id is None:
+        raise Rejected("missing field 'order_id'")
+    if not _ORDER_ID.fullmatch(order_id):
+        raise Rejected(f"order id {order_id[:80]!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
+                       "starting with a letter or digit")
+    buyer, seller, title = _text(row, "buyer"), _text(row, "seller"), _text(row, "title")
+    currency_text, plan_text, policy_ref = _text(row, "currency"), _text(row, "plan"), _text(row, "policy")
     try:
-        currency = check_currency(str(row.get("currency") or "CNY"))
-        policy_ref = row.get("policy") or settings.default_policy
-        policy = find_policy(str(policy_ref), [settings.policy_dir] if settings.policy_dir else [])
-        plan = PaymentPlan.parse(str(row.get("plan") or "full_prepayment"))
-        price = parse_amount(str(row["price"]), currency)
+        currency = check_currency(currency_text or "CNY")
+        policy = find_policy(policy_ref or settings.default_policy,
+                             [settings.policy_dir] if settings.policy_dir else [])
+        plan = PaymentPlan.parse(plan_text or "full_prepayment")
+        price = parse_amount(row["price"], currency)
         if price <= 0:
             raise OrderRejected(f"price must be positive, got {row['price']}")
-        days = int(row.get("production_days") or 14)
-        earnest = row.get("earnest")
-        if isinstance(earnest, str):
-            earnest = earnest.strip().lower() in ("1", "true", "yes", "y")
+        days = _days(row.get("production_days"))
+        earnest = _flag(row.get("earnest"), "earnest")
         return build_order_input(
-            order_id=str(row["order_id"]), buyer=str(row["buyer"]).strip(), seller=str(row["seller"]).strip(),
+            order_id=order_id, buyer=buyer or "", seller=seller or "",
             price=price, currency=currency, plan=plan, production_days=days, policy=policy,
-            created_by=created_by, title=str(row.get("title") or ""), earnest_deposit=bool(earnest),
+            created_by=created_by, title=title or "", earnest_deposit=earnest,
         )
-    except KeyError as err:
-        raise Rejected(f"missing field {err.args[0]!r}") from None
     except (MoneyError, OrderRejected, PolicyError) as err:
         raise Rejected(str(err)) from None
     except ValidationError as err:
@@ -272,35 +345,95 @@ def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor):
         raise Rejected(str(err)) from None
 
 
+_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
 # ---------------------------------------------------------------- import
 
 
 def _read_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        raise Rejected(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
+    """The rows of an import file, or Rejected (one line) if the file as a whole is
+    unusable: then nothing is started."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise Rejected(f"{path}: no such file") from None
+    except OSError as err:
+        raise Rejected(f"{path}: cannot read: {err.strerror or err}") from None
+    if not data.strip():
+        raise Rejected(f"{path}: the file is empty")
+    try:
+        text = data.decode("utf-8-sig")  # a spreadsheet's BOM is fine
+    except UnicodeDecodeError as err:
+        hint = " (it looks like UTF-16: save it as UTF-8)" if data[:2] in (b"\xff\xfe", b"\xfe\xff") else ""
+        raise Rejected(f"{path}: not UTF-8 text (byte {err.start}){hint}") from None
+    if "\x00" in text:
+        raise Rejected(f"{path}: contains NUL bytes: not a text file")
     if path.suffix.lower() == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise Rejected(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
-        if isinstance(data, dict) and "orders" in data:
-            data = data["orders"]
-        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
-            raise Rejected(f"{path}: expected a JSON list of order objects")
-        return data
-    reader = csv.DictReader(text.splitlines())
-    if not reader.fieldnames or "buyer" not in reader.fieldnames:
-        raise Rejected(f"{path}: expected a CSV header with at least buyer,seller,price")
-    return [dict(r) for r in reader]
+        return _json_rows(path, text)
+    return _csv_rows(path, text)
+
+
+def _json_rows(path: Path, text: str) -> list[dict[str, Any]]:
+    try:
+        # Decimal: a JSON number such as 1200.10 reaches parse_amount exactly.
+        data = json.loads(text, parse_float=Decimal)
+    except json.JSONDecodeError as err:
+        raise Rejected(f"{path}: not valid JSON (line {err.lineno}: {err.msg})") from None
+    except (ValueError, RecursionError) as err:  # a 5,000-digit number; nesting too deep
+        raise Rejected(f"{path}: not usable JSON ({type(err).__name__}: {str(err)[:80]})") from None
+    if isinstance(data, dict) and "orders" in data:
+        data = data["orders"]
+    if not isinstance(data, list):
+        raise Rejected(f"{path}: expected a JSON list of order objects (or {{\"orders\": [...]}}), "
+                       f"got {type(data).__name__}")
+    for number, item in enumerate(data, start=1):
+        if not isinstance(item, dict):
+            raise Rejected(f"{path}: item {number} is {type(item).__name__}, not an order object")
+    return data
+
+
+def _csv_rows(path: Path, text: str) -> list[dict[str, Any]]:
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as err:
+        raise Rejected(f"{path}: not valid CSV ({err})") from None
+    header = [h.strip() for h in rows[0]] if rows else []
+    if not {"buyer", "seller", "price"} <= set(header):
+        first = rows[0][0] if rows and rows[0] else ""
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in first:
+                raise Rejected(f"{path}: the header is separated by {name}; use commas (CSV)")
+        if first.lstrip().startswith(("[", "{")):
+            raise Rejected(f"{path}: looks like JSON; name the file .json")
+        missing = [c for c in REQUIRED_FIELDS if c not in header]
+        raise Rejected(f"{path}: expected a CSV header with at least buyer,seller,price "
+                       f"(missing: {','.join(missing)})")
+    unknown = [h for h in header if h not in ORDER_FIELDS]
+    if unknown:
+        raise Rejected(f"{path}: unknown column {unknown[0]!r} (columns: {','.join(ORDER_FIELDS)})")
+    duplicated = sorted({h for h in header if header.count(h) > 1})
+    if duplicated:
+        raise Rejected(f"{path}: column {duplicated[0]!r} appears twice in the header")
+    out_rows: list[dict[str, Any]] = []
+    for line, values in enumerate(rows[1:], start=2):
+        if not values:  # a blank line
+            continue
+        if len(values) != len(header):
+            # A price like 1,500.00 left unquoted, or a missing value: never guess which.
+            raise Rejected(f"{path}: line {line} has {len(values)} values for {len(header)} columns")
+        out_rows.append(dict(zip(header, values)))
+    return out_rows
 
 
 def _row_id(row: dict[str, Any]) -> str:
     """Rows without an id get one derived from their content, so importing the
     same file twice never creates an order twice."""
-    if row.get("order_id"):
+    if row.get("order_id") is not None and str(row["order_id"]).strip():
         return str(row["order_id"]).strip()
-    canonical = json.dumps({k: row[k] for k in sorted(row)}, sort_keys=True, default=str)
+    # Decimal as float: the same digest as before JSON numbers were read exactly.
+    canonical = json.dumps({k: row[k] for k in sorted(row)}, sort_keys=True,
+                           default=lambda v: float(v) if isinstance(v, Decimal) else str(v))
     return "IMP-" + hashlib.sha256(canonical.encode()).hexdigest()[:12].upper()
 
 
@@ -316,6 +449,9 @@ def import_orders(
     created_by = _actor(actor)
     results: list[dict[str, Any]] = []
 
+    progress = _import_progress(len(rows))
+    task = progress.add_task("importing", total=len(rows)) if progress is not None else None
+
     async def go() -> None:
         client = await _client(settings)
         for number, row in enumerate(rows, start=1):
@@ -328,13 +464,15 @@ def import_orders(
             except OrderExists:
                 results.append({"row": number, "order_id": oid, "status": "exists"})
             except Rejected as err:
-                results.append({"row": number, "status": "rejected", "error": err.message})
+                results.append({"row": number, "status": "rejected", "error": one_line(err.message)})
+            if progress is not None:
+                progress.update(task, advance=1)
 
-    if not as_json and len(rows) > 50:
-        with out.status(f"importing {len(rows)} rows…"):
-            run_async(go())
-    else:
+    if progress is None:
         run_async(go())
+    else:
+        with progress:
+            run_async(go())
     counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "exists", "rejected")}
     if as_json:
         typer.echo(json.dumps({"results": results, **counts}))
@@ -347,6 +485,17 @@ def import_orders(
         out.print(f"{counts['created']} created, {counts['exists']} already existed, {counts['rejected']} rejected")
     if counts["rejected"]:
         raise typer.Exit(2)
+
+
+def _import_progress(total: int) -> Progress | None:
+    """A progress bar on stderr (rows done / total, rate, time left) for a person
+    watching a large import; nothing when stderr is not a terminal, so scripts and
+    --json output stay clean. Transient: the per-row report follows it."""
+    console = Console(stderr=True)
+    if total <= 50 or not console.is_interactive:
+        return None
+    return Progress(TextColumn("importing"), BarColumn(), MofNCompleteColumn(), TextColumn("rows"),
+                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True)
 
 
 # ---------------------------------------------------------------- reads
@@ -378,11 +527,12 @@ def _print_view(v: OrderView) -> None:
               f"credit outstanding {m(v.credit_outstanding)}" if v.credit_outstanding else ""]
     if any(extras):
         out.print(" · ".join(e for e in extras if e))
-    if v.open_case is not None:
-        c = v.open_case
-        out.print(f"[bold]case {c.number}[/bold] ({c.reason}, wants {c.remedy}): {c.state}"
-                  + (f", offer {m(c.offer)}" if c.offer else "") + (f", claim {m(c.claim)}" if c.claim else "")
-                  + (f", evidence {len(c.evidence)} item(s)" if c.evidence else ""))
+    for c in v.cases:
+        out.print(f"[bold]case {c.number}[/bold] ({c.reason}, wants {c.remedy}): "
+                  + (f"closed — {c.outcome}" if c.outcome else c.state)
+                  + (f", offer {m(c.offer)}" if c.offer else "") + (f", claim {m(c.claim)}" if c.claim else ""))
+        if c.evidence:
+            out.print("  evidence: " + "; ".join(f"{e.party}: {e.item}" for e in c.evidence))
     if v.deadlines:
         table = Table("deadline", "due at (UTC)", "if missed", title=None)
         for d in v.deadlines:

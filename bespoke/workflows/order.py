@@ -1531,7 +1531,8 @@ class OrderWorkflow:
         case.dispute_parties.add(party)
         if inp.final:
             case.finalised.append(party)
-        self._event("evidence", inp.actor, f"{len(inp.items)} evidence item(s)" + (" — final" if inp.final else " staged"))
+        self._event("evidence", inp.actor, ("evidence: " + ", ".join(inp.items) if inp.items else "no further evidence")
+                    + (" (final)" if inp.final else " (staged)"))
         await self._caught_up()
         return self._result("evidence finalised" if inp.final else "evidence staged")
 
