@@ -10,6 +10,7 @@ re-recorded to make this test pass.
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -24,10 +25,11 @@ from bespoke.workflows import WORKFLOWS
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_histories_are_recorded_for_each_payment_plan_and_a_cancellation() -> None:
+def test_histories_cover_each_payment_plan_a_cancellation_a_return_and_a_dispute() -> None:
     names = {p.stem for p in HISTORIES}
     for expected in ("full_prepayment", "staged_20_80", "staged_30_60_10_retention", "credit_repaid",
-                     "cash_on_delivery", "collection_account_overpaid", "buyer_cancels_in_production"):
+                     "cash_on_delivery", "collection_account_overpaid", "buyer_cancels_in_production",
+                     "return_refunded", "dispute_arbitrated"):
         assert expected in names
 
 
@@ -60,3 +62,22 @@ async def test_replay_detects_a_history_that_does_not_match_the_code() -> None:
     replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
     with pytest.raises(NondeterminismError, match="project_order"):
         await replayer.replay_workflow(history)
+
+
+def _patches(path: Path) -> set[str]:
+    """Patch ids recorded in a history's `core_patch` markers."""
+    found = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes")
+        if marker and marker["markerName"] == "core_patch":
+            for payload in marker["details"]["patch-data"]["payloads"]:
+                found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
+
+
+def test_histories_cover_both_sides_of_the_aftersales_patch() -> None:
+    """Orders started before the "aftersales-v1" patch (no patch marker) must keep
+    replaying the old path; orders after it, the new one."""
+    patched = {p.stem for p in HISTORIES if "aftersales-v1" in _patches(p)}
+    assert {"full_prepayment", "credit_repaid", "cash_on_delivery"}.isdisjoint(patched)
+    assert {"return_refunded", "dispute_arbitrated", "aftersales_window_closes"} <= patched

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -35,7 +36,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from bespoke.domain.models import CancelInput, QcInput, ReasonInput, RemitInput, Stage
+from bespoke.domain.models import CancelInput, QcInput, ReasonInput, RemitInput, ShipInput, Stage
 from bespoke.runtime.client import ensure_search_attributes
 from bespoke.store.db import get_engine
 from bespoke.worker import build_worker
@@ -45,6 +46,7 @@ from tests.helpers import (
     BANK,
     BUYER,
     CARRIER,
+    OPS,
     SELLER,
     accept,
     assert_ledger,
@@ -201,6 +203,117 @@ async def _qc_rework(client, tq, engine):
     return h, Stage.COMPLETED  # the inspection window ends: receipt auto-confirmed
 
 
+# ---- after-sales (patch "aftersales-v1"): recorded with the patched code
+
+
+async def _delivered(client, tq, name: str) -> Handle:
+    h = await create_order(client, tq, order_id=_oid(name), price=100_000)
+    await accept(h)
+    await pay(h, 100_000, "FULL-1")
+    await produce(h)
+    await ship(h)
+    await deliver(h)
+    return h
+
+
+async def _request_return(h, reason: str = "defect", remedy: str = "refund") -> None:
+    from bespoke.domain.models import ReturnRequestInput
+
+    await h.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason=reason, remedy=remedy, description="hinge cracked", evidence=("photo-1.jpg",)))
+
+
+async def _respond(h, action: str, amount: int | None = None, reason: str = "") -> None:
+    from bespoke.domain.models import ReturnResponseInput
+
+    await h.execute_update(OrderWorkflow.respond_return,
+                           ReturnResponseInput(actor=SELLER, action=action, amount=amount, reason=reason))
+
+
+async def _ship_back_and_receive(h, disposition: str, cost: int = 0) -> None:
+    from bespoke.domain.models import ReceiveReturnInput, ShipReturnInput
+
+    await h.execute_update(OrderWorkflow.ship_return,
+                           ShipReturnInput(actor=BUYER, carrier="sf-express", tracking="RT1", shipping_cost=cost))
+    await h.execute_update(OrderWorkflow.receive_return, ReceiveReturnInput(
+        actor=SELLER, disposition=disposition, salvage_value=30_000 if disposition == "resell_as_stock" else 0))
+
+
+@scenario("aftersales_window_closes")
+async def _aftersales_happy(client, tq, engine):
+    h = await _delivered(client, tq, "asw")
+    await confirm(h)
+    return h, Stage.COMPLETED  # the after-sales window closes in virtual time
+
+
+@scenario("return_refunded")
+async def _return_refunded(client, tq, engine):
+    h = await _delivered(client, tq, "ret")
+    await _request_return(h)
+    await _respond(h, "approve")
+    await _ship_back_and_receive(h, "resell_as_stock", cost=2_000)
+    return h, Stage.REFUNDED
+
+
+@scenario("partial_refund_offer_accepted")
+async def _partial(client, tq, engine):
+    from bespoke.domain.models import OfferAnswerInput
+
+    h = await _delivered(client, tq, "part")
+    await _request_return(h, reason="damaged_in_transit")
+    await _respond(h, "offer_partial", amount=20_000)
+    await h.execute_update(OrderWorkflow.answer_offer, OfferAnswerInput(actor=BUYER, accept=True))
+    return h, Stage.REFUNDED
+
+
+@scenario("repair_round_trip")
+async def _repair(client, tq, engine):
+    h = await _delivered(client, tq, "rep")
+    await _request_return(h, remedy="repair")
+    await _respond(h, "approve")
+    await _ship_back_and_receive(h, "rework")
+    await h.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf", tracking="RS1"))
+    await deliver(h)
+    await confirm(h)
+    return h, Stage.COMPLETED
+
+
+@scenario("return_after_completion")
+async def _return_after_completion(client, tq, engine):
+    h = await _delivered(client, tq, "retc")
+    await confirm(h)
+    await _request_return(h)
+    await _respond(h, "approve")
+    await _ship_back_and_receive(h, "scrap")
+    return h, Stage.REFUNDED
+
+
+@scenario("dispute_arbitrated")
+async def _dispute(client, tq, engine):
+    from bespoke.domain.models import ArbitrateInput, DisputeInput, EvidenceInput
+
+    h = await _delivered(client, tq, "disp")
+    await _request_return(h)
+    await _respond(h, "reject", reason="customer damage")
+    await h.execute_update(OrderWorkflow.dispute, DisputeInput(actor=BUYER, claim=50_000, statement="arrived cracked"))
+    await h.execute_update(OrderWorkflow.evidence, EvidenceInput(actor=BUYER, items=("unboxing.mp4",), final=True))
+    await h.execute_update(OrderWorkflow.evidence, EvidenceInput(actor=SELLER, items=("qc-photos.zip",), final=True))
+    await h.execute_update(OrderWorkflow.arbitrate, ArbitrateInput(actor=OPS, refund=30_000, note="shared fault"))
+    return h, Stage.REFUNDED
+
+
+@scenario("dispute_default_no_seller_evidence")
+async def _dispute_default(client, tq, engine):
+    from bespoke.domain.models import DisputeInput, EvidenceInput
+
+    h = await _delivered(client, tq, "dispd")
+    await _request_return(h)
+    await _respond(h, "reject")
+    await h.execute_update(OrderWorkflow.dispute, DisputeInput(actor=BUYER, claim=40_000))
+    await h.execute_update(OrderWorkflow.evidence, EvidenceInput(actor=BUYER, items=("video",), final=True))
+    return h, Stage.REFUNDED  # the seller's evidence deadline passes
+
+
 async def record(names: list[str], *, force: bool) -> list[Path]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter
@@ -248,7 +361,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.force and not args.names:
         parser.error("--force needs explicit scenario names: old histories are the point of the replay test")
     asyncio.run(record(args.names or list(SCENARIOS), force=args.force))
-    return 0
+    # temporalio's runtime threads can touch Python during interpreter teardown
+    # (a fatal "PyGILState_Release" about one exit in three); the files are written.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
