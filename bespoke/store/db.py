@@ -17,21 +17,27 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
+
 from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, create_engine
 
 from bespoke.store import tables  # noqa: F401  (registers the tables)
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The revision that matches the schema `create_all` built before migrations
 # existed; an unversioned database with our tables is adopted at this revision.
 BASELINE_REVISION = "0001"
+# The newest revision in migrations/versions (a test keeps the two equal). A
+# database already there is opened without importing Alembic at all: every CLI
+# command opens the database, and Alembic costs more than the check.
+SCHEMA_HEAD = "0001"
 # pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
 # (bytes of "bespoke" as a signed 64-bit integer).
 MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")
@@ -84,11 +90,21 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _at_head(engine: Engine) -> bool:
+    try:
+        with engine.connect() as connection:
+            versions = connection.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except SQLAlchemyError:  # no version table yet
+        return False
+    return versions == [SCHEMA_HEAD]
+
+
 @functools.cache
 def _engine_for(url: str) -> Engine:
     engine = make_engine(url)
     try:
-        migrate(engine)
+        if not _at_head(engine):
+            migrate(engine)
     except BaseException:
         engine.dispose()
         raise
@@ -106,6 +122,8 @@ def get_engine(url: str) -> Engine:
 def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic configured in code (no alembic.ini): the scripts ship inside the
     package, and `env.py` runs on the connection passed here."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS).replace("%", "%%"))
     config.attributes["connection"] = connection
@@ -113,16 +131,24 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 
 def head_revision() -> str | None:
+    """The newest revision among the migration scripts."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None: not versioned yet)."""
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
 
 
 def _upgrade(connection: Connection, revision: str) -> None:
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     config = alembic_config(connection)
     if MigrationContext.configure(connection).get_current_revision() is None and inspect(connection).has_table(
         "orders"

@@ -21,6 +21,7 @@ from sqlmodel import Session, SQLModel, select
 
 from bespoke.store.db import (
     BASELINE_REVISION,
+    SCHEMA_HEAD,
     DatabaseUrlError,
     alembic_config,
     current_revision,
@@ -78,6 +79,12 @@ def test_get_engine_migrates_a_fresh_database_to_head(database_url):
     assert head_revision() is not None
     assert current_revision(engine) == head_revision()
     assert TABLES <= set(inspect(engine).get_table_names())
+
+
+def test_schema_head_constant_names_the_newest_migration():
+    # get_engine skips Alembic when a database is at SCHEMA_HEAD: a new migration
+    # must move the constant too, or databases would never be upgraded.
+    assert SCHEMA_HEAD == head_revision()
 
 
 def test_migrated_schema_equals_the_models_metadata(engine):
