@@ -19,6 +19,12 @@ from bespoke.workflows import WORKFLOWS
 
 # Database activities are synchronous (SQLAlchemy); they run on this pool.
 ACTIVITY_THREADS = 16
+# Workflow tasks are CPU-bound Python under one GIL, so more slots add no
+# throughput, only latency per task. The SDK's default (100) lets a worker that
+# restarts under load take on 100 full-history replays at once; each then takes
+# longer than the 10 s workflow task timeout, times out, and is replayed again
+# (found by tests/resilience/test_crash.py). Ten keep every task short.
+WORKFLOW_TASK_SLOTS = 10
 
 
 def build_worker(
@@ -55,6 +61,9 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
         logging.getLogger("bespoke.worker").warning("reconciliation schedule not created: %s", err.message)
     engine = get_engine(settings.effective_database_url)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="bespoke-activity") as executor:
-        worker = build_worker(client, task_queue=settings.task_queue, engine=engine, executor=executor)
+        worker = build_worker(
+            client, task_queue=settings.task_queue, engine=engine, executor=executor,
+            max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+        )
         async with worker:
             await shutdown.wait()

@@ -51,8 +51,10 @@ from bespoke.store.tables import LedgerEntry, OrderRow
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import BUYER, CARRIER, SELLER, assert_ledger
 
-RPC_TIMEOUT = timedelta(seconds=10)
-UPDATE_TIMEOUT = 30.0
+# A loaded worker takes seconds to pick a task up; give an update time to land
+# before retrying it (each retry is one more request for the server to dedupe).
+RPC_TIMEOUT = timedelta(seconds=30)
+UPDATE_TIMEOUT = 60.0
 
 
 def free_port() -> int:

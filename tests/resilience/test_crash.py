@@ -21,9 +21,12 @@ from .harness import PLANS, Stats, check_books, drive_order, wait_completed
 
 # RESILIENCE_ORDERS scales the run down for a quick local check; CI runs 200.
 ORDERS = int(os.environ.get("RESILIENCE_ORDERS", "200"))
-ORDER_TIMEOUT = 240.0  # per order, generous: a kill mid-activity costs a 30 s activity timeout
+RESTART_ORDERS = ORDERS // 2  # one outage needs fewer orders in flight to prove the point
+# Correctness, not speed, is asserted: on a loaded machine 200 orders take minutes,
+# and every order runs for about as long as the whole batch.
+ORDER_TIMEOUT = 900.0
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = pytest.mark.timeout(1500)
 
 
 def _plans(n: int, prefix: str) -> dict[str, str]:
@@ -83,7 +86,7 @@ async def test_200_orders_complete_with_exact_books_while_the_worker_is_killed_f
 async def test_orders_survive_a_temporal_server_restart_on_its_sqlite_file(
     server: EmbeddedServer, temporal, workers, db, database_url, tmp_path: Path
 ):
-    plans = _plans(ORDERS, "S")
+    plans = _plans(RESTART_ORDERS, "S")
     worker = spawn(workers, "a", server, database_url, tmp_path / "worker")
     stats = Stats()
     began = time.monotonic()
@@ -107,6 +110,6 @@ async def test_orders_survive_a_temporal_server_restart_on_its_sqlite_file(
     assert all(v.escrow == 0 and v.paid == 100_000 and v.refunded == 0 for v in views.values())
     check_books(db, list(plans), plans)
     # The worker rode out the outage on its own (its pollers retry), or was restarted.
-    print(f"\n{ORDERS} orders, {total} updates, server restarted at (s, updates) {restarted_at}, "
+    print(f"\n{RESTART_ORDERS} orders, {total} updates, server restarted at (s, updates) {restarted_at}, "
           f"outage {outage:.1f}s: {elapsed:.1f}s; worker pids {worker.pids}, alive {worker.alive}; "
           f"retries {dict(stats.retries)}, already applied {stats.already_applied}")
