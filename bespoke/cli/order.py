@@ -201,6 +201,17 @@ async def _currency_of(order_id: str) -> str:
     return (await _view(client, order_id)).currency
 
 
+def _order_amount(order_id: str, text: str, *, positive: bool = True) -> int:
+    """Parse a major-unit amount in the order's own currency."""
+    currency = run_async(_currency_of(order_id))
+    if positive:
+        return _amount(text, currency)
+    try:
+        return parse_amount(text, currency)
+    except MoneyError as err:
+        raise Rejected(str(err)) from None
+
+
 # ---------------------------------------------------------------- create
 
 
@@ -306,8 +317,11 @@ def _flag(value: Any, key: str) -> bool:
     raise Rejected(f"{key} must be true or false (yes/no, 1/0), got {_shown(value)}")
 
 
-def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor):
-    """Validate one order's fields (from options or an import row)."""
+def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
+                 policies: dict[str, Any] | None = None):
+    """Validate one order's fields (from options or an import row). `policies`
+    caches policy lookups across the rows of one import (each lookup reads and
+    validates the policy files: ~25 ms, four minutes over 10,000 rows)."""
     unknown = [k for k in row if k not in ORDER_FIELDS]
     if unknown:
         raise Rejected(f"unknown field {unknown[0]!r} (fields: {', '.join(ORDER_FIELDS)})")
@@ -324,8 +338,12 @@ def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor):
     currency_text, plan_text, policy_ref = _text(row, "currency"), _text(row, "plan"), _text(row, "policy")
     try:
         currency = check_currency(currency_text or "CNY")
-        policy = find_policy(policy_ref or settings.default_policy,
-                             [settings.policy_dir] if settings.policy_dir else [])
+        ref = policy_ref or settings.default_policy
+        policy = policies.get(ref) if policies is not None else None
+        if policy is None:
+            policy = find_policy(ref, [settings.policy_dir] if settings.policy_dir else [])
+            if policies is not None:
+                policies[ref] = policy
         plan = PaymentPlan.parse(plan_text or "full_prepayment")
         price = parse_amount(row["price"], currency)
         if price <= 0:
@@ -452,13 +470,15 @@ def import_orders(
     progress = _import_progress(len(rows))
     task = progress.add_task("importing", total=len(rows)) if progress is not None else None
 
+    policies: dict[str, Any] = {}
+
     async def go() -> None:
         client = await _client(settings)
         for number, row in enumerate(rows, start=1):
             row = {k.strip() if isinstance(k, str) else k: v for k, v in row.items() if k is not None}
             try:
                 oid = _row_id(row)
-                inp = _order_input(settings, {**row, "order_id": oid}, created_by)
+                inp = _order_input(settings, {**row, "order_id": oid}, created_by, policies)
                 await start_order(client, inp, task_queue=settings.task_queue)
                 results.append({"row": number, "order_id": oid, "status": "created"})
             except OrderExists:
@@ -690,11 +710,7 @@ def milestone(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller records a production milestone and the cost it incurred."""
-    cur = run_async(_currency_of(order_id))
-    try:
-        cost_minor = parse_amount(cost, cur)
-    except MoneyError as err:
-        raise Rejected(str(err)) from None
+    cost_minor = _order_amount(order_id, cost, positive=False)
     payload = _model(MilestoneInput, actor=_actor(actor), milestone=name, cost=cost_minor, note=note)
     _act(order_id, OrderWorkflow.milestone, payload, as_json)
 
@@ -707,11 +723,7 @@ def salvage(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller records the salvage value of the goods made so far."""
-    cur = run_async(_currency_of(order_id))
-    try:
-        minor = parse_amount(value, cur)
-    except MoneyError as err:
-        raise Rejected(str(err)) from None
+    minor = _order_amount(order_id, value, positive=False)
     _act(order_id, OrderWorkflow.salvage, _model(SalvageInput, actor=_actor(actor), value=minor), as_json)
 
 
@@ -754,7 +766,7 @@ def deliver(
     as_json: JsonOpt = False,
 ) -> None:
     """Carrier records delivery (and, for cash on delivery, the collection)."""
-    minor = _amount(collected, run_async(_currency_of(order_id))) if collected else None
+    minor = _order_amount(order_id, collected) if collected else None
     payload = _model(DeliverInput, actor=_actor(actor), collected=minor, reference=reference)
     _act(order_id, OrderWorkflow.deliver, payload, as_json)
 
@@ -779,7 +791,7 @@ def remit(
     as_json: JsonOpt = False,
 ) -> None:
     """Cash on delivery: the carrier remits what it collected."""
-    minor = _amount(amount, run_async(_currency_of(order_id)))
+    minor = _order_amount(order_id, amount)
     _act(order_id, OrderWorkflow.remit, _model(RemitInput, actor=_actor(actor), amount=minor, reference=reference), as_json)
 
 
@@ -829,7 +841,7 @@ def respond(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller answers a return request (silence past the deadline approves it)."""
-    minor = _amount(amount, run_async(_currency_of(order_id))) if amount else None
+    minor = _order_amount(order_id, amount) if amount else None
     payload = _model(ReturnResponseInput, actor=_actor(actor), action=action, amount=minor, reason=reason)
     _act(order_id, OrderWorkflow.respond_return, payload, as_json)
 
@@ -855,11 +867,7 @@ def ship_return(
     as_json: JsonOpt = False,
 ) -> None:
     """Buyer ships the goods back (for a refund or a repair)."""
-    cur = run_async(_currency_of(order_id))
-    try:
-        cost = parse_amount(shipping_cost, cur)
-    except MoneyError as err:
-        raise Rejected(str(err)) from None
+    cost = _order_amount(order_id, shipping_cost, positive=False)
     payload = _model(ShipReturnInput, actor=_actor(actor), carrier=carrier, tracking=tracking, shipping_cost=cost)
     _act(order_id, OrderWorkflow.ship_return, payload, as_json)
 
@@ -874,11 +882,7 @@ def receive_return(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller confirms the returned goods arrived and what becomes of them."""
-    cur = run_async(_currency_of(order_id))
-    try:
-        salvage = parse_amount(salvage_value, cur)
-    except MoneyError as err:
-        raise Rejected(str(err)) from None
+    salvage = _order_amount(order_id, salvage_value, positive=False)
     payload = _model(ReceiveReturnInput, actor=_actor(actor), disposition=disposition, salvage_value=salvage, note=note)
     _act(order_id, OrderWorkflow.receive_return, payload, as_json)
 
@@ -904,7 +908,7 @@ def dispute(
     as_json: JsonOpt = False,
 ) -> None:
     """Either party escalates a rejected or stuck case to platform operations."""
-    minor = _amount(claim, run_async(_currency_of(order_id))) if claim else None
+    minor = _order_amount(order_id, claim) if claim else None
     _act(order_id, OrderWorkflow.dispute, _model(DisputeInput, actor=_actor(actor), claim=minor, statement=statement), as_json)
 
 
@@ -930,11 +934,7 @@ def arbitrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Platform operations decide a dispute."""
-    cur = run_async(_currency_of(order_id))
-    try:
-        minor = parse_amount(refund, cur)
-    except MoneyError as err:
-        raise Rejected(str(err)) from None
+    minor = _order_amount(order_id, refund, positive=False)
     if minor < 0:
         raise Rejected("refund cannot be negative")
     _act(order_id, OrderWorkflow.arbitrate, _model(ArbitrateInput, actor=_actor(actor), refund=minor, note=note), as_json)
