@@ -584,6 +584,14 @@ class OrderWorkflow:
         await self._sync()
         return result
 
+    def _to_buyer(self, amount: int) -> list[tuple[Account, int]]:
+        """Legs paying `amount` back to the buyer. On account-period credit the
+        buyer may not have repaid yet: a refund first cancels what the buyer
+        still owes on the credit line, and only the rest is paid out."""
+        to_credit = min(amount, self.credit_outstanding)
+        self.credit_outstanding -= to_credit
+        return [(Account.CREDIT_LINE, to_credit), (Account.BUYER, amount - to_credit)]
+
     def _refundable(self) -> int:
         # Credit the buyer has not repaid yet counts: the refund cancels it.
         return self.paid + self.credit_outstanding - self.refunded
@@ -612,21 +620,17 @@ class OrderWorkflow:
         )
         self._record_decision(decision.explanation.model_dump(mode="json"))
         n = case.number
-        self._post("refund", [(Account.ESCROW, -decision.refund_from_escrow), (Account.BUYER, decision.refund_from_escrow)],
+        self._post("refund", [(Account.ESCROW, -decision.refund_from_escrow),
+                              *self._to_buyer(decision.refund_from_escrow)],
                    decision.explanation.summary, key=f"case-{n}:refund-escrow")
         if decision.fee_refund_to_seller:
             self._post("fee_refund", [(Account.PLATFORM_FEE, -decision.fee_refund_to_seller),
                                       (Account.SELLER, decision.fee_refund_to_seller)],
                        "platform fee returned pro rata on the charged-back amount", key=f"case-{n}:fee-refund")
         if decision.chargeback_from_seller:
-            # On account-period credit the buyer may not have repaid yet: the
-            # refund first cancels what the buyer still owes on the credit line.
-            to_credit = min(decision.chargeback_from_seller, self.credit_outstanding)
-            to_buyer = decision.chargeback_from_seller - to_credit
             self._post("chargeback", [(Account.SELLER, -decision.chargeback_from_seller),
-                                      (Account.CREDIT_LINE, to_credit), (Account.BUYER, to_buyer)],
+                                      *self._to_buyer(decision.chargeback_from_seller)],
                        "refund charged back to the seller's balance", key=f"case-{n}:chargeback")
-            self.credit_outstanding -= to_credit
         if decision.shipping_reimbursement:
             self._post("return_shipping", [(Account.SELLER, -decision.shipping_reimbursement),
                                            (Account.BUYER, decision.shipping_reimbursement)],
@@ -640,6 +644,11 @@ class OrderWorkflow:
         # What escrow still holds after a partial refund is the seller's.
         if self.balances[Account.ESCROW]:
             await self._settle("settlement")
+        if self.inp.plan.kind is PlanKind.CREDIT and self.credit_outstanding == 0:
+            await workflow.execute_activity_method(
+                CreditActivities.release_credit,
+                CreditRef(order_id=self.inp.order_id, buyer=self.inp.buyer), **DB_WRITE,
+            )
         case.outcome = outcome
         case.closed_at = workflow.now()
         self.case = None

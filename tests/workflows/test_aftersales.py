@@ -357,3 +357,29 @@ async def test_cases_per_order_are_capped_so_history_stays_bounded(client, task_
     await confirm(handle)
     await handle.result()
     await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+
+
+async def test_refund_on_unrepaid_credit_cancels_the_debt_instead_of_paying_out(client, task_queue, engine):
+    from tests.helpers_accounts import buyer_account, set_credit_limit
+
+    set_credit_limit(engine, "alice", 500_000)
+    handle = await create_order(client, task_queue, plan="credit", price=PRICE)
+    await accept(handle)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    await request_return(handle)
+    await respond(handle, "approve")
+    await ship_back(handle)
+    await receive(handle, disposition="scrap")
+    await handle.result()
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+    assert view.stage is Stage.REFUNDED and view.credit_outstanding == 0
+    assert view.paid == 0 and view.refunded == 0  # the buyer never paid, so nothing is paid out
+    assert not buyer_account(engine, "alice").frozen
+    from sqlmodel import Session
+
+    from bespoke.activities.credit import outstanding_credit
+
+    with Session(engine) as session:
+        assert outstanding_credit(session, "alice") == 0  # the credit line is free again
