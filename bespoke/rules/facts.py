@@ -205,7 +205,9 @@ class RefundFacts(_Facts):
     (net, already paid out and not yet charged back), `platform_fee_charged` (the
     platform's fee on released money, not yet refunded) and `refunded_so_far`. Money
     the buyer paid and was not refunded is in one of the first three, so
-    `escrow_balance + released_to_seller + platform_fee_charged >= paid_total - refunded_so_far`.
+    `escrow_balance + released_to_seller + platform_fee_charged >= paid_total - refunded_so_far`
+    (cash-on-delivery money still with the carrier must reach escrow first). Escrow
+    may hold more than that (a credit line's advance).
     """
 
     reason: ReturnReason
@@ -229,11 +231,9 @@ class RefundFacts(_Facts):
         if self.refunded_so_far > self.paid_total:
             raise ValueError(f"refunded_so_far {self.refunded_so_far} cannot exceed paid_total {self.paid_total}")
         unrefunded = self.paid_total - self.refunded_so_far
-        if self.escrow_balance > unrefunded:
-            raise ValueError(
-                f"escrow_balance {self.escrow_balance} cannot exceed paid_total - refunded_so_far = {unrefunded} "
-                "(escrow holds only buyer money not yet refunded)"
-            )
+        # Escrow may hold more than the buyer paid (a credit line advances the price
+        # into escrow), so only the lower bound is checked: money paid and not yet
+        # refunded must be somewhere a refund can come from.
         held = self.escrow_balance + self.released_to_seller + self.platform_fee_charged
         if held < unrefunded:
             raise ValueError(

@@ -50,9 +50,9 @@ class BuildAftersalesFactsWorkflow:
         d = DisputeFacts(opened_by="seller", buyer_submitted=True, seller_submitted=False, claim=500, price=1000,
                          currency="CNY", as_of=now)  # fmt: skip
         try:
-            RefundFacts.model_validate({**f.model_dump(), "escrow_balance": 2000})
+            RefundFacts.model_validate({**f.model_dump(), "escrow_balance": 999})
         except ValueError as exc:
-            rejected = "escrow_balance 2000 cannot exceed" in str(exc)
+            rejected = "the buyer's unrefunded money must be in escrow" in str(exc)
         return [r.remedy, f.outcome, d.opened_by, str(rejected)]
 
 
