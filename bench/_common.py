@@ -69,7 +69,9 @@ async def client_for(server: EmbeddedServer) -> Client:
 
 
 def command_line() -> str:
-    return "/tmp/venv/bin/python " + " ".join(shlex.quote(a) for a in sys.argv)
+    script = os.path.relpath(sys.argv[0], Path(__file__).parent.parent)
+    env = f"PYTHONPATH={os.environ['PYTHONPATH']} " if os.environ.get("PYTHONPATH") else ""
+    return f"{env}{sys.executable} " + " ".join(shlex.quote(a) for a in [script, *sys.argv[1:]])
 
 
 def _temporal_cli_version() -> str:

@@ -282,8 +282,14 @@ async def run_lifecycle(n: int, rounds: int, *, in_memory: bool, profile: bool =
                     print("  " + line, flush=True)
             prof = None
             if profile and len(workloads) == 2:
-                prof = "\n".join([await profile_activities(results["bespoke"][-1].handles[:20], "bespoke"),
-                                   await profile_activities(results["bare"][-1].handles[:20], "bare")])
+                sample = results["bespoke"][-1].handles[0]
+                prof = "\n".join([
+                    await profile_activities(results["bespoke"][-1].handles[:20], "bespoke"),
+                    await profile_activities(results["bare"][-1].handles[:20], "bare"),
+                    "history bytes, bespoke order: " + await payload_bytes(sample),
+                    "history bytes, bare: " + await payload_bytes(results["bare"][-1].handles[0]),
+                    db_costs(client, await history_inputs(client, sample), home),
+                ])
         finally:
             bench.executor.shutdown(wait=False)
     return {"bench": bench, "results": results, "profile": prof, "home": home, "log": log,
@@ -305,6 +311,79 @@ async def profile_activities(handles: list[WorkflowHandle[Any, Any]], label: str
                  f"{sorted(ms)[int(len(ms) * 0.9)]:.1f} ms" if ms else ""
         lines.append(f"  {name:28s} {c / len(handles):5.1f}{timing}")
     return "\n".join(lines)
+
+
+async def payload_bytes(handle: WorkflowHandle[Any, Any]) -> str:
+    """Where the bytes of one order's history are, by event type (top 6)."""
+    history = await handle.fetch_history()
+    by: Counter = Counter()
+    for ev in history.events:
+        name = EventType.Name(ev.event_type).removeprefix("EVENT_TYPE_").lower()
+        if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            name += ":" + ev.activity_task_scheduled_event_attributes.activity_type.name
+        by[name] += ev.ByteSize()
+    total = sum(by.values())
+    return ", ".join(f"{k} {v / 1024:.1f} KiB" for k, v in by.most_common(6)) + f" (total {total / 1024:.1f} KiB)"
+
+
+def db_costs(client: Client, history_inputs: list[tuple[str, Any]], home: Path, orders: int = 100) -> str:
+    """The two DB activities called directly (no Temporal) with the payloads of a
+    real order's history, on a scratch SQLite file: once one call at a time, once
+    from ACTIVITY_THREADS threads as the worker runs them."""
+    import threading
+    import time as _time
+
+    from bespoke.activities.ledger import record_transaction
+    from bespoke.activities.store import project_order
+
+    def replay(engine: Any, oid: str, timings: dict[str, list[float]]) -> None:
+        for name, val in history_inputs:
+            if name == "project_order":
+                data = val.model_copy(update={"projection": val.projection.model_copy(update={"order_id": oid})})
+                t = _time.perf_counter()
+                project_order(engine=engine, data=data)
+            else:
+                data = val.model_copy(update={"order_id": oid, "key": oid + ":" + val.key.split(":", 1)[1]})
+                t = _time.perf_counter()
+                record_transaction(engine=engine, txn=data)
+            timings[name].append(_time.perf_counter() - t)
+
+    out = []
+    for threads in (1, ACTIVITY_THREADS):
+        engine = get_engine(f"sqlite:///{home}/dbcost-{threads}.db")
+        timings: dict[str, list[float]] = defaultdict(list)
+        began = _time.perf_counter()
+        if threads == 1:
+            for i in range(orders):
+                replay(engine, f"D{i:05d}", timings)
+        else:
+            ids = [f"D{i:05d}" for i in range(orders)]
+            chunks = [ids[k::threads] for k in range(threads)]
+            ts = [threading.Thread(target=lambda c=c: [replay(engine, oid, timings) for oid in c]) for c in chunks]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+        wall = _time.perf_counter() - began
+        calls = sum(len(v) for v in timings.values())
+        per = ", ".join(f"{k} mean {statistics.mean(v) * 1000:.1f} ms" for k, v in sorted(timings.items()))
+        out.append(f"  {threads:2d} thread(s): {orders} orders' DB activities ({calls} calls) in {wall:.2f} s = "
+                   f"{orders / wall:.0f} orders/s of DB work; {per}")
+    return "DB activities alone (no Temporal, payloads from a real history):\n" + "\n".join(out)
+
+
+async def history_inputs(client: Client, handle: WorkflowHandle[Any, Any]) -> list[tuple[str, Any]]:
+    from bespoke.domain.models import ProjectInput, Transaction
+
+    history = await handle.fetch_history()
+    out: list[tuple[str, Any]] = []
+    for ev in history.events:
+        if ev.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            a = ev.activity_task_scheduled_event_attributes
+            typ = ProjectInput if a.activity_type.name == "project_order" else Transaction
+            [val] = await client.data_converter.decode(a.input.payloads, [typ])
+            out.append((a.activity_type.name, val))
+    return out
 
 
 def summarize(out: dict[str, Any], n: int, *, title: str = "") -> str:
