@@ -17,7 +17,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from bespoke.cli.errors import EXIT_REJECTED, CliError, run_async
+from bespoke.cli.errors import EXIT_REJECTED, CliError
+# Shuts the Temporal runtime down before interpreter exit (temporalio/sdk-python#300).
+from bespoke.cli.order import run_async
 from bespoke.settings import Settings, get_settings
 
 app = typer.Typer(help="Operator commands: ledger reconciliation.", no_args_is_help=True)
@@ -42,15 +44,20 @@ async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, set
     from temporalio.client import WorkflowFailureError
     from temporalio.exceptions import TimeoutError as TemporalTimeout
 
+    failure: CliError | None = None
     try:
         return workflow_id, await handle.result()
     except WorkflowFailureError as err:
         if isinstance(err.cause, TemporalTimeout):
-            raise CliError(
+            failure = CliError(
                 f"reconciliation {workflow_id} did not finish within {timeout:g}s: "
                 f"is a worker polling task queue {settings.task_queue!r}? (`bespoke worker`)"
-            ) from None
-        raise CliError(f"reconciliation {workflow_id} failed: {err.cause}") from None
+            )
+        else:
+            failure = CliError(f"reconciliation {workflow_id} failed: {err.cause}")
+    # Raised outside `except`, with the client gone: see bespoke.cli.order.run_async.
+    del client, handle
+    raise failure
 
 
 async def _schedule(settings: Settings) -> tuple[bool, str]:
@@ -60,6 +67,7 @@ async def _schedule(settings: Settings) -> tuple[bool, str]:
     client = await connect(settings)
     created = await ensure_reconcile_schedule(client, settings.task_queue)
     described = await client.get_schedule_handle(SCHEDULE_ID).describe()
+    del client
     upcoming = described.info.next_action_times[:1]
     return created, upcoming[0].isoformat() if upcoming else "none (paused?)"
 

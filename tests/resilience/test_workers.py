@@ -70,7 +70,9 @@ async def test_three_workers_share_the_orders_and_two_finish_them_when_one_dies(
 
     # The workers created the daily reconciliation schedule (once, whoever came first).
     described = await temporal.get_schedule_handle(SCHEDULE_ID).describe()
-    assert described.schedule.spec.cron_expressions == ["0 3 * * *"]
+    assert described.schedule.action.workflow == "ReconcileWorkflow"
+    next_run = described.info.next_action_times[0]
+    assert (next_run.hour, next_run.minute) == (3, 0)  # daily at 03:00 UTC
     env = {**procs[0].env, "COLUMNS": "200"}
 
     def ops(*args: str) -> subprocess.CompletedProcess[str]:
