@@ -13,8 +13,8 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from bespoke.domain.accounts import virtual_account_for
-from bespoke.domain.models import Actor, OrderInput, PaymentPlan, PlanKind
-from bespoke.domain.money import check_currency
+from bespoke.domain.models import Actor, OrderInput, PaymentPlan, PlanKind, clean_name
+from bespoke.domain.money import check_currency, format_amount
 from bespoke.rules import Policy, pin_policy
 from bespoke.workflows.order import OrderWorkflow, workflow_id_for
 
@@ -54,6 +54,12 @@ def build_order_input(
 ) -> OrderInput:
     """Validate an order against its policy and pin the policy into it."""
     currency = check_currency(currency)
+    try:
+        buyer = clean_name(buyer, "buyer", max_length=200)
+        seller = clean_name(seller, "seller", max_length=200)
+        title = clean_name(title, "title", max_length=500) if title and title.strip() else ""
+    except ValueError as err:
+        raise OrderRejected(str(err)) from None
     if currency not in policy.limits.currencies:
         raise OrderRejected(f"policy {policy.name}@{policy.version} does not accept {currency}")
     if plan.kind.value not in policy.payment_plans.allowed:
@@ -62,7 +68,10 @@ def build_order_input(
         offered = ", ".join("/".join(map(str, r)) for r in policy.payment_plans.staged_ratios)
         raise OrderRejected(f"staged ratios {'/'.join(map(str, plan.ratios))} not offered (offered: {offered})")
     if price > policy.limits.max_order_amount:
-        raise OrderRejected(f"price {price} exceeds the policy's maximum order amount {policy.limits.max_order_amount}")
+        raise OrderRejected(
+            f"price {format_amount(price, currency)} exceeds the policy's maximum order amount "
+            f"{format_amount(policy.limits.max_order_amount, currency)}"
+        )
     if earnest_deposit and plan.kind not in (PlanKind.STAGED,):
         raise OrderRejected("an earnest deposit needs a staged plan (its first part is the deposit)")
     if earnest_deposit and plan.ratios[0] * 100 > policy.payment_plans.earnest_deposit_max_bps:
@@ -79,14 +88,30 @@ def build_order_input(
             plan=plan,
             production_days=production_days,
             earnest_deposit=earnest_deposit,
-            policy=policy.model_dump(mode="json"),
-            pin=pin_policy(policy).model_dump(mode="json"),
+            policy=_pinned(policy)[0],
+            pin=_pinned(policy)[1],
             created_by=created_by,
             virtual_account=virtual_account_for(buyer) if plan.kind is PlanKind.COLLECTION_ACCOUNT else None,
             shipping_address=shipping_address,
         )
     except ValidationError as err:
         raise OrderRejected(pydantic_message(err)) from None
+
+
+# The dumped policy and its pin, for the last few Policy objects: dumping and hashing
+# the policy is most of the cost of building an order input (tens of ms), and an
+# import builds thousands from one policy. The Policy is kept in the entry, so its
+# id() cannot be reused while cached; policies are frozen, so the dump stays right.
+_PINNED: dict[int, tuple[Policy, dict[str, Any], dict[str, Any]]] = {}
+
+
+def _pinned(policy: Policy) -> tuple[dict[str, Any], dict[str, Any]]:
+    hit = _PINNED.get(id(policy))
+    if hit is None or hit[0] is not policy:
+        if len(_PINNED) >= 8:
+            _PINNED.clear()
+        hit = _PINNED[id(policy)] = (policy, policy.model_dump(mode="json"), pin_policy(policy).model_dump(mode="json"))
+    return hit[1], hit[2]
 
 
 async def start_order(client: Client, inp: OrderInput, *, task_queue: str) -> WorkflowHandle[Any, Any]:

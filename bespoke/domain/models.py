@@ -7,6 +7,7 @@ running orders stop decoding.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
@@ -18,6 +19,39 @@ from bespoke.domain.money import CURRENCY_EXPONENTS
 # Hard upper bound on any single amount, whatever the policy says: 10^13 minor
 # units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
 MAX_AMOUNT = 10**13
+
+
+def clean_name(text: str, what: str, *, max_length: int) -> str:
+    """A person's or account's name as typed: Unicode NFC (so "José" typed with a
+    combining accent is the same buyer as "José" typed precomposed: the workflow
+    compares names exactly), without surrounding whitespace or invisible format
+    characters (zero-width space, BOM); control characters are refused (a NUL cannot
+    be stored in PostgreSQL text). Zero-width joiners inside a name stay: emoji and
+    some scripts need them. Applied where people type (the CLI, imports,
+    `build_order_input`), not in the models, so histories already recorded decode."""
+    if not isinstance(text, str):
+        raise ValueError(f"{what} must be text, got {text!r}")
+    name = unicodedata.normalize("NFC", text)
+    name = _strip_edges(name)
+    if not name:
+        raise ValueError(f"{what} is empty (or only invisible characters)")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError(f"{what} contains a control character: {name[:40]!r}")
+    if len(name) > max_length:
+        raise ValueError(f"{what} is longer than {max_length} characters")
+    return name
+
+
+def _strip_edges(name: str) -> str:
+    def blank(c: str) -> bool:
+        return c.isspace() or unicodedata.category(c) == "Cf"
+
+    start, end = 0, len(name)
+    while start < end and blank(name[start]):
+        start += 1
+    while end > start and blank(name[end - 1]):
+        end -= 1
+    return name[start:end]
 
 
 class Frozen(BaseModel):
@@ -98,7 +132,7 @@ class Actor(Frozen):
         except ValueError:
             roles = ", ".join(r.value for r in Role)
             raise ValueError(f"unknown role {role!r} (roles: {roles})") from None
-        return cls(role=parsed_role, name=name.strip())
+        return cls(role=parsed_role, name=clean_name(name, "--as name", max_length=200))
 
     def __str__(self) -> str:
         return f"{self.role.value}:{self.name}"
@@ -140,6 +174,8 @@ class PaymentPlan(Frozen):
             kinds = ", ".join(k.value for k in PlanKind)
             raise ValueError(f"unknown payment plan {kind!r} (plans: {kinds})") from None
         if plan_kind is PlanKind.STAGED:
+            if arg.count("/") + arg.count(",") >= 10:
+                raise ValueError("a staged plan has at most 10 parts")
             try:
                 ratios = tuple(int(p) for p in arg.replace(",", "/").split("/") if p)
             except ValueError:
@@ -147,9 +183,12 @@ class PaymentPlan(Frozen):
             return cls(kind=plan_kind, ratios=ratios)
         if plan_kind is PlanKind.CREDIT and arg:
             try:
-                return cls(kind=plan_kind, settlement_days=int(arg))
+                days = int(arg)
             except ValueError:
                 raise ValueError(f"credit settlement days must be an integer, got {arg!r}") from None
+            if not 1 <= days <= 365:
+                raise ValueError(f"credit settlement days must be between 1 and 365, got {arg!r}")
+            return cls(kind=plan_kind, settlement_days=days)
         if arg:
             raise ValueError(f"plan {plan_kind.value} takes no argument, got {arg!r}")
         return cls(kind=plan_kind)

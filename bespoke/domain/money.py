@@ -7,6 +7,7 @@ the whole.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 
@@ -22,15 +23,25 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }
 
 
+# Amounts typed by people: at most this many characters, and below 10**this in
+# major units (far above any limit a policy sets; the policy and MAX_AMOUNT decide).
+_MAX_AMOUNT_TEXT = 64
+_MAX_AMOUNT_DIGITS = 24
+_THOUSANDS = re.compile(r"^[+-]?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]*)?$")
+
+
 class MoneyError(ValueError):
     """A malformed amount or an unknown currency."""
 
 
 def check_currency(code: str) -> str:
+    if not isinstance(code, str):
+        raise MoneyError(f"currency must be a code like CNY, got {code!r}")
     code = code.strip().upper()
     if code not in CURRENCY_EXPONENTS:
         known = ", ".join(sorted(CURRENCY_EXPONENTS))
-        raise MoneyError(f"unknown currency {code!r} (known: {known})")
+        shown = code if len(code) <= 20 else code[:20] + "..."
+        raise MoneyError(f"unknown currency {shown!r} (known: {known})")
     return code
 
 
@@ -41,13 +52,27 @@ def parse_amount(text: str | int, currency: str) -> int:
         raise MoneyError(f"amount must be a number, got {text!r}")
     if isinstance(text, int):
         return text * 10**exponent
-    raw = str(text).strip().replace(",", "").replace("_", "")
+    if not isinstance(text, (str, Decimal, float)):
+        raise MoneyError(f"amount must be a number, got {text!r}")
+    raw = str(text).strip()
+    if len(raw) > _MAX_AMOUNT_TEXT:
+        raise MoneyError(f"amount {raw[:20]!r}... is too long to be an amount")
+    if "," in raw:
+        # Commas only group thousands ("1,234.50"): "12,50" (a decimal comma) must
+        # not silently become 1250.
+        if not _THOUSANDS.match(raw):
+            raise MoneyError(f"amount {text!r}: commas may only group thousands (1,234.50); use '.' for decimals")
+        raw = raw.replace(",", "")
+    raw = raw.replace("_", "")
     try:
         value = Decimal(raw)
     except InvalidOperation:
         raise MoneyError(f"amount {text!r} is not a number") from None
     if not value.is_finite():
         raise MoneyError(f"amount {text!r} is not a finite number")
+    if value and value.adjusted() >= _MAX_AMOUNT_DIGITS:
+        # Before int(): "1e100000" would otherwise build a 100,000-digit integer.
+        raise MoneyError(f"amount {text!r} is too large")
     minor = value.scaleb(exponent)
     if minor != minor.to_integral_value():
         raise MoneyError(
