@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -119,6 +120,24 @@ class BespokeGroup(TyperGroup):
     """Root command group: every command (sub-apps included) runs inside ``invoke``,
     so this is the single place errors become exit codes."""
 
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        # Usage errors (a missing option, a bad flag value) are bad input too: one
+        # line and exit 2, like every other rejection, not Typer's usage box.
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except typer.TyperException as err:  # Click's usage errors (exit code 2) and kin
+            ctx = getattr(err, "ctx", None)
+            where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+            message = err.format_message() if hasattr(err, "format_message") else str(err)
+            typer.echo(f"error: {one_line(message)}{where}", err=True)
+            sys.exit(getattr(err, "exit_code", EXIT_REJECTED))
+        except typer.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(EXIT_ERROR)
+        sys.exit(result if isinstance(result, int) else EXIT_OK)
+
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
@@ -132,8 +151,32 @@ class BespokeGroup(TyperGroup):
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine to completion (a forced stop exits 130, quietly)."""
+    """Run a command's coroutine to completion (a forced stop exits 130, quietly),
+    then shut the Temporal runtime down while the interpreter is still whole.
+
+    temporalio's Rust runtime threads can touch Python during interpreter
+    finalization and abort a short-lived client process (SIGABRT, "Fatal Python
+    error: PyGILState_Release", temporalio/sdk-python#300) -- about one command in
+    four on a loaded machine, instead of exiting with the contract's code. Dropping
+    the last reference to the default runtime stops its threads now; the next
+    `connect` (if any) makes a new one. Commands raise their errors outside
+    `except` blocks and after dropping clients, so no traceback keeps one alive.
+    """
     try:
         return asyncio.run(coro)
     except asyncio.CancelledError:
         raise typer.Exit(130) from None
+    finally:
+        _shutdown_temporal_runtime()
+
+
+def _shutdown_temporal_runtime() -> None:
+    import gc
+
+    import temporalio.runtime
+
+    gc.collect()  # clients left in cycles hold the runtime too
+    ref = getattr(temporalio.runtime, "_runtime_ref", None)
+    if ref is not None and getattr(ref, "_default_runtime", None) is not None:
+        ref._default_runtime = None
+        gc.collect()

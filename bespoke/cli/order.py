@@ -17,11 +17,9 @@ import re
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import temporalio.runtime
 import typer
 from pydantic import BaseModel, ValidationError
 from rich.console import Console
@@ -38,7 +36,7 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowUpdateFa
 from temporalio.service import RPCError, RPCStatusCode
 
 from bespoke.cli.errors import CliError, NotFound, Rejected, one_line
-from bespoke.cli.errors import run_async as _run_async
+from bespoke.cli.errors import run_async
 from bespoke.domain.models import (
     Actor,
     ActorInput,
@@ -84,7 +82,6 @@ out = Console()
 AsOpt = Annotated[str, typer.Option("--as", help="Who acts, as ROLE:NAME (roles: buyer, seller, ops, carrier, system).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 OrderArg = Annotated[str, typer.Argument(help="The order id.")]
-T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- plumbing
@@ -130,27 +127,6 @@ def _drop_cycles() -> None:
     raised outside `except` blocks (where the caught exception, whose traceback
     holds the frame, is no longer bound in the frame) and after `del client`."""
     gc.collect()
-
-
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """`bespoke.cli.errors.run_async`, then shut the Temporal runtime down while
-    the interpreter is still whole.
-
-    temporalio's Rust runtime threads can touch Python during interpreter
-    finalization and abort a short-lived client process (SIGABRT, "Fatal Python
-    error: PyGILState_Release", temporalio/sdk-python#300) -- about one command in
-    four on a loaded machine, instead of exiting with the contract's code. Dropping
-    the last reference to the default runtime stops its threads now; the next
-    `connect` (if any) makes a new one.
-    """
-    try:
-        return _run_async(coro)
-    finally:
-        gc.collect()  # clients left in cycles hold the runtime too
-        ref = getattr(temporalio.runtime, "_runtime_ref", None)
-        if ref is not None and getattr(ref, "_default_runtime", None) is not None:
-            ref._default_runtime = None
-            gc.collect()
 
 
 async def _view(client: Client, order_id: str) -> OrderView:
