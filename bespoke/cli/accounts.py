@@ -12,7 +12,7 @@ from rich.console import Console
 from sqlmodel import Session, select
 
 from bespoke.activities.credit import get_or_create_account, outstanding_credit
-from bespoke.cli.errors import Rejected
+from bespoke.cli.errors import Rejected, run_async
 from bespoke.domain.accounts import virtual_account_for
 from bespoke.domain.models import Actor, PayInput, PlanKind, Stage
 from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
@@ -96,8 +96,7 @@ def receive(
 ) -> None:
     """Match an incoming transfer to the buyer's oldest open collection-account
     order and pay it; under-payments leave the rest due, over-payments are refunded."""
-    # order's run_async also shuts the Temporal runtime down before exit.
-    from bespoke.cli.order import _update, run_async
+    from bespoke.cli.order import _update
     from bespoke.workflows.order import OrderWorkflow
 
     try:
