@@ -92,17 +92,38 @@ def _execute(engine, sql: str, **params) -> None:
         session.commit()
 
 
-async def test_reconcile_finds_completed_and_cancelled_orders_balanced(client, task_queue, engine):
+async def _returned_after_completion(client, task_queue, engine) -> str:
+    """Completed, then returned: the refund is charged back to the seller."""
+    from bespoke.domain.models import ReceiveReturnInput, ReturnRequestInput, ReturnResponseInput, ShipReturnInput
+    from tests.helpers import SELLER
+
+    oid = await _completed_order(client, task_queue, engine)
+    handle = client.get_workflow_handle(f"order-{oid}")
+    await handle.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason="defect", remedy="refund", description="cracked", evidence=("p.jpg",)))
+    await handle.execute_update(OrderWorkflow.respond_return, ReturnResponseInput(actor=SELLER, action="approve"))
+    await handle.execute_update(OrderWorkflow.ship_return,
+                                ShipReturnInput(actor=BUYER, carrier="sf", tracking="RT1", shipping_cost=0))
+    await handle.execute_update(OrderWorkflow.receive_return,
+                                ReceiveReturnInput(actor=SELLER, disposition="scrap", salvage_value=0))
+    await handle.result()
+    assert _row(engine, oid).stage == Stage.REFUNDED
+    assert_ledger(engine, oid, closed=True)
+    return oid
+
+
+async def test_reconcile_finds_completed_cancelled_and_returned_orders_balanced(client, task_queue, engine):
     done = await _completed_order(client, task_queue, engine)
     cancelled = await _cancelled_order(client, task_queue, engine)
+    returned = await _returned_after_completion(client, task_queue, engine)
     report = await _reconcile(client, task_queue)
     assert report.clean and report.orders_off == 0 and report.discrepancies == []
-    assert report.orders_checked == 2
+    assert report.orders_checked == 3
     # payment + settlement; payment + cancellation (refund and seller's share in one transaction)
     with Session(engine) as session:
         keys = {r.txn_key for r in session.exec(select(LedgerEntry))}
     assert report.transactions_checked == len(keys) >= 4
-    assert {done, cancelled} <= {k.split(":")[0] for k in keys}
+    assert {done, cancelled, returned} == {k.split(":")[0] for k in keys}
 
 
 async def test_corrupted_ledger_leg_is_reported_and_nothing_is_written(client, task_queue, engine):
