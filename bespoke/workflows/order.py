@@ -130,6 +130,7 @@ class _Case:
         self.dispute_parties: set[str] = set()
         self.arbitration: tuple[int, str, str] | None = None
         self.repair_allowed = True
+        self.back_to = Stage.DELIVERED  # the stage the order returns to if the goods are kept
         self.outcome: str | None = None
         self.closed_at: datetime | None = None
 
@@ -457,7 +458,7 @@ class OrderWorkflow:
         """Drive the open case to its end: "kept", "refunded" or "redelivered"."""
         case = self.case
         d = self.policy.deadlines
-        back_to = self.stage
+        back_to = case.back_to = self.stage
         self._set_stage(Stage.RETURN_REQUESTED)
         self._event("case_opened", case.opened_by, f"case {case.number}: {case.reason} → wants {case.remedy}; "
                     f"{paused} paused")
@@ -604,6 +605,8 @@ class OrderWorkflow:
     async def _refund(self, case: _Case, amount: int, outcome: str, note: str = "") -> str:
         """Refund as the policy decides: escrow first, then charged back to the
         seller; then settle whatever escrow still holds and close as refunded."""
+        if min(amount, self._refundable()) <= 0:  # nothing left to give back
+            return await self._close_case(case, case.back_to, "nothing_to_refund", "nothing paid is left to refund")
         facts = RefundFacts(
             reason=case.reason, outcome=outcome, requested_refund=min(amount, self._refundable()),
             price=self.inp.price, currency=self.inp.currency, paid_total=self.paid + self.credit_outstanding,
@@ -1399,6 +1402,10 @@ class OrderWorkflow:
             raise ValueError(f"returns open from delivered or completed, not {self.stage.value}")
         if not self.aftersales:
             raise ValueError("this order predates after-sales support")
+        if inp.reason == "changed_mind" and inp.remedy == "repair":
+            raise ValueError("a change of mind cannot ask for a repair")
+        if self._refundable() <= 0:
+            raise ValueError("nothing paid for this order is left to refund")
         if len(self.cases) >= self.policy.limits.max_cases_per_order:
             raise ValueError(f"this order has had the maximum of {self.policy.limits.max_cases_per_order} cases")
 
