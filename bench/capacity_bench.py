@@ -85,7 +85,7 @@ async def run(n: int, concurrency: int, budget: float | None, home: Path) -> str
                 launched = 0
                 began = time.perf_counter()
                 checkpoints: list[tuple[int, float, float, float]] = []
-                step = max(1, n // 10)
+                step = max(1, min(n // 10, 250))
                 stop = asyncio.Event()
 
                 async def one(i: int) -> None:

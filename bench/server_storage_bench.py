@@ -35,6 +35,8 @@ def main() -> None:
     args = ap.parse_args()
     workloads = ("bare", "bespoke") if args.with_bare else ("bespoke",)
     rates: dict[tuple[str, str], list[float]] = {}
+    cpu: dict[tuple[str, str], list[float]] = {}
+    log: list[str] = []
     startup: dict[str, list[float]] = {"sqlite": [], "memory": []}
     for r in range(args.rounds):
         modes = ("sqlite", "memory") if r % 2 == 0 else ("memory", "sqlite")
@@ -44,6 +46,9 @@ def main() -> None:
             startup[mode].append(out["startup_seconds"])
             for label, runs in out["results"].items():
                 rates.setdefault((mode, label), []).extend(x.rate for x in runs)
+                cpu.setdefault((mode, label), []).extend((x.cpu_self + x.cpu_server) / x.orders for x in runs)
+                log.extend(f"  {mode:6s} {x.label:8s}: {x.orders} orders in {x.seconds:.1f} s = {x.rate:.2f} orders/s, "
+                           f"cpu/order {(x.cpu_self + x.cpu_server) * 1000 / x.orders:.0f} ms" for x in runs)
     lines = [
         f"machine: {machine()}",
         f"code: {code_version()}",
@@ -54,10 +59,13 @@ def main() -> None:
     for label in workloads:
         sq = statistics.mean(rates[("sqlite", label)])
         mem = statistics.mean(rates[("memory", label)])
+        cs, cm = statistics.mean(cpu[("sqlite", label)]), statistics.mean(cpu[("memory", label)])
         lines.append(f"{label:8s}: SQLite file {sq:6.2f} orders/s, in memory {mem:6.2f} orders/s, "
-                     f"ratio file/memory {sq / mem:.2f}")
+                     f"ratio file/memory {sq / mem:.2f}; cpu per order (worker+server) file {cs * 1000:.0f} ms, "
+                     f"memory {cm * 1000:.0f} ms (memory/file {cm / cs:.2f})")
     lines.append(f"server start-up: SQLite file {statistics.mean(startup['sqlite']):.1f} s, "
                  f"in memory {statistics.mean(startup['memory']):.1f} s")
+    lines += ["runs:", *log]
     text = "\n".join(lines)
     print(text)
     if args.write:
