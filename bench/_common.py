@@ -206,10 +206,13 @@ async def execute_update(handle: WorkflowHandle[Any, Any], update: Any, payload:
 RETRIES = [0]  # update RPCs that timed out and were asked again (reported by the benches)
 
 
-async def drive(handle: WorkflowHandle[Any, Any], steps: Iterable[tuple[str, Callable[[], Any]]]) -> None:
+async def drive(handle: WorkflowHandle[Any, Any], steps: Iterable[tuple[str, Callable[[], Any]]]) -> Any:
+    """Send the steps' updates in order; returns the last update's result."""
+    result = None
     for i, (name, make) in enumerate(steps):
         update, payload = make()
-        await execute_update(handle, update, payload, f"{name}-{i}")
+        result = await execute_update(handle, update, payload, f"{name}-{i}")
+    return result
 
 
 async def gather_limited(n: int, concurrency: int, job: Callable[[int], Awaitable[Any]]) -> list[Any]:
