@@ -38,6 +38,21 @@ def test_server_binary() -> str:
     return found
 
 
+async def terminate_started() -> None:
+    """Terminate the orders a test left running (see tests/helpers.STARTED)."""
+    from temporalio.client import WorkflowExecutionStatus
+
+    from tests.helpers import STARTED
+
+    while STARTED:
+        handle = STARTED.pop()
+        try:
+            if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
+                await handle.terminate(reason="test finished")
+        except Exception:  # noqa: BLE001 - already closed or gone is fine
+            pass
+
+
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
@@ -111,4 +126,7 @@ def task_queue() -> str:
 async def worker(client: Client, task_queue: str, engine) -> AsyncIterator[None]:
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with build_worker(client, task_queue=task_queue, engine=engine, executor=executor):
-            yield
+            try:
+                yield
+            finally:
+                await terminate_started()
