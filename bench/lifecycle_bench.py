@@ -113,8 +113,6 @@ async def history_stats(handle: WorkflowHandle[Any, Any]) -> HistoryStats:
             tasks += 1
         elif t == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES:
             upserts += 1
-        if t == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED and not in_update:
-            pass
     # Whatever ran after the last update completed is the closing phase; activities
     # scheduled between an update's completion and the next acceptance stay with
     # the update before them (the bare workflow then runs them inside it: stricter).
@@ -407,7 +405,7 @@ def summarize(out: dict[str, Any], n: int, *, title: str = "") -> str:
     lines = [
         f"machine: {machine()}",
         f"code: {code_version()}",
-        title or f"server: embedded dev server, {'in memory' if bench else ''}".rstrip(", "),
+        title or "server: embedded dev server",
         f"orders per run: {n} concurrent; rounds: {len(results['bare'])} (alternating which goes first)",
         f"shape (from a real order's history): {bench.shape.updates} updates, "
         f"{sum(bench.shape.acts)} activities {bench.shape.acts}, "
