@@ -80,7 +80,6 @@ async def history_stats(handle: WorkflowHandle[Any, Any]) -> HistoryStats:
     history = await handle.fetch_history()
     acts: list[int] = [0]
     locals_: list[int] = [0]
-    in_update = False
     tasks = upserts = 0
     names: Counter = Counter()
     scheduled: dict[int, str] = {}
@@ -91,9 +90,6 @@ async def history_stats(handle: WorkflowHandle[Any, Any]) -> HistoryStats:
         if t == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             acts.append(0)
             locals_.append(0)
-            in_update = True
-        elif t == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            in_update = False
         elif t == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
             acts[-1] += 1
             name = ev.activity_task_scheduled_event_attributes.activity_type.name
