@@ -5,6 +5,7 @@ created, once, with their text kept verbatim."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import unicodedata
 import uuid
@@ -26,6 +27,19 @@ def tag() -> str:
     return uuid.uuid4().hex[:6].upper()
 
 
+async def connect_to(cli: Cli) -> Client:
+    """A client of the test's server; a loaded machine sometimes refuses the first
+    connection for a moment."""
+    for attempt in range(30):
+        try:
+            return await connect(address=cli.address)
+        except Exception:  # noqa: BLE001 - TemporalUnreachable, or the SDK's RuntimeError
+            if attempt == 29:
+                raise
+            await asyncio.sleep(1)
+    raise AssertionError("unreachable")
+
+
 async def started(client: Client, order_id: str) -> bool:
     try:
         await client.get_workflow_handle(workflow_id_for(order_id)).describe()
@@ -37,7 +51,8 @@ async def started(client: Client, order_id: str) -> bool:
 
 
 async def workflow_count(client: Client) -> int:
-    return (await client.count_workflows()).count
+    """Orders in Temporal (not the reconcile schedule's own workflows)."""
+    return (await client.count_workflows("WorkflowType = 'OrderWorkflow'")).count
 
 
 # ------------------------------------------------------------------ create
@@ -66,7 +81,7 @@ BAD_CREATES: list[tuple[list[str], str]] = [
 
 
 async def test_bad_create_options_exit_2_with_one_line_and_start_nothing(cli: Cli) -> None:
-    client = await connect(address=cli.address)
+    client = await connect_to(cli)
     t = tag()
     before_count, before_db = await workflow_count(client), cli.db_counts()
     base = ["--buyer", "alice", "--seller", "acme"]
@@ -129,7 +144,7 @@ BINARY_FILES = {
 
 
 async def test_malformed_import_files_exit_2_with_one_line_and_start_nothing(cli: Cli, tmp_path: Path) -> None:
-    client = await connect(address=cli.address)
+    client = await connect_to(cli)
     t = tag()
     before_count, before_db = await workflow_count(client), cli.db_counts()
     files = {name: text.replace("{t}", t).encode() for name, text in BAD_FILES.items()}
@@ -154,7 +169,7 @@ async def test_malformed_import_files_exit_2_with_one_line_and_start_nothing(cli
 
 async def test_import_reports_each_bad_row_creates_good_rows_once_and_names_stay_unicode(cli: Cli,
                                                                                          tmp_path: Path) -> None:
-    client = await connect(address=cli.address)
+    client = await connect_to(cli)
     t = tag()
     nfd = unicodedata.normalize("NFD", "José Núñez")
     good = [
