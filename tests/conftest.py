@@ -18,7 +18,9 @@ import pytest
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.engine import Engine
 from sqlalchemy.pool import NullPool
-from temporalio.client import Client
+from typing import Any
+
+from temporalio.client import Client, Interceptor, OutboundInterceptor, StartWorkflowInput, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -64,9 +66,28 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
         yield environment
 
 
+class _TrackStarted(Interceptor):
+    """Records every workflow a test starts through the `client` fixture, so the
+    worker fixture can terminate what is left running (see terminate_started)."""
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _TrackStartedOutbound(next)
+
+
+class _TrackStartedOutbound(OutboundInterceptor):
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        from tests.helpers import STARTED
+
+        handle = await super().start_workflow(input)
+        STARTED.append(handle)
+        return handle
+
+
 @pytest.fixture
 def client(env: WorkflowEnvironment) -> Client:
-    return env.client
+    config = env.client.config()
+    config["interceptors"] = [*config["interceptors"], _TrackStarted()]
+    return Client(**config)
 
 
 TEST_DATABASE_ENV = "BESPOKE_TEST_DATABASE_URL"

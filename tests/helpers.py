@@ -57,15 +57,13 @@ async def create_order(
         title="walnut display case",
         earnest_deposit=earnest_deposit,
     )
-    handle = await start_order(client, inp, task_queue=task_queue)
-    STARTED.append(handle)
-    return handle
+    return await start_order(client, inp, task_queue=task_queue)
 
 
-# Orders started by the current test. The worker fixture terminates the ones
-# still running before it stops: a workflow left with an activity scheduled and
-# no worker to run it would stop the shared time-skipping server from skipping
-# time for every later test.
+# Workflows started by the current test (recorded by the `client` fixture's
+# interceptor). The worker fixture terminates the ones still running before it
+# stops: a workflow left with an activity scheduled and no worker to run it would
+# stop the shared time-skipping server from skipping time for every later test.
 STARTED: list[WorkflowHandle[Any, Any]] = []
 
 
