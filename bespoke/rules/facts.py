@@ -7,38 +7,9 @@ integer minor units (strict ints: a float or a numeric string is rejected).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-
-STAGES: tuple[str, ...] = (
-    "awaiting_acceptance",
-    "awaiting_deposit",
-    "in_production",
-    "quality_check",
-    "awaiting_balance",
-    "shipped",
-)
-PRE_PRODUCTION_STAGES: tuple[str, ...] = ("awaiting_acceptance", "awaiting_deposit")
-PARTIES: tuple[str, ...] = ("buyer", "seller", "system")
-REASONS: tuple[str, ...] = (
-    "buyer_request",
-    "seller_request",
-    "acceptance_timeout",
-    "deposit_timeout",
-    "balance_timeout",
-    "qc_rework_limit",
-    "late_delivery",
-    "cod_refused",
-)
-PAYMENT_PLANS: tuple[str, ...] = (
-    "full_prepayment",
-    "staged",
-    "credit",
-    "cash_on_delivery",
-    "collection_account",
-)
-MILESTONES: tuple[str, ...] = ("materials", "fabrication", "finishing")
 
 Stage = Literal[
     "awaiting_acceptance", "awaiting_deposit", "in_production", "quality_check", "awaiting_balance", "shipped"
@@ -56,6 +27,15 @@ Reason = Literal[
 ]
 PaymentPlan = Literal["full_prepayment", "staged", "credit", "cash_on_delivery", "collection_account"]
 Milestone = Literal["materials", "fabrication", "finishing"]
+
+# The value sets are written once, as the Literal types above; the tuples are
+# derived from them for membership tests and messages.
+STAGES: tuple[str, ...] = get_args(Stage)
+PRE_PRODUCTION_STAGES: tuple[str, ...] = ("awaiting_acceptance", "awaiting_deposit")
+PARTIES: tuple[str, ...] = get_args(Party)
+REASONS: tuple[str, ...] = get_args(Reason)
+PAYMENT_PLANS: tuple[str, ...] = get_args(PaymentPlan)
+MILESTONES: tuple[str, ...] = get_args(Milestone)
 
 Money = Annotated[int, Field(strict=True, ge=0)]
 """Integer minor units (cents, fen), never negative."""
