@@ -4,12 +4,8 @@ no row in the read model."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,30 +16,12 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bespoke.store.db import get_engine
+from tests.processes import bespoke_command, clean_env, free_port  # noqa: F401 (re-exported)
 from bespoke.store.tables import LedgerEntry, OrderRow
 
 # Wall times measured by the tests, printed in the terminal summary (never asserted:
 # speed is measured in bench/ as ratios).
 TIMINGS: dict[str, float] = {}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def bespoke_command() -> list[str]:
-    script = shutil.which("bespoke", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "bespoke.cli.app"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The developer's BESPOKE_*/TEMPORAL_* settings never leak into a test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
-    env["COLUMNS"] = "200"
-    env.update(extra)
-    return env
 
 
 @dataclass

@@ -5,12 +5,8 @@ JSON on stdout)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -20,30 +16,11 @@ from typing import Any
 import pytest
 
 from bespoke.store.db import get_engine
+from tests.processes import bespoke_command, clean_env, free_port  # noqa: F401 (re-exported)
 
 # Wall times measured by the tests, printed in the terminal summary (never asserted:
 # speed is measured in bench/ as ratios).
 TIMINGS: dict[str, float] = {}
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def bespoke_command() -> list[str]:
-    """The installed console script next to this interpreter, else the module."""
-    script = shutil.which("bespoke", path=str(Path(sys.executable).parent))
-    return [script] if script else [sys.executable, "-m", "bespoke.cli.app"]
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The developer's BESPOKE_*/TEMPORAL_* settings never leak into a test."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
-    env["COLUMNS"] = "200"  # rich wraps human output at the terminal width
-    env.update(extra)
-    return env
 
 
 @dataclass
