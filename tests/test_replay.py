@@ -25,11 +25,11 @@ from bespoke.workflows import WORKFLOWS
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 
-def test_histories_cover_each_payment_plan_a_cancellation_a_return_and_a_dispute() -> None:
+def test_histories_cover_each_payment_plan_a_cancellation_a_return_a_dispute_and_an_override() -> None:
     names = {p.stem for p in HISTORIES}
     for expected in ("full_prepayment", "staged_20_80", "staged_30_60_10_retention", "credit_repaid",
                      "cash_on_delivery", "collection_account_overpaid", "buyer_cancels_in_production",
-                     "return_refunded", "dispute_arbitrated"):
+                     "return_refunded", "dispute_arbitrated", "deadlines_overridden_by_ops"):
         assert expected in names
 
 

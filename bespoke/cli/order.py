@@ -52,6 +52,7 @@ from bespoke.domain.models import (
     DeliverInput,
     MilestoneInput,
     OrderView,
+    OverrideDeadlineInput,
     PayInput,
     PaymentPlan,
     QcInput,
@@ -64,6 +65,7 @@ from bespoke.domain.models import (
 )
 from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
 from bespoke.rules import PolicyError, find_policy
+from bespoke.rules.durations import parse_duration
 from bespoke.runtime.client import connect
 from bespoke.service import (
     OrderExists,
@@ -937,3 +939,29 @@ def arbitrate(
     if minor < 0:
         raise Rejected("refund cannot be negative")
     _act(order_id, OrderWorkflow.arbitrate, _model(ArbitrateInput, actor=_actor(actor), refund=minor, note=note), as_json)
+
+
+@app.command()
+def override(
+    order_id: OrderArg,
+    deadline: Annotated[str, typer.Argument(help="The running deadline, as `order status` names it (e.g. inspection_window).")],
+    actor: AsOpt,
+    reason: Annotated[str, typer.Option(help="Why; shown on the timeline with who did it.")],
+    extend: Annotated[str | None, typer.Option(help='Move the deadline later by an ISO-8601 duration ("P3D", "PT12H").')] = None,
+    now: Annotated[bool, typer.Option("--now", help="Bring the deadline to now: its default action happens at once.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Platform operations move a running deadline: --extend it, or bring it to --now."""
+    if (extend is None) == (not now):
+        raise Rejected("give exactly one of --extend DURATION or --now")
+    seconds = 0
+    if extend is not None:
+        try:
+            seconds = int(parse_duration(extend).total_seconds())
+        except ValueError as err:
+            raise Rejected(f"--extend: {err}") from None
+        if seconds <= 0:
+            raise Rejected("--extend must be longer than zero")
+    payload = _model(OverrideDeadlineInput, actor=_actor(actor), deadline=deadline, extend_seconds=seconds,
+                     now=now, reason=reason)
+    _act(order_id, OrderWorkflow.override_deadline, payload, as_json)

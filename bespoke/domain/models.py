@@ -529,3 +529,25 @@ class CaseView(Frozen):
     finalised: list[str] = []
     outcome: str | None = None
     closed_at: datetime | None = None
+
+
+MAX_OVERRIDE_EXTENSION_S = 365 * 86400
+
+
+class OverrideDeadlineInput(ActorInput):
+    """Platform operations move a running deadline: extend it (the buyer is
+    travelling, the carrier lost a week) or bring it to now, so its default action
+    happens at once. Only ops may; the reason goes on the timeline with the actor."""
+
+    deadline: str = Field(min_length=1, max_length=100)
+    extend_seconds: int = Field(default=0, ge=0, le=MAX_OVERRIDE_EXTENSION_S)
+    now: bool = False
+    reason: str = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_change(self) -> OverrideDeadlineInput:
+        if self.now == (self.extend_seconds > 0):
+            raise ValueError("give either an extension (more than 0 seconds) or now, not both and not neither")
+        if not self.reason.strip():
+            raise ValueError("a reason is required")
+        return self

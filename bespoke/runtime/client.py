@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import getpass
+import os
+import socket
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -55,6 +58,17 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
+def client_identity() -> str:
+    """Temporal records the sending client's identity on every update and signal
+    event. The SDK's default is pid@host; bespoke adds the OS user, so the history
+    says which login sent an action, next to the actor (`--as`) the action names."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
+        user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown user"
+    return f"{os.getpid()}@{socket.gethostname()} ({user})"
+
+
 async def connect(
     settings: Settings | None = None,
     *,
@@ -76,6 +90,7 @@ async def connect(
                 data_converter=data_converter(settings),
                 tls=tls_config(settings),
                 api_key=api_key,
+                identity=client_identity(),
             ),
             timeout,
         )

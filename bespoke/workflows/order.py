@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         OrderProjection,
         OrderResult,
         OrderView,
+        OverrideDeadlineInput,
         PayInput,
         PaymentRecord,
         PlanKind,
@@ -78,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         Transaction,
     )
     from bespoke.domain.money import allocate, format_amount
+    from bespoke.rules.durations import duration_words
     from bespoke.rules import CancellationFacts, DisputeFacts, Policy, RefundFacts, ReturnFacts, SettlementFacts
     from bespoke.workflows.presets import DB_WRITE, RULES
 
@@ -86,6 +88,13 @@ AFTERSALES_PATCH = "aftersales-v1"
 _TIMER = "system:timer"
 _RULES = "system:rules"
 _WORKFLOW = "system:workflow"
+# Deadlines ops may move with `override_deadline`: the ones a timer waits on.
+# promised_delivery and arbitration are markers, not timers.
+MOVABLE_DEADLINES = (
+    "seller_acceptance", "deposit", "balance", "retention", "inspection_window", "cod_remittance",
+    "credit_settlement", "aftersales_window", "return_response", "offer_response", "escalation",
+    "return_ship", "return_receive", "repair", "dispute_evidence",
+)
 
 
 def workflow_id_for(order_id: str) -> str:
@@ -200,6 +209,8 @@ class OrderWorkflow:
         self.late_penalty = 0
         self.credit_outstanding = 0
         self.deadlines: dict[str, DeadlineView] = {}
+        # When each deadline finally fell due (ops may have moved it while it ran).
+        self.last_due: dict[str, datetime] = {}
         self.closing = False  # a cancellation is being carried out
         self.closed = False
         self._posted = 0
@@ -219,6 +230,11 @@ class OrderWorkflow:
         self._lifecycle_done = False
         self._decision_seq = 0
         self._txn_seq = 0
+        # Set here, not in the run loop, so an update in the order's first
+        # workflow task (handlers run before the loop starts) already sees it.
+        self.deadlines["seller_acceptance"] = self._deadline(
+            "seller_acceptance", self.policy.deadlines.seller_acceptance, "order cancelled, no cost to anyone"
+        )
 
     # ------------------------------------------------------------------ run
 
@@ -253,10 +269,7 @@ class OrderWorkflow:
         d = self.policy.deadlines
         system = Actor(role=Role.SYSTEM, name="timer")
 
-        # Seller acceptance.
-        self.deadlines["seller_acceptance"] = self._deadline(
-            "seller_acceptance", d.seller_acceptance, "order cancelled, no cost to anyone"
-        )
+        # Seller acceptance (its deadline is set in __init__).
         if not await self._wait(lambda: self.accepted, "seller_acceptance"):
             if not self.closing:
                 await self._cancel(system, "acceptance_timeout", "seller did not accept in time")
@@ -394,7 +407,6 @@ class OrderWorkflow:
             self.deadlines["inspection_window"] = self._deadline(
                 "inspection_window", remaining, "receipt auto-confirmed, escrow released to the seller"
             )
-            due = self.deadlines["inspection_window"].due_at
             await self._sync()
             met = await self._wait(lambda: self.confirmed_by is not None or self.case is not None, "inspection_window")
             if not met:
@@ -403,7 +415,7 @@ class OrderWorkflow:
                 return "confirmed"
             if self.confirmed_by is not None:
                 return "confirmed"
-            remaining = max(due - workflow.now(), timedelta(0))
+            remaining = max(self.last_due["inspection_window"] - workflow.now(), timedelta(0))
             outcome = await self._run_case(paused="inspection window")
             if outcome == "refunded":
                 return "refunded"
@@ -417,13 +429,12 @@ class OrderWorkflow:
             self.deadlines["aftersales_window"] = self._deadline(
                 "aftersales_window", remaining, "after-sales window closes; funds final"
             )
-            due = self.deadlines["aftersales_window"].due_at
             await self._sync()
             if not await self._wait(lambda: self.case is not None, "aftersales_window"):
                 self._event("aftersales_closed", _TIMER, "after-sales window closed")
                 await self._sync()
                 return
-            remaining = max(due - workflow.now(), timedelta(0))
+            remaining = max(self.last_due["aftersales_window"] - workflow.now(), timedelta(0))
             outcome = await self._run_case(paused="after-sales window")
             if outcome == "refunded":
                 return
@@ -443,13 +454,8 @@ class OrderWorkflow:
         self.deadlines[deadline] = self._deadline(deadline, duration, action)
         await self._sync()
         disputed_before = case.state == "disputed"
-        try:
-            await self._block(lambda: cond() or (case.state == "disputed" and not disputed_before),
-                              timeout=max(self.deadlines[deadline].due_at - workflow.now(), timedelta(0)))
-        except asyncio.TimeoutError:
+        if not await self._until_due(lambda: cond() or (case.state == "disputed" and not disputed_before), deadline):
             return "timeout"
-        finally:
-            self.deadlines.pop(deadline, None)
         if case.state == "disputed" and not disputed_before:
             return "disputed"
         return "met"
@@ -767,17 +773,38 @@ class OrderWorkflow:
 
     async def _wait(self, cond: Callable[[], bool], deadline: str | None) -> bool:
         """Wait for `cond`; False on timeout or when the order is closing."""
-        timeout = None
-        if deadline is not None:
-            timeout = max(self.deadlines[deadline].due_at - workflow.now(), timedelta(0))
-        try:
-            await self._block(lambda: cond() or self.closing or self.closed, timeout=timeout)
-        except asyncio.TimeoutError:
+        def done() -> bool:
+            return cond() or self.closing or self.closed
+
+        if deadline is None:
+            await self._block(done)
+        elif not await self._until_due(done, deadline):
             return False
-        finally:
-            if deadline is not None:
-                self.deadlines.pop(deadline, None)
         return not (self.closing or self.closed)
+
+    async def _until_due(self, cond: Callable[[], bool], deadline: str) -> bool:
+        """Wait for `cond` until the named deadline falls due: True if `cond` came
+        first. Ops may move the deadline meanwhile (`override_deadline`); the wait
+        then starts over against the new due time. Without an override this is one
+        timer, exactly as before overrides existed, so old histories replay."""
+        try:
+            while True:
+                due = self.deadlines[deadline].due_at
+
+                def moved(due: datetime = due) -> bool:
+                    view = self.deadlines.get(deadline)
+                    return view is not None and view.due_at != due
+
+                try:
+                    await self._block(lambda: cond() or moved(), timeout=max(due - workflow.now(), timedelta(0)))
+                except asyncio.TimeoutError:
+                    return False
+                if cond():
+                    return True
+        finally:
+            view = self.deadlines.pop(deadline, None)
+            if view is not None:
+                self.last_due[deadline] = view.due_at
 
     def _set_stage(self, stage: Stage) -> None:
         if stage is self.stage:
@@ -1579,6 +1606,36 @@ class OrderWorkflow:
             raise ValueError("already arbitrated")
         if inp.refund > self._refundable():
             raise ValueError(f"the refund exceeds the {self._refundable()} refundable")
+
+    @workflow.update
+    async def override_deadline(self, inp: OverrideDeadlineInput) -> ActionResult:
+        view = self.deadlines[inp.deadline]
+        now = workflow.now()
+        if inp.now:
+            due = now
+            what = f"{inp.deadline} brought forward to now (was due {view.due_at:%Y-%m-%d %H:%M} UTC)"
+        else:
+            due = view.due_at + timedelta(seconds=inp.extend_seconds)
+            what = (f"{inp.deadline} extended by {duration_words(timedelta(seconds=inp.extend_seconds))} "
+                    f"to {due:%Y-%m-%d %H:%M} UTC")
+        self.deadlines[inp.deadline] = view.model_copy(update={"due_at": due})
+        self._event("deadline_overridden", inp.actor, f"{what}: {inp.reason}")
+        await self._sync()
+        await self._caught_up()
+        return self._result(what)
+
+    @override_deadline.validator
+    def _validate_override_deadline(self, inp: OverrideDeadlineInput) -> None:
+        self._require(inp.actor, Role.OPS)
+        if self.closing or self.closed:
+            raise ValueError(f"the order is {self.stage.value}: no deadline left to override")
+        if inp.deadline not in MOVABLE_DEADLINES:
+            raise ValueError(f"unknown or fixed deadline {inp.deadline!r}; "
+                             f"movable: {', '.join(MOVABLE_DEADLINES)}")
+        if inp.deadline not in self.deadlines:
+            running = [n for n in self.deadlines if n in MOVABLE_DEADLINES]
+            raise ValueError(f"{inp.deadline} is not running on this order"
+                             + (f" (running: {', '.join(running)})" if running else " (no deadline is running)"))
 
     def _result(self, message: str) -> ActionResult:
         return ActionResult(order_id=self.inp.order_id, stage=self.stage, message=message)

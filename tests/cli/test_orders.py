@@ -268,3 +268,36 @@ def test_quote_cancel_predicts_the_cancellation_and_status_shows_the_same_explan
     assert "unknown stage" in bespoke.fails(EXIT_REJECTED, "order", "list", "--stage", "limbo")
     assert "--by" in bespoke.fails(EXIT_REJECTED, "order", "quote-cancel", oid, "--by", "carrier")
 
+
+
+# ------------------------------------------------------------------- ops override
+
+
+def test_ops_override_extends_or_ends_a_deadline_and_nobody_else_may(bespoke: Bespoke) -> None:
+    oid = new_id("OVR")
+    create(bespoke, oid, price="500.00")
+    before = bespoke.status(oid)
+    due = before["deadlines"][0]["due_at"]
+    override = ["order", "override", oid, "seller_acceptance"]
+    assert "only the ops" in bespoke.fails(EXIT_REJECTED, *override, "--as", "buyer:alice", "--extend", "P1D",
+                                           "--reason", "please")
+    assert "exactly one of --extend" in bespoke.fails(EXIT_REJECTED, *override, "--as", "ops:olga", "--reason", "x")
+    assert "exactly one of --extend" in bespoke.fails(EXIT_REJECTED, *override, "--as", "ops:olga", "--extend", "P1D",
+                                                      "--now", "--reason", "x")
+    assert "ISO-8601 duration" in bespoke.fails(EXIT_REJECTED, *override, "--as", "ops:olga", "--extend", "3 days",
+                                                "--reason", "x")
+    assert "not running" in bespoke.fails(EXIT_REJECTED, "order", "override", oid, "deposit", "--as", "ops:olga",
+                                          "--extend", "P1D", "--reason", "x")
+    assert bespoke.status(oid) == before, "a rejected override changed the order"
+
+    result = bespoke.json(*override, "--as", "ops:olga", "--extend", "P1DT12H", "--reason", "seller on holiday")
+    assert result["stage"] == "awaiting_acceptance" and "extended by 1 day and 12 hours" in result["message"]
+    view = bespoke.status(oid)
+    assert view["deadlines"][0]["due_at"] != due
+    entry = view["timeline"][-1]
+    assert (entry["kind"], entry["actor"]) == ("deadline_overridden", "ops:olga")
+    assert "seller on holiday" in entry["message"]
+
+    result = bespoke.json(*override, "--as", "ops:olga", "--now", "--reason", "seller closed the shop")
+    assert result["stage"] == "cancelled"
+    assert bespoke.status(oid)["deadlines"] == []

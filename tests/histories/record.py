@@ -314,6 +314,21 @@ async def _dispute_default(client, tq, engine):
     return h, Stage.REFUNDED  # the seller's evidence deadline passes
 
 
+@scenario("deadlines_overridden_by_ops")
+async def _overridden(client, tq, engine):
+    from bespoke.domain.models import OverrideDeadlineInput
+
+    h = await _delivered(client, tq, "ovr")
+    await h.execute_update(OrderWorkflow.override_deadline, OverrideDeadlineInput(
+        actor=OPS, deadline="inspection_window", extend_seconds=3 * 86400, reason="buyer travelling"))
+    await _request_return(h)
+    await h.execute_update(OrderWorkflow.override_deadline, OverrideDeadlineInput(
+        actor=OPS, deadline="return_response", extend_seconds=86400, reason="seller at a trade fair"))
+    await h.execute_update(OrderWorkflow.override_deadline, OverrideDeadlineInput(
+        actor=OPS, deadline="return_response", now=True, reason="seller unreachable"))
+    return h, Stage.COMPLETED  # auto-approved, never shipped back, the extended window expires
+
+
 async def record(names: list[str], *, force: bool) -> list[Path]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter

@@ -1,4 +1,5 @@
 import base64
+import getpass
 import uuid
 from pathlib import Path
 
@@ -85,4 +86,9 @@ async def test_history_in_temporal_holds_only_ciphertext(embedded_settings: Sett
         history = await plain_client.get_workflow_handle(handle.id).fetch_history()
         raw = history.to_json()
         assert "Zhang Wei" not in raw and "Dear" not in raw
+        # Who sent the signal is on record in clear: process, host and OS user.
+        signalled = [e.workflow_execution_signaled_event_attributes for e in history.events
+                     if e.HasField("workflow_execution_signaled_event_attributes")]
+        assert [s.identity for s in signalled] == [client.identity]
+        assert f"({getpass.getuser()})" in client.identity
         assert base64.b64encode(ENCODING).decode() in raw
