@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         description="Extra directory of policy TOML files, searched before the bundled ones.",
     )
     default_policy: str = Field(default="default", description="Policy new orders pin when none is given.")
+    worker_cache_size: int = Field(
+        default=1000, ge=0, le=1_000_000,
+        description="Orders a worker keeps in memory between tasks (Temporal's sticky cache); "
+        "about 1 MiB each. Evicted orders are replayed from history on their next task.",
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -63,7 +63,7 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="bespoke-activity") as executor:
         worker = build_worker(
             client, task_queue=settings.task_queue, engine=engine, executor=executor,
-            max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS,
+            max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS, max_cached_workflows=settings.worker_cache_size,
         )
         async with worker:
             await shutdown.wait()

@@ -16,6 +16,7 @@ def test_defaults_point_at_local_embedded_server(clean_env: pytest.MonkeyPatch) 
     assert s.ui_port == 8233
     assert s.default_policy == "default"
     assert s.policy_dir is None
+    assert s.worker_cache_size == 1000
     assert not s.temporal_tls_enabled
 
 
@@ -93,3 +94,11 @@ def test_get_settings_is_cached_until_cleared(clean_env: pytest.MonkeyPatch) -> 
     assert get_settings().task_queue == "bespoke-orders"
     get_settings.cache_clear()
     assert get_settings().task_queue == "other"
+
+
+def test_worker_cache_size_is_read_and_checked(clean_env: pytest.MonkeyPatch) -> None:
+    clean_env.setenv("BESPOKE_WORKER_CACHE_SIZE", "250")
+    assert Settings().worker_cache_size == 250
+    clean_env.setenv("BESPOKE_WORKER_CACHE_SIZE", "-1")
+    with pytest.raises(ValueError, match="worker_cache_size"):
+        Settings()
