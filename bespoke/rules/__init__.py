@@ -19,7 +19,16 @@ from .decisions import (
 )
 from .engine import ConditionResult, TableResult, evaluate_table
 from .errors import DecisionError, PolicyError
-from .explain import Explanation, MatchedRule, PluginPin, PolicyPin, canonical_json, pin_policy, policy_sha256
+from .explain import (
+    Explanation,
+    MatchedRule,
+    PluginPin,
+    PolicyPin,
+    canonical_json,
+    decision_entry,
+    pin_policy,
+    policy_sha256,
+)
 from .facts import CancellationFacts, DisputeFacts, RefundFacts, ReturnFacts, ReturnReason, SettlementFacts
 from .loader import BUILTIN_POLICY_DIR, find_policy, list_policies, load_policy, load_policy_text
 from .model import (

@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
 
 from .engine import ConditionResult
 from .model import Policy
@@ -45,6 +45,12 @@ class MatchedRule(_Frozen):
     conditions: list[ConditionResult] = Field(default_factory=list)
     outputs: dict[str, Any] = Field(default_factory=dict)
 
+    @field_serializer("conditions")
+    def _named(self, conditions: list[ConditionResult]) -> list[dict[str, Any]]:
+        # Objects with named keys (field, op, expected, actual, result), not bare
+        # arrays: the explanation is read by people and scripts. Both forms validate.
+        return [c._asdict() for c in conditions]
+
 
 class Explanation(_Frozen):
     decision_id: str
@@ -57,6 +63,22 @@ class Explanation(_Frozen):
     summary: str
     # Non-money results (allowed, payer, outcome ...); money stays in `amounts`.
     results: dict[str, bool | int | str] = Field(default_factory=dict)
+
+
+def decision_entry(explanation: dict[str, Any]) -> dict[str, Any]:
+    """One entry of `order status --json`'s `decisions`: what was decided (id, kind,
+    when, summary, amounts, results) with the whole `explanation` (pin, facts,
+    matched rules and conditions) under its own key, as the audit table stores it
+    and as `order quote-cancel` prints it."""
+    return {
+        "decision_id": explanation["decision_id"],
+        "kind": explanation["kind"],
+        "as_of": explanation["as_of"],
+        "summary": explanation["summary"],
+        "amounts": explanation["amounts"],
+        "results": explanation.get("results", {}),
+        "explanation": explanation,
+    }
 
 
 def canonical_json(policy: Policy) -> bytes:

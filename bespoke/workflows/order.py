@@ -80,7 +80,15 @@ with workflow.unsafe.imports_passed_through():
     )
     from bespoke.domain.money import allocate, format_amount
     from bespoke.rules.durations import duration_words
-    from bespoke.rules import CancellationFacts, DisputeFacts, Policy, RefundFacts, ReturnFacts, SettlementFacts
+    from bespoke.rules import (
+        CancellationFacts,
+        DisputeFacts,
+        Policy,
+        RefundFacts,
+        ReturnFacts,
+        SettlementFacts,
+        decision_entry,
+    )
     from bespoke.workflows.presets import DB_WRITE, RULES
 
 MAX_CREDIT_REMINDERS = 10
@@ -1043,7 +1051,7 @@ class OrderWorkflow:
             shipment=self.shipment,
             qc_failures=self.qc_failures,
             timeline=self.timeline,
-            decisions=self.decisions,
+            decisions=[decision_entry(d) for d in self.decisions],
             created_at=self.created_at,
             updated_at=self.updated_at,
             cases=[c.view() for c in self.cases],

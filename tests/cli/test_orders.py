@@ -82,9 +82,12 @@ def test_one_order_from_creation_to_completion(bespoke: Bespoke) -> None:
         assert kind in kinds, kind
     (decision,) = view["decisions"]
     assert decision["kind"] == "settlement" and decision["decision_id"]
-    assert decision["pin"]["sha256"] == view["policy"]["sha256"]
+    explanation = decision["explanation"]  # the contract: each decision comes with its explanation
+    assert explanation["decision_id"] == decision["decision_id"] and explanation["as_of"] == decision["as_of"]
+    assert explanation["pin"]["sha256"] == view["policy"]["sha256"]
     assert decision["amounts"]["to_seller"] == 1_140_000 and decision["amounts"]["platform_fee"] == 60_000
-    assert decision["matched"] and all(m["because"] for m in decision["matched"])
+    assert explanation["facts"] and explanation["matched"] and all(m["because"] for m in explanation["matched"])
+    assert all(c["field"] and c["op"] for m in explanation["matched"] for c in m["conditions"])
     assert decision["summary"]
     assert_ledger(bespoke.engine, oid, closed=True)
 
@@ -259,7 +262,7 @@ def test_quote_cancel_predicts_the_cancellation_and_status_shows_the_same_explan
     view = bespoke.status(oid)
     (decision,) = [d for d in view["decisions"] if d["kind"] == "cancellation"]
     assert decision["amounts"] == explanation["amounts"]
-    assert [m["rule_id"] for m in decision["matched"]] == ["R07"]
+    assert [m["rule_id"] for m in decision["explanation"]["matched"]] == ["R07"]
     assert decision["summary"].replace(decision["decision_id"], "") == explanation["summary"].replace(
         explanation["decision_id"], "")
     assert (view["refunded"], view["released_to_seller"], view["platform_fee"]) == (15_000, 14_250, 750)

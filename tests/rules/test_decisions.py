@@ -49,10 +49,16 @@ def test_buyer_cancelling_in_production_pays_net_cost_and_explains_why() -> None
 def test_explanation_is_json_serialisable_and_validates_back() -> None:
     d = decide_cancellation(default_policy(), cancellation_facts(), decision_id="d-1")
     data = json.loads(d.model_dump_json())
-    assert data["explanation"]["matched"][0]["conditions"][0] == ["stage", "eq", "in_production", "in_production", True]
+    assert data["explanation"]["matched"][0]["conditions"][0] == {
+        "field": "stage", "op": "eq", "expected": "in_production", "actual": "in_production", "result": True}
     again = CancellationDecision.model_validate(data)
     assert again.model_dump(mode="json") == d.model_dump(mode="json")
     assert isinstance(again.explanation, Explanation)
+    # Explanations stored before conditions were named (bare arrays) still validate.
+    legacy = json.loads(json.dumps(data))
+    for m in legacy["explanation"]["matched"]:
+        m["conditions"] = [list(c.values()) for c in m["conditions"]]
+    assert CancellationDecision.model_validate(legacy).model_dump(mode="json") == d.model_dump(mode="json")
 
 
 def test_same_inputs_give_identical_results() -> None:

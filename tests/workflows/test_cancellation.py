@@ -111,7 +111,11 @@ async def assert_cancelled(handle, engine, quoted: CancellationDecision, *, rule
 
     decisions = [d for d in view.decisions if d["kind"] == "cancellation"]
     assert len(decisions) == 1, view.decisions
-    explanation = decisions[0]
+    decision = decisions[0]
+    explanation = decision["explanation"]
+    # The status entry: what was decided, with the whole explanation under its own key.
+    assert {k: decision[k] for k in ("decision_id", "kind", "as_of", "summary", "amounts")} == {
+        k: explanation[k] for k in ("decision_id", "kind", "as_of", "summary", "amounts")}
     with Session(engine) as session:
         row = session.get(DecisionRow, explanation["decision_id"])
     assert row is not None, "decision missing from the audit table"

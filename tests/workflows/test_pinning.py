@@ -69,7 +69,8 @@ async def test_running_order_keeps_its_pinned_policy_after_the_file_changes(clie
     assert (view.policy.name, view.policy.version, view.policy.sha256) == ("shop", "1.0.0", policy_sha256(old))
     assert view.platform_fee == PRICE * 300 // 10_000 and view.released_to_seller == PRICE - 3_000
     settlement = [d for d in view.decisions if d["kind"] == "settlement"][-1]
-    assert settlement["pin"]["version"] == "1.0.0" and settlement["pin"]["sha256"] == policy_sha256(old)
+    pin = settlement["explanation"]["pin"]
+    assert pin["version"] == "1.0.0" and pin["sha256"] == policy_sha256(old)
 
     # A new order pins the new version and pays the new fee.
     second_inp, second = await start(client, task_queue, tmp_path)
