@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from bespoke.domain.money import format_amount
+
 from .engine import CompiledTable, ConditionResult, TableResult, compiled_tables, evaluate_compiled
 from .errors import DecisionError, PolicyError
 from .explain import Explanation, MatchedRule, PolicyPin, fast_model, pin_policy
@@ -233,15 +235,10 @@ def _run_table(
 
 # --- money words --------------------------------------------------------------
 
-_ZERO_DECIMAL = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF"})
-
-
 def format_money(amount: int, currency: str) -> str:
-    """`CNY 1,234.50`, `JPY 1,234` from integer minor units (exact, no floats)."""
-    if currency in _ZERO_DECIMAL:
-        return f"{currency} {amount:,}"
-    major, minor = divmod(amount, 100)
-    return f"{currency} {major:,}.{minor:02d}"
+    """`1,234.50 CNY`, `1,234 JPY` from integer minor units (exact, no floats): the
+    same rendering as the CLI's (bespoke.domain.money.format_amount)."""
+    return format_amount(amount, currency)
 
 
 def late_penalty_bps(policy: Policy, days: int) -> int:

@@ -66,7 +66,7 @@ def return_facts(**overrides: Any) -> ReturnFacts:
 
 
 def refund_facts(**overrides: Any) -> RefundFacts:
-    """Default: a completed order (CNY 1,000.00 paid, 5% fee released) refunded in full after the return arrived."""
+    """Default: a completed order (1,000.00 CNY paid, 5% fee released) refunded in full after the return arrived."""
     base: dict[str, Any] = dict(
         reason="defect",
         outcome="return_received",

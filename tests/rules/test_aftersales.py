@@ -183,8 +183,8 @@ def test_refund_after_completion_is_charged_back_with_the_platform_fee_returned_
     }
     assert e.facts["unrefunded"] == 100000 and e.facts["escrow_covers"] is False
     assert e.summary == (
-        "Refund CNY 1,000.00 because the seller confirmed the returned goods: CNY 1,000.00 charged back to the "
-        "seller (the platform returns CNY 50.00 of its fee to the seller); the seller reimburses CNY 20.00 return "
+        "Refund 1,000.00 CNY because the seller confirmed the returned goods: 1,000.00 CNY charged back to the "
+        "seller (the platform returns 50.00 CNY of its fee to the seller); the seller reimburses 20.00 CNY return "
         "shipping (rule RF01)."
     )
 
@@ -207,20 +207,20 @@ def test_escrow_is_used_first_then_the_rest_is_charged_back() -> None:
     f = refund_facts(outcome="arbitration", requested_refund=40000, escrow_balance=10000, released_to_seller=85500, platform_fee_charged=4500)
     d = decide_refund(POLICY, f, decision_id="d")
     assert (d.refund_from_escrow, d.chargeback_from_seller, d.fee_refund_to_seller) == (10000, 30000, 1500)
-    assert "CNY 100.00 from escrow, CNY 300.00 charged back" in d.explanation.summary
+    assert "100.00 CNY from escrow, 300.00 CNY charged back" in d.explanation.summary
 
 
 def test_refund_is_capped_at_what_has_not_been_refunded_yet() -> None:
     f = refund_facts(refunded_so_far=2000, released_to_seller=93100, platform_fee_charged=4900, return_shipping_cost=0)
     d = decide_refund(POLICY, f, decision_id="d")
     assert d.refund_from_escrow + d.chargeback_from_seller == 98000
-    assert "(capped at the CNY 980.00 not yet refunded)" in d.explanation.summary
+    assert "(capped at the 980.00 CNY not yet refunded)" in d.explanation.summary
 
 
 def test_buyer_bears_return_shipping_when_the_buyer_pays_it() -> None:
     d = decide_refund(POLICY, refund_facts(reason="changed_mind", return_shipping_payer="buyer"), decision_id="d")
     assert d.shipping_reimbursement == 0
-    assert "the buyer bears the CNY 20.00 return shipping" in d.explanation.summary
+    assert "the buyer bears the 20.00 CNY return shipping" in d.explanation.summary
 
 
 def test_partial_offer_keeps_the_goods_so_no_return_shipping_and_fee_share_rounds_by_largest_remainder() -> None:
@@ -303,8 +303,8 @@ def test_dispute_default_decides_against_the_side_without_evidence(
 def test_dispute_summary_says_who_sent_evidence_and_what_follows() -> None:
     d = decide_dispute_default(POLICY, dispute_facts(), decision_id="dd")
     assert d.explanation.summary == (
-        "The evidence deadline passed and only the buyer sent evidence: decided for the buyer: refund CNY 500.00 "
-        "of the CNY 500.00 claimed (rule DD01)."
+        "The evidence deadline passed and only the buyer sent evidence: decided for the buyer: refund 500.00 CNY "
+        "of the 500.00 CNY claimed (rule DD01)."
     )
     d = decide_dispute_default(POLICY, dispute_facts(seller_submitted=True), decision_id="dd")
     assert "both sides sent evidence: platform operations must arbitrate" in d.explanation.summary
@@ -508,9 +508,9 @@ def test_policy_without_after_sales_tables_is_described_with_the_built_in_terms(
 
 def test_quote_text_for_after_sales_decisions() -> None:
     text = quote_text(decide_refund(POLICY, refund_facts(requested_refund=30000), decision_id="q"))
-    assert "Charged back to the seller: CNY 300.00" in text and "Platform fee returned to the seller: CNY 15.00" in text
+    assert "Charged back to the seller: 300.00 CNY" in text and "Platform fee returned to the seller: 15.00 CNY" in text
     assert "Refund from escrow" not in text and "Why (RF01)" in text and "decision q" in text
     text = quote_text(decide_return_terms(POLICY, return_facts(repair_rounds=2), decision_id="q"))
     assert "Return allowed: yes" in text and "Refund only: the repair limit is reached" in text and "Why (RP02)" in text
     text = quote_text(decide_dispute_default(POLICY, dispute_facts(buyer_submitted=False, seller_submitted=True), decision_id="q"))
-    assert "Refund to the buyer: CNY 0.00" in text and "Why (DD02)" in text
+    assert "Refund to the buyer: 0.00 CNY" in text and "Why (DD02)" in text

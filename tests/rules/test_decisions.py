@@ -42,7 +42,7 @@ def test_buyer_cancelling_in_production_pays_net_cost_and_explains_why() -> None
     ]
     assert e.facts["net_cost"] == 25000 and e.facts["salvage_value"] == 15000
     assert e.amounts["refund_to_buyer"] == 5000
-    assert "CNY 50.00 back to the buyer" in e.summary and e.summary.endswith("(rule R07).")
+    assert "50.00 CNY back to the buyer" in e.summary and e.summary.endswith("(rule R07).")
     _escrow_conserved(d, 30000)
 
 
@@ -172,4 +172,4 @@ def test_describe_policy_speaks_plain_words_for_every_stage() -> None:
 def test_quote_text_lists_amounts_and_reasons() -> None:
     d = decide_cancellation(default_policy(), cancellation_facts(), decision_id="q-1")
     text = quote_text(d)
-    assert "Refund to the buyer: CNY 50.00" in text and "Why (R07)" in text and "decision q-1" in text
+    assert "Refund to the buyer: 50.00 CNY" in text and "Why (R07)" in text and "decision q-1" in text

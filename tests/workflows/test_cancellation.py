@@ -47,7 +47,7 @@ FEE_BPS = POLICY.fees.platform_fee_bps  # 500: 5% of what the seller is paid
 PENALTY_BPS_PER_DAY = POLICY.fees.late_penalty_bps_per_day  # 50: 0.5% of the price per day
 PENALTY_CAP_BPS = POLICY.fees.late_penalty_cap_bps  # 1000: at most 10%
 EARNEST_CAP_BPS = POLICY.payment_plans.earnest_deposit_max_bps  # 2000: 20% of the price
-PRICE = 100_000  # CNY 1,000.00
+PRICE = 100_000  # 1,000.00 CNY
 
 
 def _oid(handle) -> str:
