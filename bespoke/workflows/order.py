@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import unicodedata
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -103,6 +104,10 @@ MOVABLE_DEADLINES = (
     "credit_settlement", "aftersales_window", "return_response", "offer_response", "escalation",
     "return_ship", "return_receive", "repair", "dispute_evidence",
 )
+
+
+def _same_name(a: str, b: str) -> bool:
+    return a == b or unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
 
 
 def workflow_id_for(order_id: str) -> str:
@@ -1118,9 +1123,11 @@ class OrderWorkflow:
         if actor.role not in roles:
             allowed = " or ".join(r.value for r in roles)
             raise ValueError(f"only the {allowed} may do this, not {actor.role.value}")
-        if actor.role is Role.BUYER and actor.name != self.inp.buyer:
+        # Names compare in NFC, as the CLI and imports store them, so an API caller
+        # typing "José" with a combining accent is still this order's buyer.
+        if actor.role is Role.BUYER and not _same_name(actor.name, self.inp.buyer):
             raise ValueError(f"{actor} is not this order's buyer ({self.inp.buyer})")
-        if actor.role is Role.SELLER and actor.name != self.inp.seller:
+        if actor.role is Role.SELLER and not _same_name(actor.name, self.inp.seller):
             raise ValueError(f"{actor} is not this order's seller ({self.inp.seller})")
 
     def _require_stage(self, *stages: Stage) -> None:

@@ -68,3 +68,18 @@ async def test_redelivered_payment_is_rejected_and_posted_once(client, task_queu
     assert view.paid == 10_000 and view.amount_due == 20_000
     balances = assert_ledger(engine, handle.id.removeprefix("order-"), closed=False)
     assert balances["escrow"] == 10_000
+
+
+async def test_a_party_named_in_another_unicode_spelling_is_the_same_party(client, task_queue, engine):
+    import unicodedata
+
+    nfc = unicodedata.normalize("NFC", "Åsa Núñez")
+    nfd = unicodedata.normalize("NFD", nfc)
+    assert nfd != nfc
+    handle = await create_order(client, task_queue, buyer=nfc, price=10_000)
+    await accept(handle)
+    # An API caller may build the Actor directly, without the CLI's normalisation.
+    await _rejected(pay(handle, 10_000, actor=Actor(role="buyer", name="Asa Nunez")), "not this order's buyer")
+    result = await pay(handle, 10_000, actor=Actor(role="buyer", name=nfd))
+    assert result.stage is Stage.IN_PRODUCTION
+    assert_ledger(engine, handle.id.removeprefix("order-"), closed=False)
