@@ -13,21 +13,19 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import os
 
 from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.service import ServiceClient
 
-from bespoke.settings import Settings
+from bespoke.settings import Settings, get_settings
 
 ENV = "BESPOKE_METRICS_BIND"
 
 
 def metrics_bind(settings: Settings | None = None) -> str | None:
     """host:port to serve /metrics on, or None (metrics off)."""
-    # Read from Settings when it grows a `metrics_bind` field; the env var until then.
-    value = getattr(settings, "metrics_bind", None) or os.environ.get(ENV, "")
+    value = (settings or get_settings()).metrics_bind or ""
     value = value.strip()
     if not value:
         return None

@@ -84,6 +84,10 @@ class Settings(BaseSettings):
         description="Extra directory of policy TOML files, searched before the bundled ones.",
     )
     default_policy: str = Field(default="default", description="Policy new orders pin when none is given.")
+    metrics_bind: str | None = Field(
+        default=None,
+        description="host:port where a worker serves Prometheus metrics (Temporal runtime telemetry); unset = off.",
+    )
     worker_cache_size: int = Field(
         default=1000, ge=0, le=1_000_000,
         description="Orders a worker keeps in memory between tasks (Temporal's sticky cache); "

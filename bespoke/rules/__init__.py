@@ -83,6 +83,7 @@ __all__ = [
     "canonical_json",
     "decide_cancellation",
     "decide_dispute_default",
+    "decision_entry",
     "decide_refund",
     "decide_return_terms",
     "decide_settlement",

@@ -7,7 +7,6 @@ ISO-8601, conditions are normalised to `{op: value}` at validation time.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Any, Literal
 

@@ -11,7 +11,6 @@ import unicodedata
 import uuid
 from pathlib import Path
 
-import pytest
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 

@@ -31,7 +31,6 @@ from temporalio.service import RPCError
 from bespoke.domain.models import MAX_AMOUNT, ActionResult, TERMINAL_STAGES, OrderView, Stage
 from bespoke.store.tables import LedgerEntry
 from tests.helpers import (
-    SELLER,
     accept,
     assert_ledger,
     create_order,

@@ -24,7 +24,6 @@ from bespoke.domain.models import (
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import (
     BUYER,
-    CARRIER,
     OPS,
     SELLER,
     accept,

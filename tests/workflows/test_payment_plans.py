@@ -3,11 +3,9 @@ checked after every scenario."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 
-from bespoke.domain.models import Account, Stage
+from bespoke.domain.models import Stage
 from tests.helpers import (
     BANK,
     accept,

@@ -12,7 +12,7 @@ import pytest
 from bespoke.domain.models import Actor, PaymentPlan, Stage
 from bespoke.rules import BUILTIN_POLICY_DIR, PolicyError, find_policy, policy_sha256
 from bespoke.service import build_order_input, start_order
-from tests.helpers import accept, assert_view_matches_ledger, confirm, deliver, pay, produce, ship, status
+from tests.helpers import accept, assert_view_matches_ledger, confirm, deliver, pay, produce, ship
 
 pytestmark = pytest.mark.usefixtures("worker")
 
