@@ -478,9 +478,9 @@ class OrderWorkflow:
         case = self.case
         d = self.policy.deadlines
         back_to = case.back_to = self.stage
-        self._set_stage(Stage.RETURN_REQUESTED)
         self._event("case_opened", case.opened_by, f"case {case.number}: {case.reason} → wants {case.remedy}; "
                     f"{paused} paused")
+        self._set_stage(Stage.RETURN_REQUESTED)
         terms = await workflow.execute_local_activity(
             return_terms_decision,
             ReturnTermsRequest(policy=self.inp.policy, decision_id=self._next_decision_id("return-terms"),
@@ -1245,8 +1245,8 @@ class OrderWorkflow:
     @workflow.update
     async def finish_production(self, inp: ActorInput) -> ActionResult:
         self.production_done = True
-        self._set_stage(Stage.QUALITY_CHECK)
         self._event("production_finished", inp.actor, "production finished; factory quality check")
+        self._set_stage(Stage.QUALITY_CHECK)
         await self._sync()
         await self._caught_up()
         return self._result("ready for quality check")
@@ -1269,9 +1269,10 @@ class OrderWorkflow:
                 message = (f"quality check failed {self.qc_failures} times (rework limit {limit}): "
                            "the seller may cancel, or rework and check again")
             else:
-                self._set_stage(Stage.IN_PRODUCTION)
                 message = f"quality check failed ({self.qc_failures}/{limit} reworks): back to production"
             self._event("qc_failed", inp.actor, message + (f": {inp.note}" if inp.note else ""))
+            if self.qc_failures <= limit:
+                self._set_stage(Stage.IN_PRODUCTION)
         await self._sync()
         await self._caught_up()
         return self._result(message)
@@ -1292,10 +1293,10 @@ class OrderWorkflow:
             # Goods ship on credit: the buyer's credit line funds escrow.
             self._post("credit_advance", [(Account.CREDIT_LINE, -self.inp.price), (Account.ESCROW, self.inp.price)],
                        "account-period credit funds escrow at shipment", key="credit-advance")
-        self._set_stage(Stage.SHIPPED)
         late = self._days_late(self.shipped_at)
         self._event("shipped", inp.actor, f"shipped by {inp.carrier}, tracking {inp.tracking}"
                     + (f" ({late} day(s) after the promised date)" if late else ""))
+        self._set_stage(Stage.SHIPPED)
         await self._sync()
         await self._caught_up()
         return self._result("shipped")
@@ -1322,9 +1323,9 @@ class OrderWorkflow:
         self.delivered = True
         self.deliveries += 1
         self.delivered_at = workflow.now()
-        self._set_stage(Stage.DELIVERED)
         self._event("delivered", inp.actor, "delivered" + (
             f"; buyer inspected and paid {format_amount(inp.collected, cur)} to the carrier" if inp.collected else ""))
+        self._set_stage(Stage.DELIVERED)
         await self._sync()
         await self._caught_up()
         return self._result("delivered")
@@ -1544,8 +1545,8 @@ class OrderWorkflow:
     async def reship(self, inp: ShipInput) -> ActionResult:
         self.shipment = {"carrier": inp.carrier, "tracking": inp.tracking}
         self.case.state = "reshipped"
-        self._set_stage(Stage.SHIPPED)
         self._event("reshipped", inp.actor, f"repaired goods shipped by {inp.carrier}, tracking {inp.tracking}")
+        self._set_stage(Stage.SHIPPED)
         await self._caught_up()
         return self._result("repaired goods shipped")
 
