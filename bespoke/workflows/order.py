@@ -80,16 +80,16 @@ with workflow.unsafe.imports_passed_through():
         Transaction,
     )
     from bespoke.domain.money import allocate, format_amount
-    from bespoke.rules.durations import duration_words
     from bespoke.rules import (
         CancellationFacts,
         DisputeFacts,
-        Policy,
         RefundFacts,
         ReturnFacts,
         SettlementFacts,
         decision_entry,
+        pinned_policy,
     )
+    from bespoke.rules.durations import duration_words
     from bespoke.workflows.presets import DB_WRITE, RULES
 
 MAX_CREDIT_REMINDERS = 10
@@ -192,7 +192,7 @@ class OrderWorkflow:
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         self.inp = inp
-        self.policy = Policy.model_validate(inp.policy)
+        self.policy = pinned_policy(inp.policy, inp.pin.get("sha256"))
         self.stage = Stage.AWAITING_ACCEPTANCE
         self.created_at = workflow.now()
         self.updated_at = self.created_at

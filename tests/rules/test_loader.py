@@ -237,3 +237,17 @@ def test_rules_package_imports_neither_temporalio_nor_sqlmodel() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_orders_pinned_to_the_same_content_share_one_validated_policy() -> None:
+    from bespoke.rules import pinned_policy, policy_sha256
+
+    policy = default_policy()
+    data, sha = policy.model_dump(mode="json"), policy_sha256(policy)
+    first = pinned_policy(data, sha)
+    assert first == policy and policy_sha256(first) == sha
+    assert pinned_policy(dict(data), sha) is first  # the second order reuses it
+    # Other content under another pin is validated on its own; no pin, no sharing.
+    other = dict(data, version="9.9.9")
+    assert pinned_policy(other, "f" * 64).version == "9.9.9"
+    assert pinned_policy(data, None) is not first and pinned_policy(data, None) == first
