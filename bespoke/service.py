@@ -13,10 +13,10 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from bespoke.domain.accounts import virtual_account_for
-from bespoke.domain.models import Actor, OrderInput, PaymentPlan, PlanKind, clean_name
+from bespoke.domain.models import Actor, OrderInput, OrderResult, PaymentPlan, PlanKind, clean_name
 from bespoke.domain.money import check_currency, format_amount
 from bespoke.rules import Policy, pin_policy
-from bespoke.workflows.order import OrderWorkflow, workflow_id_for
+from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
 
 
 class OrderRejected(ValueError):
@@ -119,10 +119,11 @@ async def start_order(client: Client, inp: OrderInput, *, task_queue: str) -> Wo
     by a closed order), which makes bulk imports safe to run twice."""
     try:
         return await client.start_workflow(
-            OrderWorkflow.run,
+            ORDER_WORKFLOW,
             inp,
             id=workflow_id_for(inp.order_id),
             task_queue=task_queue,
+            result_type=OrderResult,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
         )

@@ -9,16 +9,15 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from sqlmodel import Session, select
 
-from bespoke.activities.credit import get_or_create_account, outstanding_credit
 from bespoke.cli.errors import Rejected, run_async
 from bespoke.domain.accounts import virtual_account_for
 from bespoke.domain.models import Actor, PayInput, PlanKind, Stage
 from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
 from bespoke.settings import get_settings
-from bespoke.store.db import get_engine, session_scope
-from bespoke.store.tables import BankTransfer, BuyerAccount, OrderRow
+
+# The database modules (SQLAlchemy) load inside the commands that use them, so
+# `bespoke order ...` commands, which talk to Temporal only, start faster.
 
 buyer_app = typer.Typer(help="Buyer payment accounts: credit lines and collection accounts.", no_args_is_help=True)
 bank_app = typer.Typer(help="Incoming bank transfers to dedicated collection accounts.", no_args_is_help=True)
@@ -27,10 +26,14 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for
 
 
 def _engine():
+    from bespoke.store.db import get_engine
+
     return get_engine(get_settings().effective_database_url)
 
 
-def _account_json(session: Session, account: BuyerAccount) -> dict:
+def _account_json(session, account) -> dict:
+    from bespoke.activities.credit import outstanding_credit
+
     return {
         "buyer": account.buyer,
         "virtual_account": account.virtual_account,
@@ -45,6 +48,9 @@ def _account_json(session: Session, account: BuyerAccount) -> dict:
 @buyer_app.command("show")
 def show(buyer: Annotated[str, typer.Argument(help="Buyer account name.")], as_json: JsonOpt = False) -> None:
     """A buyer's collection account number and credit line."""
+    from bespoke.activities.credit import get_or_create_account
+    from bespoke.store.db import session_scope
+
     with session_scope(_engine()) as session:
         data = _account_json(session, get_or_create_account(session, buyer))
     if as_json:
@@ -72,6 +78,9 @@ def set_credit(
         raise Rejected(str(err)) from None
     if minor < 0:
         raise Rejected("the credit limit cannot be negative")
+    from bespoke.activities.credit import get_or_create_account
+    from bespoke.store.db import session_scope
+
     with session_scope(_engine()) as session:
         account = get_or_create_account(session, buyer)
         account.credit_limit, account.currency = minor, cur
@@ -96,8 +105,11 @@ def receive(
 ) -> None:
     """Match an incoming transfer to the buyer's oldest open collection-account
     order and pay it; under-payments leave the rest due, over-payments are refunded."""
+    from sqlmodel import Session, select
+
     from bespoke.cli.order import _update
-    from bespoke.workflows.order import OrderWorkflow
+    from bespoke.store.db import session_scope
+    from bespoke.store.tables import BankTransfer, OrderRow
 
     try:
         cur = check_currency(currency)
@@ -122,7 +134,7 @@ def receive(
     if match is not None:
         payload = PayInput(actor=Actor.parse("system:bank"), amount=minor, currency=cur, reference=reference,
                            method="bank_transfer")
-        result = run_async(_update(match.order_id, OrderWorkflow.pay, payload))
+        result = run_async(_update(match.order_id, "pay", payload))
         status, message = "matched", result.message
     with session_scope(engine) as session:
         session.add(BankTransfer(reference=reference, virtual_account=account, amount=minor, currency=cur,

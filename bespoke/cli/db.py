@@ -11,8 +11,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from sqlalchemy import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
 from bespoke.cli.errors import CliError
 from bespoke.settings import get_settings
@@ -23,6 +21,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for
 
 def _target() -> tuple[str, str]:
     """The configured URL, and the same with any password masked (for printing)."""
+    from sqlalchemy import make_url
+
     from bespoke.store.db import DatabaseUrlError, normalize_url
 
     url = get_settings().effective_database_url
@@ -34,7 +34,7 @@ def _target() -> tuple[str, str]:
     return url, shown
 
 
-def _database_error(shown: str, err: SQLAlchemyError) -> CliError:
+def _database_error(shown: str, err: Exception) -> CliError:
     detail = str(getattr(err, "orig", None) or err).strip().splitlines()
     return CliError(f"database {shown}: {detail[0] if detail else type(err).__name__}")
 
@@ -44,6 +44,8 @@ def current(as_json: JsonOpt = False) -> None:
     """Show the database's schema revision and the newest one this version ships.
 
     Read-only: it neither migrates nor creates a missing SQLite file."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bespoke.store.db import current_revision, head_revision, make_engine, sqlite_file
 
     url, shown = _target()
@@ -77,6 +79,8 @@ def upgrade(as_json: JsonOpt = False) -> None:
 
     Safe while workers run and when several processes start at once: the upgrade
     holds a PostgreSQL advisory lock, or SQLite's write lock, while it runs."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from bespoke.store.db import current_revision, head_revision, make_engine, migrate
 
     url, shown = _target()

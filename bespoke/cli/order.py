@@ -38,6 +38,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from bespoke.cli.errors import CliError, NotFound, Rejected, one_line
 from bespoke.cli.errors import run_async
 from bespoke.domain.models import (
+    ActionResult,
     Actor,
     ActorInput,
     ArbitrateInput,
@@ -64,7 +65,7 @@ from bespoke.domain.models import (
     Stage,
 )
 from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
-from bespoke.rules import PolicyError, find_policy
+from bespoke.rules import CancellationFacts, PolicyError, find_policy
 from bespoke.rules.durations import parse_duration
 from bespoke.runtime.client import connect
 from bespoke.service import (
@@ -76,7 +77,6 @@ from bespoke.service import (
     start_order,
 )
 from bespoke.settings import Settings, get_settings
-from bespoke.workflows.order import OrderWorkflow
 
 app = typer.Typer(help="Create orders, act on them, and read their state.", no_args_is_help=True)
 out = Console()
@@ -134,7 +134,7 @@ def _drop_cycles() -> None:
 async def _view(client: Client, order_id: str) -> OrderView:
     failure: CliError | None = None
     try:
-        return await order_handle(client, order_id).query(OrderWorkflow.status)
+        return await order_handle(client, order_id).query("status", result_type=OrderView)
     except RPCError as err:
         failure = _not_found(order_id, err)
         if failure is None:
@@ -144,13 +144,13 @@ async def _view(client: Client, order_id: str) -> OrderView:
     raise failure
 
 
-async def _update(order_id: str, update: Any, payload: BaseModel) -> Any:
+async def _update(order_id: str, update: str, payload: BaseModel) -> ActionResult:
     settings = get_settings()
     client = await _client(settings)
     handle = order_handle(client, order_id)
     failure: CliError | None = None
     try:
-        return await handle.execute_update(update, payload)
+        return await handle.execute_update(update, payload, result_type=ActionResult)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
         failure = Rejected(f"rejected: {getattr(cause, 'message', None) or str(cause or err)}")
@@ -167,7 +167,7 @@ async def _update(order_id: str, update: Any, payload: BaseModel) -> Any:
     raise failure
 
 
-def _act(order_id: str, update: Any, payload: BaseModel, as_json: bool = False) -> None:
+def _act(order_id: str, update: str, payload: BaseModel, as_json: bool = False) -> None:
     result = run_async(_update(order_id, update, payload))
     if as_json:
         typer.echo(result.model_dump_json())
@@ -642,8 +642,8 @@ def quote_cancel(
         handle = order_handle(client, order_id)
         failure: CliError | None = None
         try:
-            facts = await handle.query(OrderWorkflow.quote_facts, args=[Role(by), datetime.now(UTC)])
-            policy = await handle.query(OrderWorkflow.pinned_policy)
+            facts = await handle.query("quote_facts", args=[Role(by), datetime.now(UTC)], result_type=CancellationFacts)
+            policy = await handle.query("pinned_policy", result_type=dict)
             return facts, policy
         except WorkflowQueryFailedError as err:  # the workflow refused: not cancellable now
             failure = Rejected(f"rejected: {err}")
@@ -678,7 +678,7 @@ def quote_cancel(
 @app.command()
 def accept(order_id: OrderArg, actor: AsOpt, as_json: JsonOpt = False) -> None:
     """Seller accepts the order."""
-    _act(order_id, OrderWorkflow.accept, _model(ActorInput, actor=_actor(actor)), as_json)
+    _act(order_id, "accept", _model(ActorInput, actor=_actor(actor)), as_json)
 
 
 @app.command()
@@ -698,7 +698,7 @@ def pay(
         raise Rejected(str(err)) from None
     payload = _model(PayInput, actor=_actor(actor), amount=_amount(amount, cur), currency=cur,
                      reference=reference, method=method)
-    _act(order_id, OrderWorkflow.pay, payload, as_json)
+    _act(order_id, "pay", payload, as_json)
 
 
 @app.command()
@@ -713,7 +713,7 @@ def milestone(
     """Seller records a production milestone and the cost it incurred."""
     cost_minor = _order_amount(order_id, cost, positive=False)
     payload = _model(MilestoneInput, actor=_actor(actor), milestone=name, cost=cost_minor, note=note)
-    _act(order_id, OrderWorkflow.milestone, payload, as_json)
+    _act(order_id, "milestone", payload, as_json)
 
 
 @app.command()
@@ -725,13 +725,13 @@ def salvage(
 ) -> None:
     """Seller records the salvage value of the goods made so far."""
     minor = _order_amount(order_id, value, positive=False)
-    _act(order_id, OrderWorkflow.salvage, _model(SalvageInput, actor=_actor(actor), value=minor), as_json)
+    _act(order_id, "salvage", _model(SalvageInput, actor=_actor(actor), value=minor), as_json)
 
 
 @app.command()
 def finish(order_id: OrderArg, actor: AsOpt, as_json: JsonOpt = False) -> None:
     """Seller finishes production; the order goes to the quality check."""
-    _act(order_id, OrderWorkflow.finish_production, _model(ActorInput, actor=_actor(actor)), as_json)
+    _act(order_id, "finish_production", _model(ActorInput, actor=_actor(actor)), as_json)
 
 
 @app.command()
@@ -743,7 +743,7 @@ def qc(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller records the factory quality check (a fail sends it back to rework)."""
-    _act(order_id, OrderWorkflow.quality_check, _model(QcInput, actor=_actor(actor), passed=passed, note=note), as_json)
+    _act(order_id, "quality_check", _model(QcInput, actor=_actor(actor), passed=passed, note=note), as_json)
 
 
 @app.command()
@@ -755,7 +755,7 @@ def ship(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller ships the goods."""
-    _act(order_id, OrderWorkflow.ship, _model(ShipInput, actor=_actor(actor), carrier=carrier, tracking=tracking), as_json)
+    _act(order_id, "ship", _model(ShipInput, actor=_actor(actor), carrier=carrier, tracking=tracking), as_json)
 
 
 @app.command()
@@ -769,7 +769,7 @@ def deliver(
     """Carrier records delivery (and, for cash on delivery, the collection)."""
     minor = _order_amount(order_id, collected) if collected else None
     payload = _model(DeliverInput, actor=_actor(actor), collected=minor, reference=reference)
-    _act(order_id, OrderWorkflow.deliver, payload, as_json)
+    _act(order_id, "deliver", payload, as_json)
 
 
 @app.command()
@@ -780,7 +780,7 @@ def refuse(
     as_json: JsonOpt = False,
 ) -> None:
     """Cash on delivery: the buyer refuses the goods at the door; they go back."""
-    _act(order_id, OrderWorkflow.refuse, _model(ReasonInput, actor=_actor(actor), reason=reason), as_json)
+    _act(order_id, "refuse", _model(ReasonInput, actor=_actor(actor), reason=reason), as_json)
 
 
 @app.command()
@@ -793,13 +793,13 @@ def remit(
 ) -> None:
     """Cash on delivery: the carrier remits what it collected."""
     minor = _order_amount(order_id, amount)
-    _act(order_id, OrderWorkflow.remit, _model(RemitInput, actor=_actor(actor), amount=minor, reference=reference), as_json)
+    _act(order_id, "remit", _model(RemitInput, actor=_actor(actor), amount=minor, reference=reference), as_json)
 
 
 @app.command()
 def confirm(order_id: OrderArg, actor: AsOpt, as_json: JsonOpt = False) -> None:
     """Buyer confirms receipt: escrow is released to the seller."""
-    _act(order_id, OrderWorkflow.confirm, _model(ActorInput, actor=_actor(actor)), as_json)
+    _act(order_id, "confirm", _model(ActorInput, actor=_actor(actor)), as_json)
 
 
 @app.command()
@@ -810,7 +810,7 @@ def cancel(
     as_json: JsonOpt = False,
 ) -> None:
     """Cancel before delivery; the policy allocates the costs (see quote-cancel)."""
-    _act(order_id, OrderWorkflow.cancel, _model(CancelInput, actor=_actor(actor), reason=reason), as_json)
+    _act(order_id, "cancel", _model(CancelInput, actor=_actor(actor), reason=reason), as_json)
 
 
 # ---------------------------------------------------------------- after-sales
@@ -829,7 +829,7 @@ def return_(
     """Buyer opens a return/repair case (inspection window or after-sales window)."""
     payload = _model(ReturnRequestInput, actor=_actor(actor), reason=reason, remedy=remedy,
                      description=description, evidence=tuple(evidence or ()))
-    _act(order_id, OrderWorkflow.request_return, payload, as_json)
+    _act(order_id, "request_return", payload, as_json)
 
 
 @app.command()
@@ -844,7 +844,7 @@ def respond(
     """Seller answers a return request (silence past the deadline approves it)."""
     minor = _order_amount(order_id, amount) if amount else None
     payload = _model(ReturnResponseInput, actor=_actor(actor), action=action, amount=minor, reason=reason)
-    _act(order_id, OrderWorkflow.respond_return, payload, as_json)
+    _act(order_id, "respond_return", payload, as_json)
 
 
 @app.command("answer-offer")
@@ -855,7 +855,7 @@ def answer_offer(
     as_json: JsonOpt = False,
 ) -> None:
     """Buyer accepts or declines a partial-refund or repair offer."""
-    _act(order_id, OrderWorkflow.answer_offer, _model(OfferAnswerInput, actor=_actor(actor), accept=accept), as_json)
+    _act(order_id, "answer_offer", _model(OfferAnswerInput, actor=_actor(actor), accept=accept), as_json)
 
 
 @app.command("ship-return")
@@ -870,7 +870,7 @@ def ship_return(
     """Buyer ships the goods back (for a refund or a repair)."""
     cost = _order_amount(order_id, shipping_cost, positive=False)
     payload = _model(ShipReturnInput, actor=_actor(actor), carrier=carrier, tracking=tracking, shipping_cost=cost)
-    _act(order_id, OrderWorkflow.ship_return, payload, as_json)
+    _act(order_id, "ship_return", payload, as_json)
 
 
 @app.command("receive-return")
@@ -885,7 +885,7 @@ def receive_return(
     """Seller confirms the returned goods arrived and what becomes of them."""
     salvage = _order_amount(order_id, salvage_value, positive=False)
     payload = _model(ReceiveReturnInput, actor=_actor(actor), disposition=disposition, salvage_value=salvage, note=note)
-    _act(order_id, OrderWorkflow.receive_return, payload, as_json)
+    _act(order_id, "receive_return", payload, as_json)
 
 
 @app.command()
@@ -897,7 +897,7 @@ def reship(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller ships the repaired goods back to the buyer."""
-    _act(order_id, OrderWorkflow.reship, _model(ShipInput, actor=_actor(actor), carrier=carrier, tracking=tracking), as_json)
+    _act(order_id, "reship", _model(ShipInput, actor=_actor(actor), carrier=carrier, tracking=tracking), as_json)
 
 
 @app.command()
@@ -910,7 +910,7 @@ def dispute(
 ) -> None:
     """Either party escalates a rejected or stuck case to platform operations."""
     minor = _order_amount(order_id, claim) if claim else None
-    _act(order_id, OrderWorkflow.dispute, _model(DisputeInput, actor=_actor(actor), claim=minor, statement=statement), as_json)
+    _act(order_id, "dispute", _model(DisputeInput, actor=_actor(actor), claim=minor, statement=statement), as_json)
 
 
 @app.command()
@@ -923,7 +923,7 @@ def evidence(
 ) -> None:
     """A party to the dispute submits evidence (staged, then --final)."""
     payload = _model(EvidenceInput, actor=_actor(actor), items=tuple(item or ()), final=final)
-    _act(order_id, OrderWorkflow.evidence, payload, as_json)
+    _act(order_id, "evidence", payload, as_json)
 
 
 @app.command()
@@ -938,7 +938,7 @@ def arbitrate(
     minor = _order_amount(order_id, refund, positive=False)
     if minor < 0:
         raise Rejected("refund cannot be negative")
-    _act(order_id, OrderWorkflow.arbitrate, _model(ArbitrateInput, actor=_actor(actor), refund=minor, note=note), as_json)
+    _act(order_id, "arbitrate", _model(ArbitrateInput, actor=_actor(actor), refund=minor, note=note), as_json)
 
 
 @app.command()
@@ -964,4 +964,4 @@ def override(
             raise Rejected("--extend must be longer than zero")
     payload = _model(OverrideDeadlineInput, actor=_actor(actor), deadline=deadline, extend_seconds=seconds,
                      now=now, reason=reason)
-    _act(order_id, OrderWorkflow.override_deadline, payload, as_json)
+    _act(order_id, "override_deadline", payload, as_json)

@@ -110,10 +110,6 @@ def _same_name(a: str, b: str) -> bool:
     return a == b or unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
 
 
-def workflow_id_for(order_id: str) -> str:
-    return f"order-{order_id}"
-
-
 class _Part:
     """One scheduled payment of the plan (deposit, balance, retention)."""
 

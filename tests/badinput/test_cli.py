@@ -16,7 +16,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from bespoke.cli.errors import EXIT_REJECTED
 from bespoke.runtime.client import connect
-from bespoke.workflows.order import workflow_id_for
+from bespoke.domain.names import workflow_id_for
 from tests.helpers import assert_ledger
 
 from .conftest import Cli
