@@ -81,3 +81,20 @@ def test_histories_cover_both_sides_of_the_aftersales_patch() -> None:
     patched = {p.stem for p in HISTORIES if "aftersales-v1" in _patches(p)}
     assert {"full_prepayment", "credit_repaid", "cash_on_delivery"}.isdisjoint(patched)
     assert {"return_refunded", "dispute_arbitrated", "aftersales_window_closes"} <= patched
+
+
+def test_histories_cover_both_sides_of_the_sync_batched_patch() -> None:
+    """Orders started before "sync-batched-v1" (one read-model sync per call) keep
+    replaying that way; orders after it batch the syncs, with fewer activities."""
+    batched = {p.stem for p in HISTORIES if "sync-batched-v1" in _patches(p)}
+    before = {p.stem for p in HISTORIES} - batched
+    assert {"full_prepayment", "dispute_arbitrated", "deadlines_overridden_by_ops"} <= before
+    assert {"full_prepayment_batched", "dispute_arbitrated_batched", "deadlines_overridden_by_ops_batched",
+            "staged_30_60_10_retention_batched", "credit_repaid_batched"} <= batched
+
+    def activities(stem: str) -> int:
+        events = json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]
+        return sum("activityTaskScheduledEventAttributes" in e for e in events)
+
+    for stem in ("full_prepayment", "dispute_arbitrated", "repair_round_trip"):
+        assert activities(f"{stem}_batched") < activities(stem), stem

@@ -12,6 +12,7 @@ re-evaluates them.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import math
 import unicodedata
 from collections.abc import Awaitable, Callable
@@ -94,6 +95,11 @@ with workflow.unsafe.imports_passed_through():
 
 MAX_CREDIT_REMINDERS = 10
 AFTERSALES_PATCH = "aftersales-v1"
+# One read-model sync per reaction instead of one per _sync() call (see _sync).
+SYNC_BATCHED_PATCH = "sync-batched-v1"
+# True in the run loop's task and the jobs it gathers; update handlers run in
+# tasks of their own, where it is False.
+_IN_RUN_LOOP: contextvars.ContextVar[bool] = contextvars.ContextVar("bespoke_in_run_loop", default=False)
 _TIMER = "system:timer"
 _RULES = "system:rules"
 _WORKFLOW = "system:workflow"
@@ -226,6 +232,14 @@ class OrderWorkflow:
         self._projected_events = 0
         self._projected_decisions = 0
         self._sync_lock = asyncio.Lock()
+        # Batched syncs: requests made, requests served, a failure to hand back.
+        # Decided here, not in run(), because an update can arrive in the order's
+        # first workflow task and its handler runs before run() starts.
+        self._batched = workflow.patched(SYNC_BATCHED_PATCH)
+        self._sync_wanted = 0
+        self._sync_done = 0
+        self._sync_error: BaseException | None = None
+        self._flusher: asyncio.Task[None] | None = None
         # Run-loop bookkeeping for _caught_up: conditions the loop (and any
         # concurrent job of it) waits on, and how many of them are running.
         self._waiting: list[Callable[[], bool]] = []
@@ -249,6 +263,7 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, inp: OrderInput) -> OrderResult:
+        _IN_RUN_LOOP.set(True)
         workflow.upsert_search_attributes(
             [
                 sa.STAGE.value_set(self.stage.value),
@@ -263,8 +278,12 @@ class OrderWorkflow:
         await self._sync()
         await self._lifecycle()
         self._lifecycle_done = True
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._block(workflow.all_handlers_finished)
         await self._sync()
+        if self._flusher is not None:
+            await self._block(lambda: self._sync_done >= self._sync_wanted or self._sync_error is not None)
+            await self._synced(self._sync_wanted)
+            self._flusher.cancel()
         return OrderResult(
             order_id=inp.order_id,
             stage=self.stage,
@@ -777,8 +796,13 @@ class OrderWorkflow:
         """Wait until the run loop has reacted to what an update just changed, so
         the update's result shows the order's new stage."""
         await workflow.wait_condition(
-            lambda: self._lifecycle_done or (self._running == 0 and not any(c() for c in self._waiting))
+            lambda: self._lifecycle_done or (self._settled() and self._sync_done >= self._sync_wanted)
         )
+
+    def _settled(self) -> bool:
+        """The run loop (and every job of it) waits on a condition that does not
+        hold yet: nothing more happens until an update or a timer arrives."""
+        return self._running == 0 and not any(c() for c in self._waiting)
 
     async def _wait(self, cond: Callable[[], bool], deadline: str | None) -> bool:
         """Wait for `cond`; False on timeout or when the order is closing."""
@@ -856,7 +880,45 @@ class OrderWorkflow:
         self.txns.append(txn)
 
     async def _sync(self) -> None:
-        """Post pending transactions, then bring the read model up to date."""
+        """Post pending transactions, then bring the read model up to date; return
+        once that is done.
+
+        Orders started before the "sync-batched-v1" patch flush on every call. Newer
+        ones hand the request to one flusher task, which waits until the run loop
+        has settled and then serves every request made so far with one pass: an
+        update's handler and the run loop's reaction to it share one projection.
+        An update's caller still gets its answer only once the read model shows it."""
+        if not self._batched:
+            return await self._flush()
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_forever())
+        self._sync_wanted += 1
+        if _IN_RUN_LOOP.get():
+            # The run loop does not wait: its next changes join the same pass, and
+            # whoever needs the read model current (an update's caller through
+            # _caught_up, the end of run()) waits for every request.
+            return
+        await self._synced(self._sync_wanted)
+
+    async def _synced(self, wanted: int) -> None:
+        await workflow.wait_condition(lambda: self._sync_done >= wanted or self._sync_error is not None)
+        if self._sync_done < wanted and self._sync_error is not None:
+            raise self._sync_error
+
+    async def _flush_forever(self) -> None:
+        while True:
+            # Wait until the run loop has settled too, so its reaction to an update
+            # (a new stage, a deadline) goes out with the update's own changes.
+            await workflow.wait_condition(lambda: self._sync_wanted > self._sync_done and self._settled())
+            target = self._sync_wanted
+            try:
+                await self._flush()
+            except BaseException as err:  # noqa: BLE001 - handed to every waiting caller
+                self._sync_error = err
+                raise
+            self._sync_done = target
+
+    async def _flush(self) -> None:
         async with self._sync_lock:
             while self._posted < len(self.txns):
                 await workflow.execute_activity_method(

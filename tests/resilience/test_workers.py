@@ -58,11 +58,13 @@ async def test_three_workers_share_the_orders_and_two_finish_them_when_one_dies(
 
     assert {v.stage for v in views.values()} == {Stage.COMPLETED}
     check_books(db, list(plans), plans)
-    # Each worker's identity (pid@host) is on the tasks it completed.
+    # Each worker's identity ("pid@host (user)", bespoke.runtime.client) is on the
+    # tasks it completed.
     histories = [await order_handle(temporal, oid).fetch_history() for oid in plans]
     seen = worker_identities(histories)
     host = socket.gethostname()
-    per_worker = {p.name: seen[f"{p.pids[0]}@{host}"] for p in procs}
+    per_worker = {p.name: sum(n for ident, n in seen.items() if ident.startswith(f"{p.pids[0]}@{host} "))
+                  for p in procs}
     assert all(count > 0 for count in per_worker.values()), (per_worker, seen.most_common(5))
     assert not victim.alive and all(p.alive for p in (procs[0], procs[2]))
     print(f"\n{ORDERS} orders, {total} updates on 3 workers, worker b SIGKILLed at (s, updates) {killed_at}: "

@@ -1,0 +1,82 @@
+"""The read model is current when an update returns, with one sync per update
+(the "sync-batched-v1" path): the handler's changes and the run loop's reaction
+to them go out together."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import Session
+
+from bespoke.domain.models import ReturnRequestInput, Stage
+from bespoke.store.tables import OrderRow
+from bespoke.workflows.order import OrderWorkflow
+from tests.helpers import (
+    BUYER,
+    accept,
+    assert_view_matches_ledger,
+    confirm,
+    create_order,
+    deliver,
+    pay,
+    produce,
+    ship,
+    status,
+)
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def _row(engine, order_id: str) -> OrderRow:
+    with Session(engine) as session:
+        row = session.get(OrderRow, order_id)
+        assert row is not None
+        return row
+
+
+async def test_each_update_returns_with_the_read_model_showing_its_result(client, task_queue, engine):
+    handle = await create_order(client, task_queue, plan="staged:30/70", price=100_000)
+    oid = handle.id.removeprefix("order-")
+    steps = [
+        (accept(handle), Stage.AWAITING_DEPOSIT),  # stage set by the run loop's reaction
+        (pay(handle, 30_000), Stage.IN_PRODUCTION),  # amount by the handler, stage by the loop
+        (produce(handle), Stage.AWAITING_BALANCE),
+        (pay(handle, 70_000), Stage.AWAITING_BALANCE),  # fully paid; waits for shipment
+        (ship(handle), Stage.SHIPPED),
+        (deliver(handle), Stage.DELIVERED),
+        (confirm(handle), Stage.COMPLETED),  # settlement posted by the loop
+    ]
+    for step, stage in steps:
+        await step
+        view = await status(handle)
+        row = _row(engine, oid)
+        assert view.stage is stage
+        assert (row.stage, row.paid, row.refunded, row.released_to_seller) == (
+            view.stage.value, view.paid, view.refunded, view.released_to_seller), stage
+    assert _row(engine, oid).released_to_seller == 95_000
+    # A handler that records nothing itself: the run loop opens the case (a rules
+    # decision in a local activity first), and the update returns after that too.
+    await handle.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason="defect", remedy="refund", description="glass cracked"))
+    assert _row(engine, oid).stage == Stage.RETURN_REQUESTED.value
+    await assert_view_matches_ledger(handle, engine, oid, closed=False)
+
+
+async def test_a_happy_path_order_needs_about_one_sync_per_update(client, task_queue, engine):
+    handle = await create_order(client, task_queue, price=100_000)
+    await accept(handle)
+    await pay(handle, 100_000)
+    await produce(handle)  # three milestones, finish, qc
+    await ship(handle)
+    await deliver(handle)
+    await confirm(handle)
+    await handle.result()  # the after-sales window closes in virtual time
+    history = await handle.fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    updates = sum(e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events)
+    assert updates == 10
+    # One projection per update, one when created, one when the after-sales window
+    # closes; ledger postings on top (payment, settlement). Unbatched it was 17 + 2.
+    assert scheduled.count("project_order") <= updates + 2, scheduled
+    assert scheduled.count("post_transaction") == 2
+    await assert_view_matches_ledger(handle, engine, handle.id.removeprefix("order-"), closed=True)
