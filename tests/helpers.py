@@ -7,8 +7,9 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
+import pytest
 from sqlmodel import Session, select
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 
 from bespoke.domain.models import (
     Account,
@@ -168,3 +169,21 @@ async def assert_view_matches_ledger(handle, engine, order_id: str, *, closed: b
 
 
 __all__ = ["Stage"]
+
+
+async def delivered_order(client: Client, task_queue: str, *, price: int = 100_000, **kw: Any):
+    """A prepaid order driven to `delivered` (its inspection window running)."""
+    handle = await create_order(client, task_queue, price=price, **kw)
+    await accept(handle)
+    await pay(handle, price)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    return handle
+
+
+async def rejected(coro, match: str) -> None:
+    """The update is refused by its validator with a message containing `match`."""
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await coro
+    assert match in str(info.value.cause)

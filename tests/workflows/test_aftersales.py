@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from temporalio.client import WorkflowUpdateFailedError
 
 from bespoke.domain.models import (
     Actor,
@@ -31,24 +30,16 @@ from tests.helpers import (
     confirm,
     create_order,
     deliver,
+    delivered_order,
     pay,
     produce,
+    rejected,
     ship,
     status,
 )
 
 pytestmark = pytest.mark.usefixtures("worker")
 PRICE = 100_000
-
-
-async def delivered_order(client, task_queue, **kw):
-    handle = await create_order(client, task_queue, price=PRICE, **kw)
-    await accept(handle)
-    await pay(handle, PRICE)
-    await produce(handle)
-    await ship(handle)
-    await deliver(handle)
-    return handle
 
 
 async def completed_order(client, task_queue):
@@ -87,12 +78,6 @@ async def receive(handle, disposition="resell_as_stock", salvage=30_000):
         ReceiveReturnInput(actor=SELLER, disposition=disposition,
                            salvage_value=salvage if disposition == "resell_as_stock" else 0),
     )
-
-
-async def rejected(coro, match: str) -> None:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await coro
-    assert match in str(info.value.cause)
 
 
 async def test_approved_return_refunds_in_full_from_escrow_and_records_disposition(client, task_queue, engine):

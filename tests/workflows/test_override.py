@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from pydantic import ValidationError
-from temporalio.client import WorkflowUpdateFailedError
 
 from bespoke.domain.models import Actor, OverrideDeadlineInput, ReturnRequestInput, Stage
 from bespoke.workflows.order import OrderWorkflow
@@ -18,11 +17,10 @@ from tests.helpers import (
     accept,
     assert_view_matches_ledger,
     create_order,
-    deliver,
+    delivered_order,
     ledger_balances,
     pay,
-    produce,
-    ship,
+    rejected,
     status,
 )
 
@@ -46,16 +44,6 @@ async def override(handle, deadline: str, *, days: int = 0, now: bool = False, a
         OverrideDeadlineInput(actor=actor, deadline=deadline, extend_seconds=int(days * DAY.total_seconds()),
                               now=now, reason=reason),
     )
-
-
-async def delivered_order(client, task_queue):
-    handle = await create_order(client, task_queue, price=PRICE)
-    await accept(handle)
-    await pay(handle, PRICE)
-    await produce(handle)
-    await ship(handle)
-    await deliver(handle)
-    return handle
 
 
 async def test_extended_inspection_window_holds_escrow_until_the_new_due_time(client, task_queue, engine, env):
@@ -135,12 +123,6 @@ async def test_case_deadline_extended_delays_its_default_action(client, task_que
     assert view.open_case.state == "approved"
     assert any(e.kind == "return_auto_approved" for e in view.timeline)
     await assert_view_matches_ledger(handle, engine, oid(handle), closed=False)
-
-
-async def rejected(coro, match: str) -> None:
-    with pytest.raises(WorkflowUpdateFailedError) as info:
-        await coro
-    assert match in str(info.value.cause)
 
 
 async def test_only_ops_may_override_and_only_a_running_deadline(client, task_queue, engine):
