@@ -84,6 +84,8 @@ out = Console()
 AsOpt = Annotated[str, typer.Option("--as", help="Who acts, as ROLE:NAME (roles: buyer, seller, ops, carrier, system).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 OrderArg = Annotated[str, typer.Argument(help="The order id.")]
+CarrierOpt = Annotated[str, typer.Option(help="Carrier name.")]
+TrackingOpt = Annotated[str, typer.Option(help="Tracking number.")]
 
 
 # ---------------------------------------------------------------- plumbing
@@ -750,8 +752,8 @@ def qc(
 def ship(
     order_id: OrderArg,
     actor: AsOpt,
-    carrier: Annotated[str, typer.Option(help="Carrier name.")],
-    tracking: Annotated[str, typer.Option(help="Tracking number.")],
+    carrier: CarrierOpt,
+    tracking: TrackingOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Seller ships the goods."""
@@ -862,8 +864,8 @@ def answer_offer(
 def ship_return(
     order_id: OrderArg,
     actor: AsOpt,
-    carrier: Annotated[str, typer.Option(help="Carrier name.")],
-    tracking: Annotated[str, typer.Option(help="Tracking number.")],
+    carrier: CarrierOpt,
+    tracking: TrackingOpt,
     shipping_cost: Annotated[str, typer.Option(help="What the buyer paid to send it back, major units.")] = "0",
     as_json: JsonOpt = False,
 ) -> None:
@@ -892,8 +894,8 @@ def receive_return(
 def reship(
     order_id: OrderArg,
     actor: AsOpt,
-    carrier: Annotated[str, typer.Option(help="Carrier name.")],
-    tracking: Annotated[str, typer.Option(help="Tracking number.")],
+    carrier: CarrierOpt,
+    tracking: TrackingOpt,
     as_json: JsonOpt = False,
 ) -> None:
     """Seller ships the repaired goods back to the buyer."""
