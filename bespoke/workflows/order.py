@@ -282,7 +282,8 @@ class OrderWorkflow:
         await self._sync()
         if self._flusher is not None:
             await self._block(lambda: self._sync_done >= self._sync_wanted or self._sync_error is not None)
-            await self._synced(self._sync_wanted)
+            if self._sync_error is not None:
+                raise self._sync_error
             self._flusher.cancel()
         return OrderResult(
             order_id=inp.order_id,
@@ -913,7 +914,7 @@ class OrderWorkflow:
             target = self._sync_wanted
             try:
                 await self._flush()
-            except BaseException as err:  # noqa: BLE001 - handed to every waiting caller
+            except Exception as err:  # handed to every waiting caller
                 self._sync_error = err
                 raise
             self._sync_done = target
