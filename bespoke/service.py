@@ -3,8 +3,6 @@ building a validated order input, starting its workflow, and reaching it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -133,7 +131,3 @@ async def start_order(client: Client, inp: OrderInput, *, task_queue: str) -> Wo
 
 def order_handle(client: Client, order_id: str) -> WorkflowHandle[Any, Any]:
     return client.get_workflow_handle(workflow_id_for(order_id))
-
-
-def policy_dirs(policy_dir: Path | None) -> Sequence[Path]:
-    return (policy_dir,) if policy_dir else ()

@@ -12,9 +12,10 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from bespoke.domain.money import CURRENCY_EXPONENTS
+from bespoke.domain.vocabulary import Frozen, Milestone, PlanKind, ReturnReason
 
 # Hard upper bound on any single amount, whatever the policy says: 10^13 minor
 # units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
@@ -52,10 +53,6 @@ def _strip_edges(name: str) -> str:
     while end > start and blank(name[end - 1]):
         end -= 1
     return name[start:end]
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 class Stage(StrEnum):
@@ -96,14 +93,6 @@ class Role(StrEnum):
     OPS = "ops"
     CARRIER = "carrier"
     SYSTEM = "system"
-
-
-class PlanKind(StrEnum):
-    FULL_PREPAYMENT = "full_prepayment"
-    STAGED = "staged"
-    CREDIT = "credit"
-    CASH_ON_DELIVERY = "cash_on_delivery"
-    COLLECTION_ACCOUNT = "collection_account"
 
 
 class Account(StrEnum):
@@ -253,7 +242,6 @@ class PayInput(ActorInput):
     _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
 
 
-Milestone = Literal["materials", "fabrication", "finishing"]
 
 
 class MilestoneInput(ActorInput):
@@ -445,9 +433,6 @@ class OrderResult(Frozen):
 
 
 # --- after-sales ---------------------------------------------------------------
-
-ReturnReason = Literal["defect", "not_as_specified", "damaged_in_transit", "changed_mind"]
-
 
 class ReturnRequestInput(ActorInput):
     reason: ReturnReason

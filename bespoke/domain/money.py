@@ -91,15 +91,19 @@ def format_amount(minor: int, currency: str) -> str:
 
 
 def allocate(total: int, weights: Sequence[int]) -> list[int]:
-    """Split `total` in proportion to `weights` by largest remainder.
+    """Split `total` in proportion to integer `weights` by largest remainder.
 
-    The parts always sum to `total`; ties go to the earlier weight.
+    The parts always sum to `total`; on equal remainders the earlier part gets the
+    extra unit, so the result is deterministic. The one implementation: rules
+    (`bespoke.rules.money`) and the workflow both use it.
     """
     if total < 0:
         raise MoneyError("cannot allocate a negative total")
+    if not weights or any(w < 0 for w in weights):
+        raise MoneyError("weights must be a non-empty list of non-negative integers")
     weight_sum = sum(weights)
-    if weight_sum <= 0 or any(w < 0 for w in weights):
-        raise MoneyError("weights must be non-negative and not all zero")
+    if weight_sum == 0:
+        raise MoneyError("weights must not all be zero")
     quotients = [(total * w) // weight_sum for w in weights]
     remainders = [(total * w) % weight_sum for w in weights]
     short = total - sum(quotients)

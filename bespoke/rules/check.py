@@ -5,7 +5,9 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+
+from bespoke.domain.vocabulary import Frozen
 
 from .decisions import (
     decide_cancellation,
@@ -29,11 +31,7 @@ _DECIDE: dict[str, Any] = {
 }
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CaseResult(_Frozen):
+class CaseResult(Frozen):
     name: str
     ok: bool
     expected_rules: list[str] | None
@@ -41,7 +39,7 @@ class CaseResult(_Frozen):
     problems: list[str] = Field(default_factory=list)
 
 
-class Overlap(_Frozen):
+class Overlap(Frozen):
     table: str
     rule_a: str
     rule_b: str
@@ -49,12 +47,12 @@ class Overlap(_Frozen):
     found_by: str  # "case" (a golden case matched both) or "analysis" (conditions intersect)
 
 
-class UnreachedRow(_Frozen):
+class UnreachedRow(Frozen):
     table: str
     rule_id: str
 
 
-class CheckReport(_Frozen):
+class CheckReport(Frozen):
     policy: str
     ok: bool
     cases: list[CaseResult]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from bespoke.domain.vocabulary import Frozen
 
 from .decisions import (
     CancellationDecision,
@@ -25,11 +27,7 @@ from .schema import (
 )
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CancellationTerm(_Frozen):
+class CancellationTerm(Frozen):
     stage: str
     who: str
     when: str  # the remaining conditions in words ("" if none)
@@ -38,12 +36,12 @@ class CancellationTerm(_Frozen):
     because: str
 
 
-class Section(_Frozen):
+class Section(Frozen):
     title: str
     lines: list[str]
 
 
-class AftersalesTerm(_Frozen):
+class AftersalesTerm(Frozen):
     """One after-sales row in words: `if <when>: <terms>` (`when` is "" for any case)."""
 
     table: str
@@ -53,7 +51,7 @@ class AftersalesTerm(_Frozen):
     because: str
 
 
-class PolicyDescription(_Frozen):
+class PolicyDescription(Frozen):
     name: str
     version: str
     description: str

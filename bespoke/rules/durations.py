@@ -69,8 +69,3 @@ def duration_words(value: timedelta) -> str:
     if len(bits) == 1:
         return bits[0]
     return ", ".join(bits[:-1]) + " and " + bits[-1]
-
-
-def whole_days(value: timedelta) -> int:
-    """Whole days in a duration (a 36-hour grace is 1 whole day)."""
-    return value.days

@@ -6,24 +6,22 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_serializer
+from pydantic import AwareDatetime, BaseModel, Field, field_serializer
+
+from bespoke.domain.vocabulary import Frozen
 
 from .engine import ConditionResult
 from .model import Policy
 from .plugins import resolve_plugin
 
 
-class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class PluginPin(_Frozen):
+class PluginPin(Frozen):
     name: str  # entry-point name used by the policy
     distribution: str
     version: str  # distribution version
 
 
-class PolicyPin(_Frozen):
+class PolicyPin(Frozen):
     """Which policy an order is bound to: editing or publishing a policy never changes it."""
 
     name: str
@@ -36,7 +34,7 @@ class PolicyPin(_Frozen):
         return f"{self.name}@{self.version}"
 
 
-class MatchedRule(_Frozen):
+class MatchedRule(Frozen):
     """A row (or plugin) that decided part of the outcome, with each condition as tested."""
 
     table: str
@@ -52,7 +50,7 @@ class MatchedRule(_Frozen):
         return [c._asdict() for c in conditions]
 
 
-class Explanation(_Frozen):
+class Explanation(Frozen):
     decision_id: str
     kind: str
     pin: PolicyPin

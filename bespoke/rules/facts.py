@@ -1,15 +1,18 @@
 """Facts a decision is made from: frozen, validated inputs.
 
 The lifecycle passes these in; rules never read a clock or a database. Money is
-integer minor units (strict ints: a float or a numeric string is rejected).
+integer minor units (strict ints: a float or a numeric string is rejected). What a
+decision table may test is read off these models (`schema.fact_specs`): a field's
+type, bounds and description are its table spec.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, Field, model_validator
+
+from bespoke.domain.vocabulary import PLAN_NAMES, Frozen, Milestone, ReturnReason
 
 Stage = Literal[
     "awaiting_acceptance", "awaiting_deposit", "in_production", "quality_check", "awaiting_balance", "shipped"
@@ -25,22 +28,23 @@ Reason = Literal[
     "late_delivery",
     "cod_refused",
 ]
-PaymentPlan = Literal["full_prepayment", "staged", "credit", "cash_on_delivery", "collection_account"]
-Milestone = Literal["materials", "fabrication", "finishing"]
+# The plan names are the PlanKind enum's values (bespoke.domain.vocabulary), as strings.
+PaymentPlan = Literal[PLAN_NAMES]  # type: ignore[valid-type]
 
 # The value sets are written once, as the Literal types above; the tuples are
 # derived from them for membership tests and messages.
 STAGES: tuple[str, ...] = get_args(Stage)
-PRE_PRODUCTION_STAGES: tuple[str, ...] = ("awaiting_acceptance", "awaiting_deposit")
 PARTIES: tuple[str, ...] = get_args(Party)
 REASONS: tuple[str, ...] = get_args(Reason)
 PAYMENT_PLANS: tuple[str, ...] = get_args(PaymentPlan)
-MILESTONES: tuple[str, ...] = get_args(Milestone)
 
 Money = Annotated[int, Field(strict=True, ge=0)]
 """Integer minor units (cents, fen), never negative."""
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 """ISO 4217 code."""
+Count = Annotated[int, Field(strict=True, ge=0)]
+Positive = Annotated[int, Field(strict=True, gt=0)]
+Flag = Annotated[bool, Field(strict=True)]
 
 # Which reasons each party can give, and at which stages a reason can happen. A
 # combination outside these is a caller bug, rejected before any rule runs.
@@ -63,11 +67,7 @@ STAGES_BY_REASON: dict[str, frozenset[str]] = {
 }
 
 
-class _Facts(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class CancellationFacts(_Facts):
+class CancellationFacts(Frozen):
     """What is true when an order is cancelled before delivery.
 
     *Escrow* is buyer money the platform holds until the seller has earned it.
@@ -78,19 +78,21 @@ class CancellationFacts(_Facts):
     has that effect only up to 20% of the price (the policy's cap).
     """
 
-    stage: Stage
-    cancelled_by: Party
-    reason: Reason
-    price: Annotated[int, Field(strict=True, gt=0)]
-    currency: Currency
-    payment_plan: PaymentPlan
-    escrow_balance: Money
-    paid_total: Money
-    costs_incurred: Money = 0
-    costs_by_milestone: dict[Milestone, Money] = Field(default_factory=dict)
-    salvage_value: Money = 0
-    days_late: Annotated[int, Field(strict=True, ge=0)] = 0
-    earnest_deposit: Money = 0
+    stage: Stage = Field(description="order stage when cancelled")
+    cancelled_by: Party = Field(description="who cancels")
+    reason: Reason = Field(description="why")
+    price: Positive = Field(description="order price, minor units")
+    currency: Currency = Field(description="ISO 4217 currency")
+    payment_plan: PaymentPlan = Field(description="payment plan")
+    escrow_balance: Money = Field(description="buyer money held in escrow now")
+    paid_total: Money = Field(description="everything the buyer has paid")
+    costs_incurred: Money = Field(0, description="seller's costs so far")
+    costs_by_milestone: dict[Milestone, Money] = Field(
+        default_factory=dict, description="costs per milestone (plugins only)"
+    )
+    salvage_value: Money = Field(0, description="what the made goods resell for as stock")
+    days_late: Count = Field(0, description="days past the promised date")
+    earnest_deposit: Money = Field(0, description="earnest deposit paid")
     as_of: AwareDatetime
 
     @model_validator(mode="after")
@@ -106,42 +108,19 @@ class CancellationFacts(_Facts):
         return self
 
 
-class SettlementFacts(_Facts):
+class SettlementFacts(Frozen):
     """What is true when a completed order's escrow is settled."""
 
-    price: Annotated[int, Field(strict=True, gt=0)]
-    currency: Currency
-    escrow_balance: Money
-    days_late: Annotated[int, Field(strict=True, ge=0)] = 0
-    payment_plan: PaymentPlan
+    price: Positive = Field(description="order price")
+    currency: Currency = Field(description="ISO 4217 currency")
+    escrow_balance: Money = Field(description="buyer money in escrow")
+    days_late: Count = Field(0, description="days past the promised date")
+    payment_plan: PaymentPlan = Field(description="payment plan")
     as_of: AwareDatetime
-
-
-def facts_dict(facts: BaseModel) -> dict[str, Any]:
-    """The facts as a plain dict (datetime kept); cheaper than model_dump."""
-    return dict(facts.__dict__)
-
-
-def as_of_of(facts: BaseModel) -> datetime:
-    return facts.__dict__["as_of"]
 
 
 # --- after-sales -------------------------------------------------------------------
 
-RETURN_REASONS: tuple[str, ...] = ("defect", "not_as_specified", "damaged_in_transit", "changed_mind")
-AFTERSALES_STAGES: tuple[str, ...] = ("delivered", "completed")
-REMEDIES: tuple[str, ...] = ("refund", "repair")
-PAYERS: tuple[str, ...] = ("buyer", "seller")
-REFUND_OUTCOMES: tuple[str, ...] = (
-    "return_received",
-    "seller_silent_on_receipt",
-    "partial_offer_accepted",
-    "arbitration",
-    "dispute_default",
-)
-DISPUTE_OUTCOMES: tuple[str, ...] = ("buyer_wins", "seller_wins", "ops_review")
-
-ReturnReason = Literal["defect", "not_as_specified", "damaged_in_transit", "changed_mind"]
 AftersalesStage = Literal["delivered", "completed"]
 Remedy = Literal["refund", "repair"]
 Payer = Literal["buyer", "seller"]
@@ -149,12 +128,16 @@ RefundOutcome = Literal[
     "return_received", "seller_silent_on_receipt", "partial_offer_accepted", "arbitration", "dispute_default"
 ]
 DisputeOutcome = Literal["buyer_wins", "seller_wins", "ops_review"]
-Count = Annotated[int, Field(strict=True, ge=0)]
-Positive = Annotated[int, Field(strict=True, gt=0)]
-Flag = Annotated[bool, Field(strict=True)]
+
+RETURN_REASONS: tuple[str, ...] = get_args(ReturnReason)
+AFTERSALES_STAGES: tuple[str, ...] = get_args(AftersalesStage)
+REMEDIES: tuple[str, ...] = get_args(Remedy)
+PAYERS: tuple[str, ...] = get_args(Payer)
+REFUND_OUTCOMES: tuple[str, ...] = get_args(RefundOutcome)
+DISPUTE_OUTCOMES: tuple[str, ...] = get_args(DisputeOutcome)
 
 
-class ReturnFacts(_Facts):
+class ReturnFacts(Frozen):
     """What is true when a buyer asks to return (or have repaired) delivered goods.
 
     `stage` is `delivered` while the inspection window is open, `completed` after
@@ -162,13 +145,13 @@ class ReturnFacts(_Facts):
     `repair_rounds` counts repairs already done on this order, across cases.
     """
 
-    reason: ReturnReason
-    stage: AftersalesStage
-    remedy: Remedy
-    days_since_delivery: Count
-    repair_rounds: Count
-    price: Positive
-    currency: Currency
+    reason: ReturnReason = Field(description="why the buyer wants to return")
+    stage: AftersalesStage = Field(description="delivered (inspection window open) or completed")
+    remedy: Remedy = Field(description="what the buyer asks for")
+    days_since_delivery: Count = Field(description="whole days since delivery")
+    repair_rounds: Count = Field(description="repairs already done on this order")
+    price: Positive = Field(description="order price, minor units")
+    currency: Currency = Field(description="ISO 4217 currency")
     as_of: AwareDatetime
 
     @model_validator(mode="after")
@@ -178,7 +161,7 @@ class ReturnFacts(_Facts):
         return self
 
 
-class RefundFacts(_Facts):
+class RefundFacts(Frozen):
     """What is true when an after-sales case ends in a refund.
 
     Where the buyer's money is now: `escrow_balance` (still held), `released_to_seller`
@@ -190,18 +173,18 @@ class RefundFacts(_Facts):
     may hold more than that (a credit line's advance).
     """
 
-    reason: ReturnReason
-    outcome: RefundOutcome
-    requested_refund: Positive
-    price: Positive
-    currency: Currency
-    paid_total: Money
-    refunded_so_far: Money
-    escrow_balance: Money
-    released_to_seller: Money
-    platform_fee_charged: Money
-    return_shipping_cost: Money = 0
-    return_shipping_payer: Payer
+    reason: ReturnReason = Field(description="why the goods were returned")
+    outcome: RefundOutcome = Field(description="how the case ended")
+    requested_refund: Positive = Field(description="refund agreed or decided")
+    price: Positive = Field(description="order price")
+    currency: Currency = Field(description="ISO 4217 currency")
+    paid_total: Money = Field(description="everything the buyer paid")
+    refunded_so_far: Money = Field(description="already refunded")
+    escrow_balance: Money = Field(description="buyer money still held")
+    released_to_seller: Money = Field(description="net already paid out to the seller")
+    platform_fee_charged: Money = Field(description="platform fee taken on released money")
+    return_shipping_cost: Money = Field(0, description="what the buyer paid to ship the goods back")
+    return_shipping_payer: Payer = Field(description="who pays return shipping")
     as_of: AwareDatetime
 
     @model_validator(mode="after")
@@ -226,19 +209,19 @@ class RefundFacts(_Facts):
         return self
 
 
-class DisputeFacts(_Facts):
+class DisputeFacts(Frozen):
     """What is true when a dispute's evidence deadline passes.
 
     `buyer_submitted` / `seller_submitted`: that side submitted (or finalised)
     evidence before the deadline. `claim` is the refund the buyer asks for.
     """
 
-    opened_by: Payer
-    buyer_submitted: Flag
-    seller_submitted: Flag
-    claim: Positive
-    price: Positive
-    currency: Currency
+    opened_by: Payer = Field(description="who escalated the case to a dispute")
+    buyer_submitted: Flag = Field(description="the buyer submitted evidence before the deadline")
+    seller_submitted: Flag = Field(description="the seller submitted evidence before the deadline")
+    claim: Positive = Field(description="refund the buyer claims")
+    price: Positive = Field(description="order price")
+    currency: Currency = Field(description="ISO 4217 currency")
     as_of: AwareDatetime
 
     @model_validator(mode="after")

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     PlainSerializer,
     PlainValidator,
@@ -23,15 +22,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from bespoke.domain.vocabulary import Frozen
+
 from .durations import format_duration, parse_duration
-from .facts import PAYMENT_PLANS, CancellationFacts, DisputeFacts, RefundFacts, ReturnFacts, SettlementFacts
+from .facts import PAYMENT_PLANS, CancellationFacts, DisputeFacts, PaymentPlan, RefundFacts, ReturnFacts, SettlementFacts
 from .schema import DECISION_RESULT_FIELDS, DECISION_TABLES, TABLE_SCHEMAS, value_matches
 
 OPERATORS: tuple[str, ...] = ("eq", "ne", "lt", "le", "gt", "ge", "in", "between")
-
-
-class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # --- value types -----------------------------------------------------------
@@ -158,11 +155,8 @@ class Limits(Frozen):
     )
 
 
-PlanName = Literal["full_prepayment", "staged", "credit", "cash_on_delivery", "collection_account"]
-
-
 class PaymentPlans(Frozen):
-    allowed: list[PlanName] = Field(default_factory=lambda: list(PAYMENT_PLANS), min_length=1)
+    allowed: list[PaymentPlan] = Field(default_factory=lambda: list(PAYMENT_PLANS), min_length=1)
     staged_ratios: list[list[Annotated[int, Field(strict=True, gt=0, le=100)]]] = Field(
         default_factory=lambda: [[20, 80], [30, 70], [30, 60, 10]]
     )

@@ -7,12 +7,16 @@ All amounts are integer minor units. Two rounding rules are used, and only these
   charges, which are single amounts.
 * `allocate` — a whole split into parts by weights with the *largest remainder*
   method, so the parts always add up to the whole exactly (ties go to the earlier
-  part, which keeps the result deterministic).
+  part, which keeps the result deterministic). Defined in `bespoke.domain.money`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+
+# Written once, in the domain's money module (the workflow splits staged payments
+# with it); re-exported here so the rules' two rounding rules sit side by side.
+from bespoke.domain.money import allocate
 
 BPS_DENOMINATOR = 10_000
 
@@ -24,27 +28,11 @@ def apply_bps(amount: int, bps: int) -> int:
     return (amount * bps + BPS_DENOMINATOR // 2) // BPS_DENOMINATOR
 
 
-def allocate(total: int, weights: Sequence[int]) -> list[int]:
-    """Split `total` by integer `weights` with largest remainder; `sum(result) == total`."""
-    if total < 0:
-        raise ValueError("allocate takes a non-negative total")
-    if not weights or any(w < 0 for w in weights):
-        raise ValueError("allocate takes a non-empty list of non-negative weights")
-    wsum = sum(weights)
-    if wsum == 0:
-        raise ValueError("allocate needs at least one positive weight")
-    parts = [total * w // wsum for w in weights]
-    remainders = [total * w % wsum for w in weights]
-    short = total - sum(parts)
-    # Largest remainder first; on ties the earlier part wins (stable, deterministic).
-    order = sorted(range(len(weights)), key=lambda i: (-remainders[i], i))
-    for i in order[:short]:
-        parts[i] += 1
-    return parts
-
-
 def staged_amounts(price: int, ratios_percent: Sequence[int]) -> list[int]:
     """Instalments of a staged plan (e.g. 30/60/10 percent) that add up to `price` exactly."""
     if sum(ratios_percent) != 100:
         raise ValueError("staged ratios must sum to 100")
     return allocate(price, ratios_percent)
+
+
+__all__ = ["BPS_DENOMINATOR", "allocate", "apply_bps", "staged_amounts"]

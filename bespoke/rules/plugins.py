@@ -59,11 +59,6 @@ class ResolvedPlugin:
 _CACHE: dict[str, ResolvedPlugin] = {}
 
 
-def clear_plugin_cache() -> None:
-    """Forget resolved plugins (after installing or removing a distribution)."""
-    _CACHE.clear()
-
-
 def resolve_plugin(name: str, where: str = "") -> ResolvedPlugin:
     """Find and load the plugin registered under `name`; `PolicyError` if absent or malformed."""
     hit = _CACHE.get(name)

@@ -10,18 +10,21 @@ free-form: any fact name, any output name.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args, get_origin
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
 
 from .facts import (
-    AFTERSALES_STAGES,
     DISPUTE_OUTCOMES,
-    PARTIES,
     PAYERS,
-    PAYMENT_PLANS,
-    REASONS,
     REFUND_OUTCOMES,
-    REMEDIES,
-    RETURN_REASONS,
-    STAGES,
+    CancellationFacts,
+    DisputeFacts,
+    RefundFacts,
+    ReturnFacts,
+    SettlementFacts,
 )
 
 
@@ -36,20 +39,37 @@ class Spec:
 
 _MONEY = "int"
 
+
+def _fact_spec(name: str, info: FieldInfo) -> Spec:
+    ann, doc = info.annotation, info.description or ""
+    if get_origin(ann) is Literal:
+        return Spec("str", doc, tuple(get_args(ann)))
+    if ann is bool:
+        return Spec("bool", doc)
+    if ann is str:
+        return Spec("str", doc)
+    if ann is int:
+        minimum = None
+        for m in info.metadata:
+            if isinstance(m, annotated_types.Ge):
+                minimum = int(m.ge)  # type: ignore[call-overload]
+            elif isinstance(m, annotated_types.Gt):
+                minimum = int(m.gt) + 1  # type: ignore[call-overload]
+        return Spec("int", doc, minimum=minimum)
+    if get_origin(ann) is dict:
+        return Spec("map", doc)
+    raise TypeError(f"fact {name!r}: no table spec for {ann!r}")
+
+
+def fact_specs(model: type[BaseModel]) -> dict[str, Spec]:
+    """What a table may test of a facts model: each field's type, choices, lower
+    bound and description, read off the model so the two never disagree. `as_of` is
+    left out: rules never look at the clock."""
+    return {name: _fact_spec(name, info) for name, info in model.model_fields.items() if name != "as_of"}
+
+
 CANCELLATION_FACTS: dict[str, Spec] = {
-    "stage": Spec("str", "order stage when cancelled", STAGES),
-    "cancelled_by": Spec("str", "who cancels", PARTIES),
-    "reason": Spec("str", "why", REASONS),
-    "payment_plan": Spec("str", "payment plan", PAYMENT_PLANS),
-    "currency": Spec("str", "ISO 4217 currency"),
-    "price": Spec(_MONEY, "order price, minor units", minimum=0),
-    "escrow_balance": Spec(_MONEY, "buyer money held in escrow now", minimum=0),
-    "paid_total": Spec(_MONEY, "everything the buyer has paid", minimum=0),
-    "costs_incurred": Spec(_MONEY, "seller's costs so far", minimum=0),
-    "salvage_value": Spec(_MONEY, "what the made goods resell for as stock", minimum=0),
-    "days_late": Spec("int", "days past the promised date", minimum=0),
-    "earnest_deposit": Spec(_MONEY, "earnest deposit paid", minimum=0),
-    "costs_by_milestone": Spec("map", "costs per milestone (plugins only)"),
+    **fact_specs(CancellationFacts),
     # derived by decide_cancellation
     "past_grace": Spec("bool", "late by more than the production grace period"),
     "has_earnest": Spec("bool", "an earnest deposit was paid"),
@@ -80,11 +100,8 @@ CANCELLATION_OUTPUT_DEFAULTS: dict[str, object] = {
 }
 
 SETTLEMENT_FACTS: dict[str, Spec] = {
-    "price": Spec(_MONEY, "order price", minimum=0),
-    "currency": Spec("str", "ISO 4217 currency"),
-    "escrow_balance": Spec(_MONEY, "buyer money in escrow", minimum=0),
-    "days_late": Spec("int", "days past the promised date", minimum=0),
-    "payment_plan": Spec("str", "payment plan", PAYMENT_PLANS),
+    **fact_specs(SettlementFacts),
+    # derived by decide_settlement
     "past_grace": Spec("bool", "late by more than the production grace period"),
 }
 
@@ -101,13 +118,7 @@ SETTLEMENT_OUTPUT_DEFAULTS: dict[str, object] = {"late_penalty": False, "penalty
 # back) and `repair` (may the seller still offer a repair).
 
 RETURN_FACTS: dict[str, Spec] = {
-    "reason": Spec("str", "why the buyer wants to return", RETURN_REASONS),
-    "stage": Spec("str", "delivered (inspection window open) or completed", AFTERSALES_STAGES),
-    "remedy": Spec("str", "what the buyer asks for", REMEDIES),
-    "days_since_delivery": Spec("int", "whole days since delivery", minimum=0),
-    "repair_rounds": Spec("int", "repairs already done on this order", minimum=0),
-    "price": Spec(_MONEY, "order price, minor units", minimum=0),
-    "currency": Spec("str", "ISO 4217 currency"),
+    **fact_specs(ReturnFacts),
     # derived by decide_return_terms
     "within_window": Spec("bool", "within the policy's after-sales window of delivery"),
     "repair_limit_reached": Spec("bool", "repair_rounds has reached limits.max_repair_rounds"),
@@ -132,18 +143,7 @@ RETURN_OUTPUT_DEFAULTS: dict[str, object] = {
 }
 
 REFUND_FACTS: dict[str, Spec] = {
-    "reason": Spec("str", "why the goods were returned", RETURN_REASONS),
-    "outcome": Spec("str", "how the case ended", REFUND_OUTCOMES),
-    "requested_refund": Spec(_MONEY, "refund agreed or decided", minimum=0),
-    "price": Spec(_MONEY, "order price", minimum=0),
-    "currency": Spec("str", "ISO 4217 currency"),
-    "paid_total": Spec(_MONEY, "everything the buyer paid", minimum=0),
-    "refunded_so_far": Spec(_MONEY, "already refunded", minimum=0),
-    "escrow_balance": Spec(_MONEY, "buyer money still held", minimum=0),
-    "released_to_seller": Spec(_MONEY, "net already paid out to the seller", minimum=0),
-    "platform_fee_charged": Spec(_MONEY, "platform fee taken on released money", minimum=0),
-    "return_shipping_cost": Spec(_MONEY, "what the buyer paid to ship the goods back", minimum=0),
-    "return_shipping_payer": Spec("str", "who pays return shipping", PAYERS),
+    **fact_specs(RefundFacts),
     # derived by decide_refund
     "unrefunded": Spec(_MONEY, "paid_total - refunded_so_far", minimum=0),
     "escrow_covers": Spec("bool", "escrow alone covers the refund"),
@@ -154,14 +154,7 @@ REFUND_OUTPUTS: dict[str, Spec] = {
 }
 REFUND_OUTPUT_DEFAULTS: dict[str, object] = {"fee_refund": "pro_rata", "reimburse_shipping": True}
 
-DISPUTE_FACTS: dict[str, Spec] = {
-    "opened_by": Spec("str", "who escalated the case to a dispute", PAYERS),
-    "buyer_submitted": Spec("bool", "the buyer submitted evidence before the deadline"),
-    "seller_submitted": Spec("bool", "the seller submitted evidence before the deadline"),
-    "claim": Spec(_MONEY, "refund the buyer claims", minimum=0),
-    "price": Spec(_MONEY, "order price", minimum=0),
-    "currency": Spec("str", "ISO 4217 currency"),
-}
+DISPUTE_FACTS: dict[str, Spec] = fact_specs(DisputeFacts)
 DISPUTE_OUTPUTS: dict[str, Spec] = {
     "outcome": Spec("str", "who the dispute is decided for", DISPUTE_OUTCOMES),
     "refund_bps": Spec("int", "share of the claim refunded when the buyer wins, basis points", minimum=0, maximum=10_000),

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bespoke.domain.vocabulary import Frozen
+
 from ..explain import Explanation, PolicyPin
 from ..facts import CancellationFacts
-from ..model import Frozen, Policy
+from ..model import Policy
 from ..money import apply_bps
 from ..schema import CANCELLATION_OUTPUT_DEFAULTS, CANCELLATION_OUTPUTS
 from .base import decided, format_money, late_penalty_bps, past_grace, prepare, run_table

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from bespoke.domain.vocabulary import Frozen
 
 from ..explain import Explanation, PolicyPin
-from ..facts import DisputeFacts
-from ..model import Frozen, Policy
+from ..facts import DisputeFacts, DisputeOutcome
+from ..model import Policy
 from ..money import apply_bps
 from ..schema import DISPUTE_OUTPUT_DEFAULTS, DISPUTE_OUTPUTS
 from .base import decided, format_money, prepare, rule_words, run_table_or
@@ -19,7 +19,7 @@ class DisputeDefaultDecision(Frozen):
     out with `decide_refund` (outcome `dispute_default`).
     """
 
-    outcome: Literal["buyer_wins", "seller_wins", "ops_review"]
+    outcome: DisputeOutcome
     refund: int
     explanation: Explanation
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from bespoke.domain.vocabulary import Frozen
+
 from ..explain import Explanation, PolicyPin
 from ..facts import RefundFacts
-from ..model import Frozen, Policy
+from ..model import Policy
 from ..money import allocate
 from ..schema import REFUND_OUTPUT_DEFAULTS, REFUND_OUTPUTS
 from .base import decided, format_money, prepare, rule_words, run_table_or

@@ -3,11 +3,13 @@ shipping, and may the seller still offer a repair."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
+
+from bespoke.domain.vocabulary import Frozen
 
 from ..explain import Explanation, MatchedRule, PolicyPin
-from ..facts import ReturnFacts
-from ..model import Frozen, Policy
+from ..facts import Payer, ReturnFacts
+from ..model import Policy
 from ..schema import REPAIR_OUTPUTS, RETURN_OUTPUT_DEFAULTS, RETURN_SHIPPING_OUTPUTS, RETURN_TERMS_OUTPUTS
 from .base import decided, prepare, rule_words, run_table_or
 
@@ -23,7 +25,7 @@ class ReturnTermsDecision(Frozen):
     """
 
     allowed: bool
-    return_shipping_payer: Literal["buyer", "seller"]
+    return_shipping_payer: Payer
     repair_allowed: bool
     refund_only: bool
     explanation: Explanation

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from bespoke.domain.vocabulary import Frozen
+
 from ..explain import Explanation, PolicyPin
 from ..facts import SettlementFacts
-from ..model import Frozen, Policy
+from ..model import Policy
 from ..money import apply_bps
 from ..schema import SETTLEMENT_OUTPUT_DEFAULTS, SETTLEMENT_OUTPUTS
 from .base import decided, format_money, late_penalty_bps, past_grace, prepare, run_table_or
