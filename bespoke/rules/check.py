@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic import Field, ValidationError
@@ -16,7 +17,7 @@ from .decisions import (
     decide_return_terms,
     decide_settlement,
 )
-from .engine import evaluate_table, test_condition
+from .engine import bucket_values, evaluate_table, pick_discriminant, test_condition
 from .errors import DecisionError, OverlapError, PolicyError
 from .model import FACTS_MODELS, Case, Policy, Rule, clean_msg, format_loc
 from .plugins import resolve_plugin
@@ -126,7 +127,8 @@ def check_policy(policy: Policy) -> CheckReport:
         if table.hit_policy != "unique":
             continue
         specs = TABLE_SCHEMAS.get(tname, ({}, {}))[0]
-        for (ia, ra), (ib, rb) in itertools.combinations(enumerate(table.rules), 2):
+        for ia, ib in candidate_pairs(table.rules):
+            ra, rb = table.rules[ia], table.rules[ib]
             if (tname, ra.id, rb.id) in overlaps:
                 continue
             example = rows_intersect(ra, rb, specs)
@@ -153,6 +155,46 @@ def check_policy(policy: Policy) -> CheckReport:
         unreached=unreached,
         problems=problems,
     )
+
+
+def candidate_pairs(rules: Sequence[Rule]) -> list[tuple[int, int]]:
+    """Index pairs (i < j), in table order, of the rows that might both match.
+
+    Two rows whose eq/in conditions on one fact allow disjoint values never both
+    match. So the rows are split by the values of the fact most of them test that
+    way (the engine's discriminant), each part again by another such fact, and only
+    rows sharing a part are paired; a row that does not test the fact that way is
+    paired with every row of its part. A table keyed by distinct values costs time
+    linear in its rows; only rows no eq/in condition tells apart are compared
+    pairwise.
+    """
+    pairs: set[tuple[int, int]] = set()
+    stack: list[tuple[list[int], frozenset[str]]] = [(list(range(len(rules))), frozenset())]
+    while stack:
+        idx, used = stack.pop()
+        if len(idx) < 2:
+            continue
+        field = pick_discriminant([rules[i] for i in idx], exclude=used)
+        if field is None:
+            pairs.update(itertools.combinations(idx, 2))  # idx is ascending
+            continue
+        parts: dict[tuple[type, Any], list[int]] = {}
+        wild: list[int] = []
+        for i in idx:
+            cond = rules[i].when.get(field)
+            values = bucket_values(cond) if cond is not None else None
+            if values is None:
+                wild.append(i)
+                continue
+            for v in values:
+                parts.setdefault((type(v), v), []).append(i)
+        deeper = used | {field}
+        stack.extend((part, deeper) for part in parts.values())
+        stack.append((wild, deeper))
+        if wild:
+            tested = sorted({i for part in parts.values() for i in part})
+            pairs.update((min(w, i), max(w, i)) for w in wild for i in tested)
+    return sorted(pairs)
 
 
 _OTHER = "\x00other"
@@ -206,3 +248,4 @@ def rows_intersect(a: Rule, b: Rule, specs: dict[str, Spec]) -> dict[str, Any] |
         else:
             return None
     return example
+

@@ -10,7 +10,7 @@ the rows that can match. Explanations are built only for matched rows, from stat
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
@@ -81,6 +81,8 @@ class CompiledTable:
     buckets: dict[Any, Callable[[Mapping[str, Any]], list[int]]]
     fallback: Callable[[Mapping[str, Any]], list[int]]
     fields: frozenset[str]
+    has_fallback: bool  # some rows are outside every bucket: run `fallback` beside the bucket
+    size: int  # rows generated, over all buckets and the fallback (linear in the table's size)
 
 
 class TableResult(NamedTuple):
@@ -99,29 +101,38 @@ class TableResult(NamedTuple):
         return out
 
 
-def _pick_discriminant(rules: list[Rule]) -> str | None:
-    """The fact tested with eq/in in the most rows, splitting them into the most buckets."""
-    best: tuple[int, int, str] | None = None
-    fields = {f for r in rules for f in r.when}
-    for f in sorted(fields):
-        covered = 0
-        values: set[Any] = set()
-        for r in rules:
-            cond = r.when.get(f)
-            if cond is None:
+def pick_discriminant(rules: Sequence[Rule], exclude: frozenset[str] = frozenset()) -> str | None:
+    """The fact (not in `exclude`) tested with eq/in in the most rows, splitting them
+    into the most buckets (ties: the first by name). One pass over the conditions."""
+    covered: dict[str, int] = {}
+    values: dict[str, set[Any]] = {}
+    for r in rules:
+        for f, cond in r.when.items():
+            if f in exclude:
                 continue
             if "eq" in cond and type(cond["eq"]) is not bool:
-                covered += 1
-                values.add(cond["eq"])
+                vals: Any = (cond["eq"],)
             elif "in" in cond and not any(type(v) is bool for v in cond["in"]):
-                covered += 1
-                values.update(cond["in"])
-        if covered == 0:
-            continue
-        key = (covered, len(values), f)
+                vals = cond["in"]
+            else:
+                continue
+            covered[f] = covered.get(f, 0) + 1
+            values.setdefault(f, set()).update(vals)
+    best: tuple[int, int, str] | None = None
+    for f in sorted(covered):
+        key = (covered[f], len(values[f]), f)
         if best is None or key[:2] > best[:2]:
             best = key
     return best[2] if best else None
+
+
+def bucket_values(cond: dict[str, Any]) -> tuple[Any, ...] | None:
+    """The only values a condition lets its fact take (its eq, or its in-list), or
+    None when it allows others (ordering operators, ne) or names a boolean (never
+    bucketed: true == 1 in Python)."""
+    if not _bucketable(cond):
+        return None
+    return (cond["eq"],) if "eq" in cond else tuple(cond["in"])
 
 
 def _row_source(row: CompiledRow, ns: dict[str, Any], skip_field: str | None, first: bool) -> list[str]:
@@ -176,38 +187,32 @@ def _gen(name: str, rows: list[CompiledRow], skip_field: str | None, first: bool
 
 
 def compile_table(name: str, table: DecisionTable) -> CompiledTable:
+    """Compile a table in time and code linear in its size: each row is generated
+    into the bucket of each value its discriminant condition allows, or once into
+    the fallback (rows that do not test the discriminant with eq/in), which runs
+    beside whichever bucket the facts select."""
     rows = []
     for i, rule in enumerate(table.rules):
         triples = tuple((field, op, expected) for field, cond in rule.when.items() for op, expected in cond.items())
         rows.append(CompiledRow(i, rule, tuple(rule.when), triples, dict(rule.then)))
     first = table.hit_policy == "first"
-    disc = _pick_discriminant(table.rules)
-    buckets: dict[Any, Callable[[Mapping[str, Any]], list[int]]] = {}
-    fallback_rows = [r for r in rows if disc is None or disc not in r.rule.when or not _bucketable(r.rule.when[disc])]
-    if disc is not None:
-        values: list[Any] = []
-        for r in rows:
-            cond = r.rule.when.get(disc)
-            if cond is not None and _bucketable(cond):
-                for v in [cond["eq"]] if "eq" in cond else cond["in"]:
-                    if v not in values:
-                        values.append(v)
+    disc = pick_discriminant(table.rules)
+    members: dict[Any, list[CompiledRow]] = {}
+    fallback_rows: list[CompiledRow] = []
+    for r in rows:
+        cond = r.rule.when.get(disc) if disc is not None else None
+        values = bucket_values(cond) if cond is not None else None
+        if values is None:
+            fallback_rows.append(r)
+            continue
         for v in values:
-            members = [
-                r
-                for r in rows
-                if r in fallback_rows or _in_bucket(r.rule.when[disc], v)
-            ]
-            buckets[v] = _gen(name, members, disc, first)
+            # Keyed by (type, value): buckets are type-exact, as conditions are.
+            members.setdefault((type(v), v), []).append(r)
+    buckets = {v: _gen(name, rs, disc, first) for (_t, v), rs in members.items()}
     fallback = _gen(name, fallback_rows, None, first)
     fields = frozenset(f for r in rows for f in r.fields)
-    return CompiledTable(name, table.hit_policy, tuple(rows), disc, buckets, fallback, fields)
-
-
-def _in_bucket(cond: dict[str, Any], v: Any) -> bool:
-    if "eq" in cond:
-        return type(cond["eq"]) is type(v) and cond["eq"] == v
-    return any(type(x) is type(v) and x == v for x in cond["in"])
+    size = sum(len(rs) for rs in members.values()) + len(fallback_rows)
+    return CompiledTable(name, table.hit_policy, tuple(rows), disc, buckets, fallback, fields, bool(fallback_rows), size)
 
 
 def _bucketable(cond: dict[str, Any]) -> bool:
@@ -221,12 +226,20 @@ def _bucketable(cond: dict[str, Any]) -> bool:
 def evaluate_compiled(ct: CompiledTable, facts: Mapping[str, Any]) -> TableResult:
     """Match `facts` against a compiled table, applying its hit policy."""
     try:
+        fn = None
         if ct.discriminant is not None:
             key = facts[ct.discriminant]
-            fn = ct.buckets.get(key, ct.fallback) if type(key) is not bool else ct.fallback
+            if type(key) is not bool:
+                fn = ct.buckets.get(key)
+        if fn is None:
+            idx = ct.fallback(facts)
+        elif ct.has_fallback:
+            # Rows of the bucket and of the fallback, merged back into table order.
+            idx = sorted(fn(facts) + ct.fallback(facts))
+            if ct.hit_policy == "first":
+                idx = idx[:1]
         else:
-            fn = ct.fallback
-        idx = fn(facts)
+            idx = fn(facts)
     except KeyError as exc:
         raise DecisionError(f"table {ct.name!r}: fact {exc.args[0]!r} is missing") from None
     except TypeError as exc:
