@@ -1,6 +1,6 @@
 """`bespoke policy`: list, show and check rule policies.
 
-Errors print one line per problem on stderr and exit 2; never a traceback.
+Errors print one `error: ...` line per problem on stderr and exit 2; never a traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from bespoke.rules import PolicyError, find_policy, list_policies, load_policy
 from bespoke.rules.check import check_policy
@@ -46,7 +47,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 def _fail(lines: list[str] | str) -> NoReturn:
     for line in [lines] if isinstance(lines, str) else lines:
-        typer.echo(line, err=True)
+        typer.echo(f"error: {line}", err=True)
     raise typer.Exit(EXIT_REJECTED)
 
 
@@ -85,7 +86,7 @@ def list_cmd(policy_dir: PolicyDirOpt = None, as_json: JsonOpt = False) -> None:
         return
     table = Table("Policy", "Version", "Description")
     for p in policies:
-        table.add_row(p.name, p.version, p.description)
+        table.add_row(Text(p.name), Text(p.version), Text(p.description))
     _console().print(table)
 
 
@@ -116,13 +117,14 @@ def show_cmd(
         )
         return
     con = _console()
-    con.print(f"[bold]{policy.name}@{policy.version}[/bold]  sha256 {pin.sha256[:12]}")
+    # Policy text is printed literally: a `[` in a description is not Rich markup.
+    con.print(Text.assemble((f"{policy.name}@{policy.version}", "bold"), f"  sha256 {pin.sha256[:12]}"))
     if policy.description:
-        con.print(policy.description)
+        con.print(Text(policy.description))
     for section in desc.sections:
-        con.print(f"\n[bold]{section.title}[/bold]")
+        con.print(Text.assemble("\n", (section.title, "bold")))
         for line in section.lines:
-            con.print(f"  • {line}")
+            con.print(Text(f"  • {line}"))
 
 
 @app.command("check")

@@ -14,6 +14,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .errors import PolicyError
+from .limits import MAX_POLICY_BYTES, text_problems
 from .model import Policy, clean_msg, format_loc
 from .plugins import resolve_plugin
 
@@ -32,14 +33,20 @@ def _problems_from_validation(exc: ValidationError) -> list[str]:
     return lines
 
 
-
-
 def load_policy_text(text: str, source: str) -> Policy:
-    """Parse and validate a policy from TOML text; `source` names it in errors."""
+    """Parse and validate a policy from TOML text; `source` names it in errors.
+
+    The size limits (`limits`) are checked first: on the text before parsing, on
+    the parsed data before validating."""
+    problems = text_problems(text)
+    if problems:
+        raise PolicyError("\n".join(f"{source}: {line}" for line in problems))
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:  # the nesting check above should make this unreachable
+        raise PolicyError(f"{source}: nested too deeply to parse") from None
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
@@ -60,11 +67,18 @@ def load_policy(path: str | Path) -> Policy:
     """Load and validate one policy file."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        with p.open("rb") as f:
+            raw = f.read(MAX_POLICY_BYTES + 1)  # never read more of a huge file than it takes to refuse it
     except FileNotFoundError:
         raise PolicyError(f"{p}: no such policy file") from None
     except OSError as exc:
         raise PolicyError(f"{p}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_POLICY_BYTES:
+        raise PolicyError(f"{p}: more than {MAX_POLICY_BYTES:,} bytes; a policy file may have at most {MAX_POLICY_BYTES:,} bytes")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     return load_policy_text(text, str(p))
 
 

@@ -26,6 +26,7 @@ from bespoke.domain.vocabulary import Frozen
 
 from .durations import format_duration, parse_duration
 from .facts import PAYMENT_PLANS, CancellationFacts, DisputeFacts, PaymentPlan, RefundFacts, ReturnFacts, SettlementFacts
+from .limits import data_problems
 from .schema import DECISION_RESULT_FIELDS, DECISION_TABLES, TABLE_SCHEMAS, value_matches
 
 OPERATORS: tuple[str, ...] = ("eq", "ne", "lt", "le", "gt", "ge", "in", "between")
@@ -266,11 +267,21 @@ class Policy(Frozen):
     cases: list[Case] = Field(default_factory=list)
     plugins: Plugins = Field(default_factory=Plugins)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _within_limits(cls, data: Any) -> Any:
+        # Before any field is validated: a policy too large or too deep never reaches
+        # pydantic's (recursive) validators, whatever sent it.
+        problems = data_problems(data)
+        if problems:
+            raise PydanticCustomError("policy", "{problems}", {"problems": "\n".join(problems)})
+        return data
+
     @model_validator(mode="after")
     def _cross_check(self) -> Policy:
         problems = policy_problems(self)
         if problems:
-            raise PydanticCustomError("policy", "\n".join(problems))
+            raise PydanticCustomError("policy", "{problems}", {"problems": "\n".join(problems)})
         return self
 
     @property

@@ -49,7 +49,7 @@ def test_check_overlapping_policy_exits_2_naming_both_rows(tmp_path: Path) -> No
     r = runner.invoke(app, ["check", str(f)])
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [
-        "tables.t: rules 'A' and 'B' overlap under hit policy unique (both match e.g. n=10)"
+        "error: tables.t: rules 'A' and 'B' overlap under hit policy unique (both match e.g. n=10)"
     ]
 
 
@@ -59,7 +59,7 @@ def test_check_invalid_policy_prints_one_line_per_problem_and_json(tmp_path: Pat
     r = runner.invoke(app, ["check", str(f)])
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
-    assert len(lines) == 2 and all(line.startswith(f"{f}: ") for line in lines)
+    assert len(lines) == 2 and all(line.startswith(f"error: {f}: ") for line in lines)
     assert "Traceback" not in r.output
     r = runner.invoke(app, ["check", str(f), "--json"])
     assert r.exit_code == 2 and json.loads(r.stdout)["ok"] is False
@@ -94,7 +94,7 @@ def test_show_default_in_plain_words_and_json() -> None:
 
 def test_show_unknown_policy_is_one_line_exit_2() -> None:
     r = runner.invoke(app, ["show", "nope"])
-    assert r.exit_code == 2 and r.stderr.strip() == "policy 'nope' not found"
+    assert r.exit_code == 2 and r.stderr.strip() == "error: policy 'nope' not found"
 
 
 def test_every_option_has_help() -> None:

@@ -16,11 +16,11 @@ from typing import Any
 from bespoke.rules import CancellationFacts, Policy, decide_cancellation
 from bespoke.rules.check import candidate_pairs, check_policy
 from bespoke.rules.engine import compile_table, evaluate_compiled
+from bespoke.rules.limits import MAX_ROWS_PER_TABLE
 
 from .helpers import AS_OF
 
 SMALL, LARGE = 300, 1_200
-MAX_ROWS_PER_TABLE = 5_000
 
 
 def big_policy(n: int) -> Policy:
