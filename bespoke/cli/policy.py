@@ -18,11 +18,12 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from bespoke.rules import PolicyError, find_policy, list_policies, load_policy
+from bespoke.rules import PolicyError, find_policy, load_policy
 from bespoke.rules.check import check_policy
 from bespoke.rules.describe import describe_policy
 from bespoke.rules.durations import format_duration
 from bespoke.rules.explain import pin_policy
+from bespoke.rules.loader import scan_policies
 
 EXIT_REJECTED = 2
 ENV_POLICY_DIR = "BESPOKE_POLICY_DIR"
@@ -76,17 +77,31 @@ def _console() -> Console:
 
 @app.command("list")
 def list_cmd(policy_dir: PolicyDirOpt = None, as_json: JsonOpt = False) -> None:
-    """List available policies (built-in and from --policy-dir), newest version last."""
+    """List available policies (built-in and from --policy-dir), newest version last.
+
+    A file that does not load is listed as broken with its error; the others are
+    unaffected.
+    """
     with _policy_errors():
-        policies = list_policies(_dirs(policy_dir))
+        scan = scan_policies(_dirs(policy_dir))
     if as_json:
         _print_json(
-            {"policies": [{"name": p.name, "version": p.version, "description": p.description} for p in policies]}
-        )
+            {
+                "policies": [
+                    {"name": p.name, "version": p.version, "description": p.description,
+                     "file": str(scan.files[(p.name, p.version)])}
+                    for p in scan.policies
+                ],
+                "broken": [{"file": str(b.path), "problems": b.problems} for b in scan.broken],
+            }
+        )  # fmt: skip
         return
-    table = Table("Policy", "Version", "Description")
-    for p in policies:
-        table.add_row(Text(p.name), Text(p.version), Text(p.description))
+    table = Table("Policy", "Version", "Description", "Status")
+    for p in scan.policies:
+        table.add_row(Text(p.name), Text(p.version), Text(p.description), "ok")
+    for b in scan.broken:
+        first = b.problems[0].removeprefix(f"{b.path}: ") if b.problems else "cannot be loaded"
+        table.add_row(Text(str(b.path)), "-", "", Text(f"broken: {first}"))
     _console().print(table)
 
 

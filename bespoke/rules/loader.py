@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -98,16 +99,52 @@ def _policy_files(dirs: Sequence[Path]) -> list[Path]:
     return files
 
 
-def list_policies(extra_dirs: Sequence[Path] = ()) -> list[Policy]:
-    """All policies in `extra_dirs` then the built-in directory, sorted by name and version.
+@dataclass(frozen=True)
+class BrokenPolicy:
+    """A policy file that could not be loaded, with one line per problem."""
 
-    A policy (name@version) found in an earlier directory shadows a later one.
+    path: Path
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class PolicyScan:
+    """The policies of some directories: the good ones, sorted by name and version
+    (each name@version from the first directory that has it, with the file it came
+    from), and the files that could not be loaded."""
+
+    policies: list[Policy]
+    files: dict[tuple[str, str], Path] = field(default_factory=dict)
+    broken: list[BrokenPolicy] = field(default_factory=list)
+
+
+def scan_policies(extra_dirs: Sequence[Path] = ()) -> PolicyScan:
+    """Load every policy in `extra_dirs` then the built-in directory.
+
+    A file that does not load is reported in `broken` instead of stopping the scan,
+    so one bad file never blocks orders on the other policies.
     """
     seen: dict[tuple[str, str], Policy] = {}
+    files: dict[tuple[str, str], Path] = {}
+    broken: list[BrokenPolicy] = []
     for path in _policy_files([*extra_dirs, BUILTIN_POLICY_DIR]):
-        policy = load_policy(path)
-        seen.setdefault((policy.name, policy.version), policy)
-    return sorted(seen.values(), key=lambda p: (p.name, version_key(p.version)))
+        try:
+            policy = load_policy(path)
+        except PolicyError as exc:
+            broken.append(BrokenPolicy(path, exc.problems))
+            continue
+        key = (policy.name, policy.version)
+        if key not in seen:
+            seen[key], files[key] = policy, path
+    ordered = sorted(seen.values(), key=lambda p: (p.name, version_key(p.version)))
+    return PolicyScan(ordered, files, broken)
+
+
+def list_policies(extra_dirs: Sequence[Path] = ()) -> list[Policy]:
+    """All policies that load from `extra_dirs` then the built-in directory, sorted
+    by name and version; a policy (name@version) in an earlier directory shadows a
+    later one. Files that do not load are skipped (`scan_policies` lists them)."""
+    return scan_policies(extra_dirs).policies
 
 
 def find_policy(ref: str, extra_dirs: Sequence[Path] = ()) -> Policy:
@@ -115,16 +152,27 @@ def find_policy(ref: str, extra_dirs: Sequence[Path] = ()) -> Policy:
     name, _, version = ref.partition("@")
     if not name:
         raise PolicyError(f"{ref!r}: expected NAME or NAME@VERSION")
-    candidates = [p for p in list_policies(extra_dirs) if p.name == name]
+    scan = scan_policies(extra_dirs)
+    candidates = [p for p in scan.policies if p.name == name]
     if version:
         for p in candidates:
             if p.version == version:
                 return p
         known = ", ".join(p.version for p in candidates) or "none"
-        raise PolicyError(f"policy {name}@{version} not found (versions of {name}: {known})")
+        raise PolicyError(f"policy {name}@{version} not found (versions of {name}: {known}){_broken_note(scan)}")
     if not candidates:
-        raise PolicyError(f"policy {name!r} not found")
+        raise PolicyError(f"policy {name!r} not found{_broken_note(scan)}")
     return max(candidates, key=lambda p: version_key(p.version))
+
+
+def _broken_note(scan: PolicyScan) -> str:
+    """Why a policy may be missing: the files that did not load (it may be in one)."""
+    if not scan.broken:
+        return ""
+    shown = "; ".join(b.problems[0] if b.problems else str(b.path) for b in scan.broken[:2])
+    more = f" (+{len(scan.broken) - 2} more)" if len(scan.broken) > 2 else ""
+    n = len(scan.broken)
+    return f"; {n} policy file{'s' if n != 1 else ''} could not be loaded: {shown}{more}"
 
 
 _PINNED: dict[str, Policy] = {}

@@ -50,6 +50,16 @@ def test_a_50000_deep_nested_array_is_one_error_line_exit_2_from_policy_check(tm
     assert line == f"error: {f}: line 3: arrays and inline tables nested more than {MAX_DEPTH} levels deep (at most {MAX_DEPTH})"
 
 
+def test_a_50000_deep_nested_array_is_one_error_line_exit_2_from_order_create(tmp_path: Path) -> None:
+    d = tmp_path / "policies"
+    d.mkdir()
+    (d / "deep.toml").write_text(deep_array_policy(), encoding="utf-8")
+    proc = _run("order", "create", "--buyer", "alice", "--seller", "acme", "--price", "10", "--policy", "deep",
+                tmp_path=tmp_path, BESPOKE_POLICY_DIR=str(d))  # fmt: skip
+    line = _one_error_line(proc)
+    assert "policy 'deep' not found" in line and f"{d / 'deep.toml'}: line 3: arrays and inline tables nested" in line
+
+
 def test_brackets_inside_strings_and_comments_do_not_count_as_nesting() -> None:
     brackets = "[" * 40 + "{" * 40
     top = (
