@@ -14,6 +14,7 @@ from bespoke.domain.accounts import virtual_account_for
 from bespoke.domain.models import Actor, OrderInput, OrderResult, PaymentPlan, PlanKind, clean_name
 from bespoke.domain.money import check_currency, format_amount
 from bespoke.rules import Policy, pin_policy
+from bespoke.rules.check import policy_problems
 from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
 
 
@@ -50,7 +51,11 @@ def build_order_input(
     earnest_deposit: bool = False,
     shipping_address: str = "",
 ) -> OrderInput:
-    """Validate an order against its policy and pin the policy into it."""
+    """Validate an order against its policy and pin the policy into it.
+
+    A policy that fails `bespoke policy check` is refused: pinned, it could leave an
+    order undecidable (two `unique` rows that both match make every cancellation
+    fail). The check is cached per policy content, so it runs once per policy."""
     currency = check_currency(currency)
     try:
         buyer = clean_name(buyer, "buyer", max_length=200)
@@ -58,6 +63,9 @@ def build_order_input(
         title = clean_name(title, "title", max_length=500) if title and title.strip() else ""
     except ValueError as err:
         raise OrderRejected(str(err)) from None
+    problems = policy_problems(policy)
+    if problems:
+        raise OrderRejected(policy_check_failure(policy, problems))
     if currency not in policy.limits.currencies:
         raise OrderRejected(f"policy {policy.name}@{policy.version} does not accept {currency}")
     if plan.kind.value not in policy.payment_plans.allowed:
@@ -94,6 +102,16 @@ def build_order_input(
         )
     except ValidationError as err:
         raise OrderRejected(pydantic_message(err)) from None
+
+
+def policy_check_failure(policy: Policy, problems: list[str], *, shown: int = 3) -> str:
+    """One line: why `policy` cannot be pinned (its first few check problems)."""
+    n = len(problems)
+    more = f" (+{n - shown} more; run `bespoke policy check` on its file)" if n > shown else ""
+    return (
+        f"policy {policy.name}@{policy.version} fails `bespoke policy check` "
+        f"({n} problem{'s' if n != 1 else ''}), so no order may pin it: " + "; ".join(problems[:shown]) + more
+    )
 
 
 # The dumped policy and its pin, for the last few Policy objects: dumping and hashing

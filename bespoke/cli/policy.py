@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bespoke.rules import PolicyError, find_policy, load_policy
-from bespoke.rules.check import check_policy
+from bespoke.rules.check import check_policy, policy_problems
 from bespoke.rules.describe import describe_policy
 from bespoke.rules.durations import format_duration
 from bespoke.rules.explain import pin_policy
@@ -79,26 +79,30 @@ def _console() -> Console:
 def list_cmd(policy_dir: PolicyDirOpt = None, as_json: JsonOpt = False) -> None:
     """List available policies (built-in and from --policy-dir), newest version last.
 
-    A file that does not load is listed as broken with its error; the others are
-    unaffected.
+    A file that does not load is listed as broken with its error, and a policy that
+    fails `policy check` as such: orders cannot pin either, the others are unaffected.
     """
     with _policy_errors():
         scan = scan_policies(_dirs(policy_dir))
+    checked = [(p, policy_problems(p)) for p in scan.policies]
     if as_json:
         _print_json(
             {
                 "policies": [
                     {"name": p.name, "version": p.version, "description": p.description,
-                     "file": str(scan.files[(p.name, p.version)])}
-                    for p in scan.policies
+                     "file": str(scan.files[(p.name, p.version)]), "ok": not problems, "problems": problems}
+                    for p, problems in checked
                 ],
                 "broken": [{"file": str(b.path), "problems": b.problems} for b in scan.broken],
             }
         )  # fmt: skip
         return
     table = Table("Policy", "Version", "Description", "Status")
-    for p in scan.policies:
-        table.add_row(Text(p.name), Text(p.version), Text(p.description), "ok")
+    for p, problems in checked:
+        status = "ok" if not problems else f"fails policy check: {problems[0]}" + (
+            f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        )
+        table.add_row(Text(p.name), Text(p.version), Text(p.description), Text(status))
     for b in scan.broken:
         first = b.problems[0].removeprefix(f"{b.path}: ") if b.problems else "cannot be loaded"
         table.add_row(Text(str(b.path)), "-", "", Text(f"broken: {first}"))

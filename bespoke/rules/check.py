@@ -1,8 +1,14 @@
-"""`check_policy`: run golden cases, find overlapping `unique` rows, find unreached rows."""
+"""`check_policy`: run golden cases, find overlapping `unique` rows, find unreached rows.
+
+`policy_problems` is the same check as a list of lines, cached per policy content:
+an order may pin only a policy with none (`bespoke.service.build_order_input`, and
+the workflow at its start).
+"""
 
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -19,6 +25,7 @@ from .decisions import (
 )
 from .engine import bucket_values, evaluate_table, pick_discriminant, test_condition
 from .errors import DecisionError, OverlapError, PolicyError
+from .explain import policy_sha256
 from .model import FACTS_MODELS, Case, Policy, Rule, clean_msg, format_loc
 from .plugins import resolve_plugin
 from .schema import DECISION_RESULT_FIELDS, TABLE_SCHEMAS, Spec
@@ -249,3 +256,35 @@ def rows_intersect(a: Rule, b: Rule, specs: dict[str, Spec]) -> dict[str, Any] |
             return None
     return example
 
+
+# --- the check as a pin-time gate -------------------------------------------------
+
+# By content (sha256 of the canonical JSON, as pinned), most recent last; and per
+# Policy object, so an import of 10,000 rows from one policy hashes it once.
+_BY_SHA: dict[str, tuple[str, ...]] = {}
+_BY_SHA_MAX = 64
+_BY_ID: dict[int, tuple[weakref.ref[Policy], tuple[str, ...]]] = {}
+
+
+def policy_problems(policy: Policy) -> list[str]:
+    """Every problem `bespoke policy check` reports for `policy` (failing or
+    erroring golden cases, overlapping `unique` rows, unreached rows, missing
+    plugins), one line each; empty when the policy passes.
+
+    Deterministic and free of I/O and clocks, except that a policy with plugin
+    hooks resolves them through `importlib.metadata` (once per process). Cached per
+    content: the check runs once per distinct policy, not once per order.
+    """
+    entry = _BY_ID.get(id(policy))
+    if entry is not None and entry[0]() is policy:
+        return list(entry[1])
+    sha = policy_sha256(policy)
+    problems = _BY_SHA.pop(sha, None)
+    if problems is None:
+        problems = tuple(check_policy(policy).problems)
+    _BY_SHA[sha] = problems
+    while len(_BY_SHA) > _BY_SHA_MAX:
+        _BY_SHA.pop(next(iter(_BY_SHA)))
+    key = id(policy)
+    _BY_ID[key] = (weakref.ref(policy, lambda _r, key=key: _BY_ID.pop(key, None)), problems)
+    return list(problems)

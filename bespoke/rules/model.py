@@ -279,7 +279,7 @@ class Policy(Frozen):
 
     @model_validator(mode="after")
     def _cross_check(self) -> Policy:
-        problems = policy_problems(self)
+        problems = cross_field_problems(self)
         if problems:
             raise PydanticCustomError("policy", "{problems}", {"problems": "\n".join(problems)})
         return self
@@ -293,7 +293,7 @@ def _fmt_value(v: Any) -> str:
     return repr(v) if not isinstance(v, bool) else ("true" if v else "false")
 
 
-def policy_problems(policy: Policy) -> list[str]:
+def cross_field_problems(policy: Policy) -> list[str]:
     """Cross-field problems as `path: what was expected` lines."""
     problems: list[str] = []
     # Rule ids per table, once: golden cases name them (one case per row is common,

@@ -64,7 +64,7 @@ def test_policy_list_shows_broken_files_with_their_error_and_exits_0(tmp_path: P
     r = runner.invoke(app, ["list", "--json", "--policy-dir", str(d)])
     assert r.exit_code == 0, r.output
     data = json.loads(r.stdout)
-    assert [p["name"] for p in data["policies"]] == ["default", "shop"]
+    assert [(p["name"], p["ok"]) for p in data["policies"]] == [("default", True), ("shop", True)]
     assert {Path(b["file"]).name for b in data["broken"]} == {"broken.toml", "deep.toml"}
     r = runner.invoke(app, ["list", "--policy-dir", str(d)], env={"COLUMNS": "400"})
     assert r.exit_code == 0, r.output
