@@ -23,7 +23,7 @@ from .decisions import (
     decide_return_terms,
     decide_settlement,
 )
-from .engine import bucket_values, evaluate_table, pick_discriminant, test_condition
+from .engine import evaluate_table, pick_discriminant, split_by, test_condition
 from .errors import DecisionError, OverlapError, PolicyError
 from .explain import policy_sha256
 from .model import FACTS_MODELS, Case, Policy, Rule, clean_msg, format_loc
@@ -185,16 +185,7 @@ def candidate_pairs(rules: Sequence[Rule]) -> list[tuple[int, int]]:
         if field is None:
             pairs.update(itertools.combinations(idx, 2))  # idx is ascending
             continue
-        parts: dict[tuple[type, Any], list[int]] = {}
-        wild: list[int] = []
-        for i in idx:
-            cond = rules[i].when.get(field)
-            values = bucket_values(cond) if cond is not None else None
-            if values is None:
-                wild.append(i)
-                continue
-            for v in values:
-                parts.setdefault((type(v), v), []).append(i)
+        parts, wild = split_by(idx, lambda i: rules[i].when, field)
         deeper = used | {field}
         stack.extend((part, deeper) for part in parts.values())
         stack.append((wild, deeper))

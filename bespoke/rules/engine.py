@@ -10,12 +10,14 @@ the rows that can match. Explanations are built only for matched rows, from stat
 from __future__ import annotations
 
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, TypeVar
 
 from .errors import DecisionError, OverlapError
 from .model import DecisionTable, Policy, Rule
+
+T = TypeVar("T")
 
 
 class ConditionResult(NamedTuple):
@@ -126,6 +128,25 @@ def pick_discriminant(rules: Sequence[Rule], exclude: frozenset[str] = frozenset
     return best[2] if best else None
 
 
+def split_by(
+    items: Iterable[T], when: Callable[[T], Mapping[str, dict[str, Any]]], field: str | None
+) -> tuple[dict[tuple[type, Any], list[T]], list[T]]:
+    """`items` grouped by each value their eq/in condition on `field` allows, keyed
+    by (type, value) because conditions are type-exact; and the items whose
+    condition allows other values (or that do not test `field`), in order."""
+    parts: dict[tuple[type, Any], list[T]] = {}
+    rest: list[T] = []
+    for item in items:
+        cond = when(item).get(field) if field is not None else None
+        values = bucket_values(cond) if cond is not None else None
+        if values is None:
+            rest.append(item)
+            continue
+        for v in values:
+            parts.setdefault((type(v), v), []).append(item)
+    return parts, rest
+
+
 def bucket_values(cond: dict[str, Any]) -> tuple[Any, ...] | None:
     """The only values a condition lets its fact take (its eq, or its in-list), or
     None when it allows others (ordering operators, ne) or names a boolean (never
@@ -197,17 +218,7 @@ def compile_table(name: str, table: DecisionTable) -> CompiledTable:
         rows.append(CompiledRow(i, rule, tuple(rule.when), triples, dict(rule.then)))
     first = table.hit_policy == "first"
     disc = pick_discriminant(table.rules)
-    members: dict[Any, list[CompiledRow]] = {}
-    fallback_rows: list[CompiledRow] = []
-    for r in rows:
-        cond = r.rule.when.get(disc) if disc is not None else None
-        values = bucket_values(cond) if cond is not None else None
-        if values is None:
-            fallback_rows.append(r)
-            continue
-        for v in values:
-            # Keyed by (type, value): buckets are type-exact, as conditions are.
-            members.setdefault((type(v), v), []).append(r)
+    members, fallback_rows = split_by(rows, lambda r: r.rule.when, disc)
     buckets = {v: _gen(name, rs, disc, first) for (_t, v), rs in members.items()}
     fallback = _gen(name, fallback_rows, None, first)
     fields = frozenset(f for r in rows for f in r.fields)

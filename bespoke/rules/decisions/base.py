@@ -2,8 +2,8 @@
 a table (with its plugin hooks), and building the `Explanation`.
 
 A decision kind (one module beside this one) is then only its facts, its money
-and its words: `prepare` → `run_table` / `run_table_or` → arithmetic →
-`explanation` → the decision model.
+and its words: `prepare` → `run_table` → integer arithmetic → `decided` (the
+decision model with its explanation).
 """
 
 from __future__ import annotations
@@ -107,9 +107,13 @@ def run_table(
     facts: dict[str, Any],
     defaults: Mapping[str, Any],
     specs: Mapping[str, Spec],
+    builtin: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], list[MatchedRule]]:
     """The table's outputs over `defaults`, then each plugin hook's changes, with
-    every matched row and plugin as a `MatchedRule`."""
+    every matched row and plugin as a `MatchedRule`. A policy without the table
+    gets the built-in terms, `builtin` over `defaults`, matching no rule."""
+    if builtin is not None and table not in ctx.tables:
+        return {**defaults, **builtin}, []
     ct = ctx.tables[table]
     tr: TableResult = evaluate_compiled(ct, facts)
     outputs = {**defaults, **tr.outputs}
@@ -151,21 +155,6 @@ def run_table(
             )
         )
     return outputs, matched
-
-
-def run_table_or(
-    ctx: Context,
-    table: str,
-    facts: dict[str, Any],
-    defaults: Mapping[str, Any],
-    specs: Mapping[str, Spec],
-    builtin: Mapping[str, Any],
-) -> tuple[dict[str, Any], list[MatchedRule]]:
-    """`run_table` when the policy has the table; otherwise the built-in terms
-    (`builtin` over `defaults`), matching no rule."""
-    if table in ctx.tables:
-        return run_table(ctx, table, facts, defaults, specs)
-    return {**defaults, **builtin}, []
 
 
 # --- explanation ------------------------------------------------------------------

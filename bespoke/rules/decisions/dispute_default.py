@@ -9,7 +9,7 @@ from ..facts import DisputeFacts, DisputeOutcome
 from ..model import Policy
 from ..money import apply_bps
 from ..schema import DISPUTE_OUTPUT_DEFAULTS, DISPUTE_OUTPUTS
-from .base import decided, format_money, prepare, rule_words, run_table_or
+from .base import decided, format_money, prepare, rule_words, run_table
 
 
 class DisputeDefaultDecision(Frozen):
@@ -46,8 +46,8 @@ def decide_dispute_default(
     """
     ctx = prepare(policy, facts.currency, pin)
     f = dict(facts.__dict__)
-    o, matched = run_table_or(
-        ctx, "dispute_default", f, DISPUTE_OUTPUT_DEFAULTS, DISPUTE_OUTPUTS, {"outcome": _builtin_outcome(facts)}
+    o, matched = run_table(
+        ctx, "dispute_default", f, DISPUTE_OUTPUT_DEFAULTS, DISPUTE_OUTPUTS, builtin={"outcome": _builtin_outcome(facts)}
     )
     outcome = o["outcome"]
     refund = apply_bps(facts.claim, o["refund_bps"]) if outcome == "buyer_wins" else 0

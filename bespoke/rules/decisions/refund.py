@@ -11,7 +11,7 @@ from ..facts import RefundFacts
 from ..model import Policy
 from ..money import allocate
 from ..schema import REFUND_OUTPUT_DEFAULTS, REFUND_OUTPUTS
-from .base import decided, format_money, prepare, rule_words, run_table_or
+from .base import decided, format_money, prepare, rule_words, run_table
 
 
 class RefundDecision(Frozen):
@@ -63,7 +63,7 @@ def decide_refund(policy: Policy, facts: RefundFacts, *, decision_id: str, pin: 
     ctx = prepare(policy, facts.currency, pin)
     f = derived_refund_facts(facts)
     builtin = {"reimburse_shipping": facts.outcome != "partial_offer_accepted"}
-    o, matched = run_table_or(ctx, "refund", f, REFUND_OUTPUT_DEFAULTS, REFUND_OUTPUTS, builtin)
+    o, matched = run_table(ctx, "refund", f, REFUND_OUTPUT_DEFAULTS, REFUND_OUTPUTS, builtin=builtin)
     total = min(facts.requested_refund, f["unrefunded"])
     from_escrow = min(total, facts.escrow_balance)
     chargeback = total - from_escrow

@@ -11,7 +11,7 @@ from ..explain import Explanation, MatchedRule, PolicyPin
 from ..facts import Payer, ReturnFacts
 from ..model import Policy
 from ..schema import REPAIR_OUTPUTS, RETURN_OUTPUT_DEFAULTS, RETURN_SHIPPING_OUTPUTS, RETURN_TERMS_OUTPUTS
-from .base import decided, prepare, rule_words, run_table_or
+from .base import decided, prepare, rule_words, run_table
 
 
 class ReturnTermsDecision(Frozen):
@@ -74,7 +74,7 @@ def decide_return_terms(
     o: dict[str, Any] = dict(RETURN_OUTPUT_DEFAULTS)
     matched: list[MatchedRule] = []
     for table, specs in _TABLES.items():
-        out, m = run_table_or(ctx, table, f, RETURN_OUTPUT_DEFAULTS, specs, builtin[table])
+        out, m = run_table(ctx, table, f, RETURN_OUTPUT_DEFAULTS, specs, builtin=builtin[table])
         o.update({k: out[k] for k in specs})
         matched.extend(m)
     allowed = bool(o["allowed"])

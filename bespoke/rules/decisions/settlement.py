@@ -9,7 +9,7 @@ from ..facts import SettlementFacts
 from ..model import Policy
 from ..money import apply_bps
 from ..schema import SETTLEMENT_OUTPUT_DEFAULTS, SETTLEMENT_OUTPUTS
-from .base import decided, format_money, late_penalty_bps, past_grace, prepare, run_table_or
+from .base import decided, format_money, late_penalty_bps, past_grace, prepare, run_table
 
 
 class SettlementDecision(Frozen):
@@ -34,8 +34,8 @@ def decide_settlement(
     ctx = prepare(policy, facts.currency, pin)
     f = dict(facts.__dict__)
     f["past_grace"] = past_grace(policy, facts.days_late)
-    o, matched = run_table_or(
-        ctx, "settlement", f, SETTLEMENT_OUTPUT_DEFAULTS, SETTLEMENT_OUTPUTS, {"late_penalty": facts.days_late > 0}
+    o, matched = run_table(
+        ctx, "settlement", f, SETTLEMENT_OUTPUT_DEFAULTS, SETTLEMENT_OUTPUTS, builtin={"late_penalty": facts.days_late > 0}
     )
     days = max(0, facts.days_late - o["penalty_free_days"]) if o["late_penalty"] else 0
     escrow = facts.escrow_balance
