@@ -19,7 +19,6 @@ from pydantic.fields import FieldInfo
 from .facts import (
     DISPUTE_OUTCOMES,
     PAYERS,
-    REFUND_OUTCOMES,
     CancellationFacts,
     DisputeFacts,
     RefundFacts,
