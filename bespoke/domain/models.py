@@ -12,9 +12,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Literal
 
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bespoke.domain.money import CURRENCY_EXPONENTS
+
+if TYPE_CHECKING:
+    from bespoke.domain.state import OrderState
 
 # Hard upper bound on any single amount, whatever the policy says: 10^13 minor
 # units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
@@ -231,6 +236,8 @@ class OrderInput(Frozen):
     created_by: Actor
     virtual_account: str | None = None
     shipping_address: str = Field(default="", max_length=1000)
+    # Set only when a run continues as new: everything the order knows so far.
+    state: OrderState | None = None
 
     _price = field_validator("price")(classmethod(lambda cls, v: _check_amount(v)))
     _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
@@ -551,3 +558,9 @@ class OverrideDeadlineInput(ActorInput):
         if not self.reason.strip():
             raise ValueError("a reason is required")
         return self
+
+
+# OrderInput.state refers to the state model, which is built from the models above;
+# importing it here completes OrderInput (state.py rebuilds it) whichever module
+# is imported first.
+import bespoke.domain.state  # noqa: E402,F401
