@@ -23,7 +23,6 @@ class EventKind(StrEnum):
     CREATED = "created"
     STAGE = "stage"
     CANCELLED = "cancelled"
-    CONTINUED = "continued"  # the order moved on to a new workflow run
     # acceptance and money in
     ACCEPTED = "accepted"
     CREDIT_RESERVED = "credit_reserved"

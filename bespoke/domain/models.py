@@ -414,6 +414,8 @@ class OrderView(Frozen):
     cases: list[CaseView] = []
     open_case: CaseView | None = None
     repair_rounds: int = 0
+    # Workflow runs the order has had: it continues as new before a run gets long.
+    runs: int = 1
 
 
 class OrderProjection(Frozen):

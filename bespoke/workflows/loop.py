@@ -8,8 +8,10 @@ update or a timer arrives. Update handlers return through `caught_up()`, so an
 update's result shows the stage the lifecycle moved the order to.
 
 `block` is also where a run ends early to continue as new: when the owner says
-the run is long enough (`continue_wanted`) and no update handler is running, the
-wait raises `ContinueAsNewWanted` instead of waiting on.
+the run is long enough (`continue_wanted`), no update handler is running and the
+read model is current, the wait raises `ContinueAsNewWanted` instead of waiting
+on. Nothing is left to do in the old run then, so the hand-over is immediate: an
+update that arrives later goes to the new run, which reacts to it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ class Loop:
         self._sync_done = 0
         self._sync_error: BaseException | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._flushing = False
         self.done = False  # the lifecycle is over (completed, or handing over to a new run)
 
     @staticmethod
@@ -65,7 +68,8 @@ class Loop:
         `timeout`, and ContinueAsNewWanted when the run should continue as new (a
         condition that holds always wins: the loop reacts to it first)."""
         def stop() -> bool:
-            return stoppable and self._continue_wanted() and workflow.all_handlers_finished()
+            return (stoppable and self._continue_wanted() and workflow.all_handlers_finished()
+                    and self._synced_now())
 
         self._waiting.append(cond)
         self._running -= 1
@@ -142,16 +146,29 @@ class Loop:
             # (a new stage, a deadline) goes out with the update's own changes.
             await workflow.wait_condition(lambda: self._sync_wanted > self._sync_done and self.settled())
             target = self._sync_wanted
+            self._flushing = True
             try:
                 await self._flush()
             except Exception as err:  # handed to every waiting caller
                 self._sync_error = err
                 raise
+            finally:
+                self._flushing = False
             self._sync_done = target
 
+    def _synced_now(self) -> bool:
+        """Nothing waits to reach the read model (unbatched syncs finish in their caller)."""
+        return not self._batched or (self._sync_done >= self._sync_wanted and not self._flushing)
+
+    def hand_over(self) -> None:
+        """The run ends to continue as new (see `block`): nothing is left to sync."""
+        self.done = True
+        if self._flusher is not None:
+            self._flusher.cancel()
+
     async def finish(self) -> None:
-        """End of the run (completed or continuing as new): let every update handler
-        finish, then make the read model current, until both hold at once."""
+        """End of the lifecycle: let every update handler finish, then make the read
+        model current, until both hold at once."""
         self.done = True
         while True:
             await self.block(workflow.all_handlers_finished, stoppable=False)

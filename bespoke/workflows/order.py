@@ -27,7 +27,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.domain import search_attributes as sa
-    from bespoke.domain.events import EventKind, SystemActor
+    from bespoke.domain.events import EventKind
     from bespoke.domain.models import (
         Account,
         ActionResult,
@@ -103,14 +103,10 @@ class OrderWorkflow(Actions, AfterSales):
         try:
             await self._lifecycle()
         except ContinueAsNewWanted:
-            self._event(EventKind.CONTINUED, SystemActor.WORKFLOW,
-                        f"run {s.runs} ends after {self._updates} actions; the order continues in run {s.runs + 1}")
-            await self.loop.finish()
-            if not s.closed:  # (an update while the run finished may have closed the order)
-                s.runs += 1
-                workflow.continue_as_new(self.inp.model_copy(update={"state": s}))
-        else:
-            await self.loop.finish()
+            self.loop.hand_over()
+            s.runs += 1
+            workflow.continue_as_new(self.inp.model_copy(update={"state": s}))
+        await self.loop.finish()
         return OrderResult(
             order_id=inp.order_id, stage=s.stage, paid=s.paid, refunded=s.refunded,
             released_to_seller=s.balances[Account.SELLER], platform_fee=s.balances[Account.PLATFORM_FEE],
@@ -304,7 +300,7 @@ class OrderWorkflow(Actions, AfterSales):
             timeline=s.timeline, decisions=[decision_entry(d) for d in s.decisions],
             created_at=s.created_at, updated_at=s.updated_at,
             cases=[c.view() for c in s.cases], open_case=s.case.view() if s.case is not None else None,
-            repair_rounds=s.repair_rounds,
+            repair_rounds=s.repair_rounds, runs=s.runs,
         )
 
     @workflow.query
