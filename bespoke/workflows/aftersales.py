@@ -351,7 +351,7 @@ class AfterSales(OrderCore):
         for item in items:
             if len(item) > limits.max_evidence_item_length:
                 raise ValueError(f"an evidence item is {len(item)} characters long; "
-                                 f"the policy allows {limits.max_evidence_item_length}")
+                                 f"this order's policy allows at most {limits.max_evidence_item_length}")
 
     @workflow.update
     async def request_return(self, inp: ReturnRequestInput) -> ActionResult:

@@ -115,12 +115,12 @@ class OrderCore:
     def _limit(self, count: int, limit: int, what: str) -> None:
         """Refuse one more of `what` past the policy's per-order limit."""
         if count >= limit:
-            raise ValueError(f"this order already has {count} {what}, the most the policy allows")
+            raise ValueError(f"this order already has {count} {what}, the most its policy allows")
 
     def _note(self, text: str, what: str = "note") -> None:
         limit = self.policy.limits.max_note_length
         if len(text) > limit:
-            raise ValueError(f"the {what} is {len(text)} characters long; the policy allows {limit}")
+            raise ValueError(f"the {what} is {len(text)} characters long; this order's policy allows at most {limit}")
 
     # ------------------------------------------------------------ waiting
 
