@@ -141,6 +141,17 @@ class Deadlines(Frozen):
     escalation: Duration | None = None
     repair_reship: Duration | None = None
 
+    def effective(self, name: str) -> timedelta:
+        """The duration a deadline runs for, the fallbacks of absent fields applied."""
+        value = getattr(self, name)
+        if value is None:
+            value = getattr(self, _BORROWED[name])
+        return value
+
+
+# What an absent optional deadline takes its duration from (older policies).
+_BORROWED = {"escalation": "return_response", "repair_reship": "return_receive"}
+
 
 Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
 

@@ -193,7 +193,7 @@ class AfterSales(OrderCore):
             elif state is CaseState.PARTIAL_ACCEPTED:
                 return await self._refund(case, case.offer, "partial_offer_accepted")
             elif state is CaseState.REJECTED:
-                outcome = await self._case_wait(lambda: False, "escalation", d.escalation or d.return_response,
+                outcome = await self._case_wait(lambda: False, "escalation", d.effective("escalation"),
                                                 "no dispute opened: the case closes")
                 if outcome == "timeout":
                     return await self._close_case(case, back_to, "rejected",
@@ -224,7 +224,7 @@ class AfterSales(OrderCore):
                 # Repair: the seller reships; the carrier delivers; a new inspection starts.
                 case.deliveries_before = s.deliveries
                 outcome = await self._case_wait(lambda: case.state is not CaseState.RECEIVED, "repair",
-                                                d.repair_reship or d.return_receive,
+                                                d.effective("repair_reship"),
                                                 "seller did not reship the repaired goods: refund")
                 if outcome == "timeout":
                     return await self._refund(case, self.books.refundable(), "seller_silent_on_receipt")

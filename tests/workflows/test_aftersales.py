@@ -367,3 +367,40 @@ async def test_refund_on_unrepaid_credit_cancels_the_debt_instead_of_paying_out(
 
     with Session(engine) as session:
         assert outstanding_credit(session, "alice") == 0  # the credit line is free again
+
+
+def deadlines_variant(**durations: timedelta):
+    from bespoke.rules import find_policy
+
+    policy = find_policy("default")
+    return policy.model_copy(update={"deadlines": policy.deadlines.model_copy(update=durations)})
+
+
+async def test_the_escalation_wait_has_its_own_policy_duration(client, task_queue, engine, env):
+    """A rejected case closes when the policy's `escalation` deadline passes (it
+    used to borrow return_response's 5 days)."""
+    handle = await delivered_order(client, task_queue, policy=deadlines_variant(escalation=timedelta(days=1)))
+    await request_return(handle)
+    await respond(handle, "reject", reason="works as designed")
+    view = await status(handle)
+    escalation = next(d for d in view.deadlines if d.name == "escalation")
+    rejected_at = view.updated_at
+    assert escalation.due_at - rejected_at == timedelta(days=1)
+    await env.sleep(timedelta(days=1, hours=1))
+    view = await status(handle)
+    assert view.stage is Stage.DELIVERED and view.cases[0].outcome == "rejected"
+    closed = next(e for e in view.timeline if e.kind == "case_closed")
+    assert timedelta(0) <= closed.at - escalation.due_at < timedelta(seconds=1)
+
+
+async def test_the_repair_reship_wait_has_its_own_policy_duration(client, task_queue, engine, env):
+    handle = await delivered_order(client, task_queue, policy=deadlines_variant(repair_reship=timedelta(days=2)))
+    await request_return(handle, remedy="repair")
+    await respond(handle, "approve")
+    await ship_back(handle)
+    await receive(handle, disposition="rework")
+    view = await status(handle)
+    assert next(d for d in view.deadlines if d.name == "repair").due_at - view.updated_at == timedelta(days=2)
+    await env.sleep(timedelta(days=2, hours=1))  # the seller never reships: refund
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+    assert view.stage is Stage.REFUNDED and view.refunded == PRICE
