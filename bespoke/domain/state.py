@@ -64,7 +64,8 @@ class Phase(IntEnum):
     INSPECTION = 6  # the buyer's inspection (or the COD remittance), cases included
     SETTLEMENT = 7  # escrow released; retention (30/60/10) after acceptance
     COMPLETED = 8  # after-sales window and credit repayment, side by side
-    DONE = 9
+    REPAYMENT = 9  # a refund closed the order with credit still owed: the rest is repaid
+    DONE = 10
 
 
 class CaseState(StrEnum):
@@ -212,6 +213,9 @@ class OrderState(Mutable):
     credit_overdue: bool = False
     credit_reminders: int = 0
     credit_done: bool = False
+    # A partial refund closed a credit order while the buyer still owes the rest:
+    # the repayment runs on to the end of the settlement period (CREDIT_DEBT_PATCH).
+    credit_kept: bool = False
     aftersales: bool = False  # after-sales support applies (see AFTERSALES_PATCH)
     aftersales_done: bool = False
     reinspecting: bool = False  # repaired goods under a fresh inspection, inside the after-sales window

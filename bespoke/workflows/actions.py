@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows import cancellation
     from bespoke.workflows.core import OrderCore
     from bespoke.workflows.deadlines import MOVABLE_DEADLINES
+    from bespoke.workflows.payment_plans import REPAYABLE
 
 
 class Actions(OrderCore):
@@ -63,7 +64,7 @@ class Actions(OrderCore):
     async def pay(self, inp: PayInput) -> ActionResult:
         s = self.s
         s.references.append(inp.reference)
-        if s.stage is Stage.COMPLETED:  # account-period repayment
+        if s.stage in REPAYABLE:  # account-period repayment
             amount = min(inp.amount, s.credit_outstanding)
             s.credit_outstanding -= amount
             self.books.post("credit_repayment", [(Account.BUYER, -amount), (Account.CREDIT_LINE, amount)],
@@ -111,7 +112,7 @@ class Actions(OrderCore):
         if inp.reference in s.references:
             raise ValueError(f"duplicate payment reference {inp.reference!r}: already recorded")
         self._limit(len(s.payments), self.policy.limits.max_payments, "payments")
-        if s.stage is Stage.COMPLETED and s.credit_outstanding:
+        if s.stage in REPAYABLE and s.credit_outstanding:
             if inp.amount > s.credit_outstanding:
                 raise ValueError(f"amount {inp.amount} exceeds the credit outstanding ({s.credit_outstanding})")
             return

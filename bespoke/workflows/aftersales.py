@@ -334,7 +334,8 @@ class AfterSales(OrderCore):
         await self.plan.after_refund(self)
         case.outcome = outcome
         case.closed_at = workflow.now()
-        self.deadlines.clear()
+        self.plan.keep_debt(self)
+        self.deadlines.clear(keep=("credit_settlement",) if s.credit_kept else ())
         self._set_stage(Stage.REFUNDED)
         await self._sync()
         s.closed = True

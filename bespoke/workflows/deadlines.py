@@ -73,9 +73,9 @@ class Deadlines:
             self._views.pop(name, None)
             self._carried.discard(name)
 
-    def clear(self) -> None:
-        self._views.clear()
-        self._carried.clear()
+    def clear(self, keep: tuple[str, ...] = ()) -> None:
+        for name in [n for n in self._views if n not in keep]:
+            self.pop(name)
 
     def move(self, name: str, due_at: datetime) -> DeadlineView:
         """Move a running deadline (ops override); its wait restarts on the new time."""

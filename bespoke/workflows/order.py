@@ -138,6 +138,7 @@ class OrderWorkflow(Actions, AfterSales):
             (Phase.INSPECTION, self._after_delivery),
             (Phase.SETTLEMENT, self._settlement),
             (Phase.COMPLETED, self._completion),
+            (Phase.REPAYMENT, self._repayment),
         ]
         for phase, step in steps:
             if phase < s.phase:
@@ -147,7 +148,9 @@ class OrderWorkflow(Actions, AfterSales):
             if not await step(resuming):
                 if not s.closed:
                     await self._until_closed()
-                return
+                if not (s.credit_kept and not s.credit_done):
+                    return
+                s.phase = Phase.REPAYMENT  # refunded before completion, with credit still owed
         s.phase = Phase.DONE
 
     # ------------------------------------------------------------------ steps
@@ -281,6 +284,14 @@ class OrderWorkflow(Actions, AfterSales):
                 await job
         return True
 
+    async def _repayment(self, resuming: bool) -> bool:
+        """A refund closed the order with account-period credit still owed: it is
+        repaid (or falls overdue) as the settlement period says."""
+        if self.s.credit_kept and not self.s.credit_done:
+            for job in self.plan.completion_jobs(self):
+                await job
+        return True
+
     # ------------------------------------------------------------------ queries
 
     @workflow.query
@@ -322,7 +333,7 @@ class OrderWorkflow(Actions, AfterSales):
     def _amount_due(self, part: Part | None) -> int:
         if part is not None:
             return part.due
-        return self.s.credit_outstanding if self.s.stage is Stage.COMPLETED else 0
+        return self.s.credit_outstanding if self.s.stage in (Stage.COMPLETED, Stage.REFUNDED) else 0
 
     def _next_step(self, part: Part | None) -> str:
         s = self.s

@@ -31,6 +31,11 @@ if TYPE_CHECKING:
 
 # Credit reminders after a repayment falls overdue, at the policy's interval.
 MAX_CREDIT_REMINDERS = 10
+# A partial refund on credit used to close the order as if the rest were overdue
+# at once (the buyer's credit frozen, and no way left to repay it). With this
+# patch the rest stays due at the end of the settlement period.
+CREDIT_DEBT_PATCH = "credit-debt-after-refund-v1"
+REPAYABLE = (Stage.COMPLETED, Stage.REFUNDED)
 
 
 class Plan:
@@ -75,6 +80,9 @@ class Plan:
 
     async def after_refund(self, wf: OrderCore) -> None:
         """A case's refund is done (the order is now refunded)."""
+
+    def keep_debt(self, wf: OrderCore) -> None:
+        """A refund is closing the order: keep what the buyer still owes running."""
 
     async def after_cancel(self, wf: OrderCore) -> None:
         """The order was cancelled and its money allocated."""
@@ -207,9 +215,7 @@ class Credit(Plan):
         if s.credit_done:
             return
         ref = CreditRef(order_id=inp.order_id, buyer=inp.buyer)
-        # NB: _wait is also False when the order closed (a refund in the after-sales
-        # window); the repayment then counts as overdue, as it always has.
-        if not s.credit_overdue and not await wf._wait(lambda: s.credit_outstanding == 0, "credit_settlement"):
+        if not s.credit_overdue and not await self._repaid_in_time(wf):
             s.credit_overdue = True
             await workflow.execute_activity_method(CreditActivities.mark_credit_overdue, ref, **DB_WRITE)
             wf._event(EventKind.CREDIT_OVERDUE, SystemActor.TIMER,
@@ -229,6 +235,25 @@ class Credit(Plan):
         wf._event(EventKind.CREDIT_REPAID, SystemActor.TIMER, "credit repaid in full; credit line released")
         await wf._sync()
 
+    async def _repaid_in_time(self, wf: OrderCore) -> bool:
+        s = wf.s
+
+        def settled() -> bool:
+            # Before CREDIT_DEBT_PATCH a refund closing the order ended the wait too,
+            # and counted as overdue.
+            return s.credit_outstanding == 0 or s.closing or (s.closed and not s.credit_kept)
+
+        in_time = await wf.deadlines.until_due(settled, "credit_settlement")
+        if s.credit_kept:
+            return in_time
+        return in_time and not (s.closing or s.closed)
+
+    def keep_debt(self, wf: OrderCore) -> None:
+        if wf.s.credit_outstanding > 0 and workflow.patched(CREDIT_DEBT_PATCH):
+            wf.s.credit_kept = True
+            if "credit_settlement" not in wf.deadlines:  # refunded before completion: the period starts now
+                self.start_settlement_terms(wf)
+
     async def _release(self, wf: OrderCore) -> None:
         await workflow.execute_activity_method(
             CreditActivities.release_credit, CreditRef(order_id=wf.inp.order_id, buyer=wf.inp.buyer), **DB_WRITE,
@@ -244,7 +269,7 @@ class Credit(Plan):
             await self._release(wf)
 
     def next_step(self, wf: OrderCore) -> str | None:
-        if wf.s.stage is Stage.COMPLETED and wf.s.credit_outstanding:
+        if wf.s.stage in REPAYABLE and wf.s.credit_outstanding:
             return "buyer repays the credit"
         return None
 
