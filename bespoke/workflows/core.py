@@ -85,7 +85,11 @@ class OrderCore:
 
     # ------------------------------------------------------------ who may act
 
+    _refused: str | None = None
+
     def _require(self, actor: Actor, *roles: Role) -> None:
+        if self._refused is not None:
+            raise ValueError(f"this order's input was refused at start: {self._refused}")
         if actor.role not in roles:
             allowed = " or ".join(r.value for r in roles)
             raise ValueError(f"only the {allowed} may do this, not {actor.role.value}")

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.domain import search_attributes as sa
@@ -40,7 +41,9 @@ with workflow.unsafe.imports_passed_through():
         Stage,
     )
     from bespoke.domain.state import OrderState, Part, Phase
-    from bespoke.rules import CancellationFacts, decision_entry, pinned_policy
+    from bespoke.domain.checks import order_problems
+    from bespoke.rules import CancellationFacts, Policy, decision_entry
+    from bespoke.rules.pins import load_pinned
     from bespoke.workflows import cancellation
     from bespoke.workflows.actions import Actions
     from bespoke.workflows.aftersales import AfterSales
@@ -51,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.settlement import settle
 
 AFTERSALES_PATCH = "aftersales-v1"
+# The workflow checks its own start input (and the pinned policy's hash).
+INPUT_CHECK_PATCH = "validate-input-v1"
 # One read-model sync per reaction instead of one per sync request (see loop.py).
 SYNC_BATCHED_PATCH = "sync-batched-v1"
 # A run continues as new past this many history events (Temporal warns at 10,240
@@ -66,7 +71,14 @@ class OrderWorkflow(Actions, AfterSales):
     def __init__(self, inp: OrderInput) -> None:
         continued = inp.state is not None
         self.inp = inp.model_copy(update={"state": None}) if continued else inp
-        self.policy = pinned_policy(inp.policy, inp.pin.get("sha256"))
+        self._refused: str | None = None  # why this order's input was refused at start
+        try:
+            self.policy, policy_sha = load_pinned(inp.policy)
+            unreadable = None
+        except ValueError as err:
+            self.policy, policy_sha = Policy(name="unreadable", version="0"), None
+            unreadable = f"policy: not a valid policy ({str(err).splitlines()[0][:200]})"
+        self._policy_sha = policy_sha  # computed from the content, never the claimed one
         self.plan = plan_for(inp.plan.kind)
         now = workflow.now()
         self.s = inp.state if continued else OrderState(created_at=now, updated_at=now,
@@ -80,6 +92,12 @@ class OrderWorkflow(Actions, AfterSales):
         self.loop = Loop(batched=workflow.patched(SYNC_BATCHED_PATCH), flush=self._flush,
                          continue_wanted=self._continue_wanted)
         self.deadlines = Deadlines(self.s, self.loop, continued=continued)
+        # The workflow checks its own input, as the CLI does (orders started before
+        # this patch were checked by the client only, and replay as they ran).
+        if not continued and workflow.patched(INPUT_CHECK_PATCH):
+            problems = [unreadable] if unreadable else order_problems(inp, self.policy, content_sha256=policy_sha)
+            if problems:
+                self._refused = "; ".join(problems)
         if not continued:
             # Set here so an update in the first workflow task already sees it.
             self.deadlines.start("seller_acceptance", self.policy.deadlines.seller_acceptance,
@@ -91,6 +109,10 @@ class OrderWorkflow(Actions, AfterSales):
     async def run(self, inp: OrderInput) -> OrderResult:
         self.loop.enter()
         s = self.s
+        if self._refused is not None:
+            # Before anything is recorded: the read model never shows this order.
+            raise ApplicationError(f"order input refused: {self._refused}", type="InvalidOrderInput",
+                                   non_retryable=True)
         if not self._resuming:
             workflow.upsert_search_attributes([
                 sa.STAGE.value_set(s.stage.value), sa.BUYER.value_set(inp.buyer),
@@ -300,7 +322,7 @@ class OrderWorkflow(Actions, AfterSales):
         part = s.current_part()
         return OrderView(
             order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer, seller=inp.seller,
-            policy=PolicyRef(name=self.policy.name, version=self.policy.version, sha256=inp.pin.get("sha256", "")),
+            policy=PolicyRef(name=self.policy.name, version=self.policy.version, sha256=self._policy_sha or ""),
             payment_plan=inp.plan.label(), price=inp.price, currency=inp.currency,
             paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
             platform_fee=s.balances[Account.PLATFORM_FEE], escrow=s.balances[Account.ESCROW],
