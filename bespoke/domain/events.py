@@ -72,3 +72,5 @@ class EventKind(StrEnum):
     AFTERSALES_CLOSED = "aftersales_closed"
     # operations
     DEADLINE_OVERRIDDEN = "deadline_overridden"
+    DECISION_BLOCKED = "decision_blocked"  # a rules decision keeps failing; retried
+    DECISION_UNBLOCKED = "decision_unblocked"

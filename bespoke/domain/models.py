@@ -416,6 +416,8 @@ class OrderView(Frozen):
     repair_rounds: int = 0
     # Workflow runs the order has had: it continues as new before a run gets long.
     runs: int = 1
+    # Why the order cannot move on right now (a rules decision keeps failing; it is retried).
+    blocked: str | None = None
 
 
 class OrderProjection(Frozen):

@@ -226,6 +226,7 @@ class OrderState(Mutable):
     cases: list[Case] = []
     repair_rounds: int = 0
     closing: bool = False  # a cancellation is being carried out
+    blocked: str | None = None  # why a due decision keeps failing (it is retried)
     closed: bool = False
     # How far the read model is: the last timeline seq and decision count projected.
     projected_seq: int = 0

@@ -49,7 +49,6 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.rules import DisputeFacts, RefundFacts, ReturnFacts
     from bespoke.workflows.core import OrderCore
     from bespoke.workflows.deadlines import CASE_DEADLINES
-    from bespoke.workflows.presets import RULES
     from bespoke.workflows.settlement import settle
 
 INSPECTION_ACTION = "receipt auto-confirmed, escrow released to the seller"
@@ -144,7 +143,7 @@ class AfterSales(OrderCore):
         self._event(EventKind.CASE_OPENED, case.opened_by, f"case {case.number}: {case.reason} → wants {case.remedy}; "
                     f"{paused} paused")
         self._set_stage(Stage.RETURN_REQUESTED)
-        terms = await workflow.execute_local_activity(
+        terms = await self._decide(
             return_terms_decision,
             ReturnTermsRequest(policy=self.inp.policy, decision_id=self._next_decision_id("return-terms"),
                                facts=ReturnFacts(
@@ -153,7 +152,7 @@ class AfterSales(OrderCore):
                                    remedy=case.remedy, days_since_delivery=self._days_since_delivery(),
                                    repair_rounds=s.repair_rounds, price=self.inp.price,
                                    currency=self.inp.currency, as_of=workflow.now())),
-            **RULES,
+            "return terms",
         )
         self._record_decision(terms.explanation.model_dump(mode="json"))
         case.return_shipping_payer = terms.return_shipping_payer
@@ -250,10 +249,10 @@ class AfterSales(OrderCore):
                     seller_submitted=case.submitted("seller"), claim=case.claim or self.books.refundable(),
                     price=self.inp.price, currency=self.inp.currency, as_of=workflow.now(),
                 )
-                decision = await workflow.execute_local_activity(
+                decision = await self._decide(
                     dispute_default_decision,
                     DisputeRequest(policy=self.inp.policy, facts=facts, decision_id=self._next_decision_id("dispute")),
-                    **RULES,
+                    "dispute",
                 )
                 self._record_decision(decision.explanation.model_dump(mode="json"))
                 self._event(EventKind.DISPUTE_DEFAULT, SystemActor.RULES, decision.explanation.summary)
@@ -301,10 +300,10 @@ class AfterSales(OrderCore):
             return_shipping_cost=case.shipping_cost, return_shipping_payer=case.return_shipping_payer or "seller",
             as_of=workflow.now(),
         )
-        decision = await workflow.execute_local_activity(
+        decision = await self._decide(
             refund_decision,
             RefundRequest(policy=inp.policy, facts=facts, decision_id=self._next_decision_id("refund")),
-            **RULES,
+            "refund",
         )
         self._record_decision(decision.explanation.model_dump(mode="json"))
         n, now = case.number, workflow.now()

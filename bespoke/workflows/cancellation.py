@@ -7,13 +7,13 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.activities.rules import CancellationRequest, cancellation_decision
     from bespoke.domain.events import EventKind
     from bespoke.domain.models import Account, Actor, Role, Stage
     from bespoke.rules import CancellationFacts
-    from bespoke.workflows.presets import RULES
 
 if TYPE_CHECKING:
     from bespoke.workflows.core import OrderCore
@@ -98,12 +98,13 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
     any compensation; close it. Returns the timeline message."""
     s, inp = wf.s, wf.inp
     s.closing = True
-    decision = await workflow.execute_local_activity(
-        cancellation_decision,
-        CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.role, reason), reason),
-                            decision_id=wf._next_decision_id("cancellation")),
-        **RULES,
-    )
+    request = CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.role, reason), reason),
+                                  decision_id=wf._next_decision_id("cancellation"))
+    try:
+        decision = await wf._decide(cancellation_decision, request, "cancellation")
+    except ApplicationError:
+        s.closing = False  # asked for by a party: the order stays as it was
+        raise
     wf._record_decision(decision.explanation.model_dump(mode="json"))
     now = workflow.now()
     wf.books.post(

@@ -13,8 +13,10 @@ import math
 import unicodedata
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.activities.ledger import LedgerActivities
@@ -39,7 +41,18 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.deadlines import Deadlines
     from bespoke.workflows.loop import Loop
     from bespoke.workflows.payment_plans import Plan
-    from bespoke.workflows.presets import DB_WRITE
+    from bespoke.rules.durations import duration_words
+    from bespoke.workflows.presets import DB_WRITE, RULES
+
+# A failing rules decision due by the lifecycle is retried after these delays.
+DECISION_RETRY_FIRST = timedelta(minutes=1)
+DECISION_RETRY_MAX = timedelta(hours=1)
+
+
+def _root_message(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return (getattr(err, "message", None) or str(err))[:500]
 
 
 def same_name(a: str, b: str) -> bool:
@@ -99,7 +112,9 @@ class OrderCore:
             raise ValueError(f"{actor} is not this order's seller ({self.inp.seller})")
 
     def _require_stage(self, *stages: Stage) -> None:
-        if self.s.closing or self.s.stage not in stages:
+        if self.s.closing:
+            raise ValueError(f"the order is being cancelled: nothing else can be done now")
+        if self.s.stage not in stages:
             allowed = ", ".join(st.value for st in stages)
             raise ValueError(f"not allowed in stage {self.s.stage.value} (allowed in: {allowed})")
 
@@ -151,6 +166,39 @@ class OrderCore:
         await self.loop.sync()
 
     # ------------------------------------------------------------ decisions and time
+
+    async def _decide(self, activity: Callable[..., Any], request: Any, what: str) -> Any:
+        """A rules decision, in a local activity (its result is recorded in history).
+
+        A decision that fails (a plugin error, a timeout) changes nothing. Asked for
+        by a party (an update), the failure goes back to them: try again later. Due
+        by the lifecycle (a deadline's default action), it is retried with backoff
+        until it succeeds, and `status` shows the order as blocked meanwhile."""
+        s, delay = self.s, DECISION_RETRY_FIRST
+        while True:
+            try:
+                result = await workflow.execute_local_activity(activity, request, **RULES)
+            except FailureError as err:  # the activity failed or timed out, after its retries
+                reason = f"the {what} decision failed: {_root_message(err)}"
+                if not self.loop.in_run_loop():
+                    raise ApplicationError(f"{reason}; nothing was changed, try again later",
+                                           type="DecisionFailed", non_retryable=True) from None
+                if s.blocked is None:
+                    self._event(EventKind.DECISION_BLOCKED, SystemActor.RULES, f"{reason}; retrying")
+                s.blocked = f"{reason}; retrying every {duration_words(delay)}"
+                await self._sync()
+                try:
+                    # Not a place to continue as new: the step that wanted the decision
+                    # resumes only from a wait of its own.
+                    await self.loop.block(lambda: False, timeout=delay, stoppable=False)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, DECISION_RETRY_MAX)
+                continue
+            if s.blocked is not None:
+                s.blocked = None
+                self._event(EventKind.DECISION_UNBLOCKED, SystemActor.RULES, f"the {what} decision went through")
+            return result
 
     def _next_decision_id(self, kind: str) -> str:
         self.s.decision_seq += 1

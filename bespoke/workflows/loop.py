@@ -60,6 +60,11 @@ class Loop:
         """Mark the calling task as the run loop (call first thing in `run`)."""
         _IN_RUN_LOOP.set(True)
 
+    @staticmethod
+    def in_run_loop() -> bool:
+        """Whether the caller is the run loop (or a job of it), not an update handler."""
+        return _IN_RUN_LOOP.get()
+
     # ---------------------------------------------------------------- waiting
 
     async def block(self, cond: Callable[[], bool], timeout: timedelta | None = None, *,

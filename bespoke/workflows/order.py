@@ -333,7 +333,7 @@ class OrderWorkflow(Actions, AfterSales):
             timeline=s.timeline, decisions=[decision_entry(d) for d in s.decisions],
             created_at=s.created_at, updated_at=s.updated_at,
             cases=[c.view() for c in s.cases], open_case=s.case.view() if s.case is not None else None,
-            repair_rounds=s.repair_rounds, runs=s.runs,
+            repair_rounds=s.repair_rounds, runs=s.runs, blocked=s.blocked,
         )
 
     @workflow.query

@@ -12,7 +12,6 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.domain.events import EventKind, SystemActor
     from bespoke.domain.models import Account
     from bespoke.rules import SettlementFacts
-    from bespoke.workflows.presets import RULES
 
 if TYPE_CHECKING:
     from bespoke.workflows.core import OrderCore
@@ -30,10 +29,10 @@ async def settle(wf: OrderCore, label: str) -> None:
         price=inp.price, currency=inp.currency, escrow_balance=escrow,
         days_late=days_late, payment_plan=inp.plan.kind.value, as_of=workflow.now(),
     )
-    decision = await workflow.execute_local_activity(
+    decision = await wf._decide(
         settlement_decision,
         SettlementRequest(policy=inp.policy, facts=facts, decision_id=wf._next_decision_id(label)),
-        **RULES,
+        "settlement",
     )
     wf._record_decision(decision.explanation.model_dump(mode="json"))
     s.late_penalty += decision.late_penalty_to_buyer
