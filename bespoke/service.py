@@ -12,8 +12,9 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from bespoke.domain.accounts import virtual_account_for
 from bespoke.domain.models import Actor, OrderInput, OrderResult, PaymentPlan, PlanKind, clean_name
-from bespoke.domain.money import check_currency, format_amount
+from bespoke.domain.money import check_currency
 from bespoke.rules import Policy, pin_policy
+from bespoke.domain.checks import order_problems, price_problem
 from bespoke.rules.check import policy_problems
 from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
 
@@ -66,25 +67,11 @@ def build_order_input(
     problems = policy_problems(policy)
     if problems:
         raise OrderRejected(policy_check_failure(policy, problems))
-    if currency not in policy.limits.currencies:
-        raise OrderRejected(f"policy {policy.name}@{policy.version} does not accept {currency}")
-    if plan.kind.value not in policy.payment_plans.allowed:
-        raise OrderRejected(f"policy {policy.name}@{policy.version} does not offer the {plan.kind.value} plan")
-    if plan.kind is PlanKind.STAGED and list(plan.ratios) not in [list(r) for r in policy.payment_plans.staged_ratios]:
-        offered = ", ".join("/".join(map(str, r)) for r in policy.payment_plans.staged_ratios)
-        raise OrderRejected(f"staged ratios {'/'.join(map(str, plan.ratios))} not offered (offered: {offered})")
-    if price > policy.limits.max_order_amount:
-        raise OrderRejected(
-            f"price {format_amount(price, currency)} exceeds the policy's maximum order amount "
-            f"{format_amount(policy.limits.max_order_amount, currency)}"
-        )
-    if earnest_deposit and plan.kind not in (PlanKind.STAGED,):
-        raise OrderRejected("an earnest deposit needs a staged plan (its first part is the deposit)")
-    if earnest_deposit and plan.ratios[0] * 100 > policy.payment_plans.earnest_deposit_max_bps:
-        cap = policy.payment_plans.earnest_deposit_max_bps / 100
-        raise OrderRejected(f"an earnest deposit may be at most {cap:g}% of the price, not {plan.ratios[0]}%")
+    problem = price_problem(price, currency, policy)  # before the model's own, larger bound
+    if problem:
+        raise OrderRejected(problem)
     try:
-        return OrderInput(
+        inp = OrderInput(
             order_id=order_id,
             buyer=buyer,
             seller=seller,
@@ -102,6 +89,11 @@ def build_order_input(
         )
     except ValidationError as err:
         raise OrderRejected(pydantic_message(err)) from None
+    # The same checks the workflow runs on its own input when it starts.
+    problems = order_problems(inp, policy)
+    if problems:
+        raise OrderRejected("; ".join(problems))
+    return inp
 
 
 def policy_check_failure(policy: Policy, problems: list[str], *, shown: int = 3) -> str:

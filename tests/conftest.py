@@ -5,6 +5,7 @@ PostgreSQL server named by BESPOKE_TEST_DATABASE_URL), and the ledger checks."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import sysconfig
@@ -49,10 +50,31 @@ async def terminate_started() -> None:
     while STARTED:
         handle = STARTED.pop()
         try:
+            await _until_idle(handle)
             if (await handle.describe()).status == WorkflowExecutionStatus.RUNNING:
                 await handle.terminate(reason="test finished")
         except Exception:  # noqa: BLE001 - already closed or gone is fine
             pass
+
+
+async def _until_idle(handle: WorkflowHandle[Any, Any]) -> None:
+    """Wait (briefly) until the workflow has no workflow task or activity in flight.
+    Terminated mid-task, the time-skipping server keeps a lock on time it never
+    gives back, and every later test waits in real time (sdk-java#1138). A run that
+    just continued as new has its first task and a read-model sync in flight."""
+    from temporalio.api.enums.v1 import EventType
+
+    busy = {EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED}
+    for _ in range(100):
+        events = (await handle.fetch_history()).events
+        scheduled = sum(e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED for e in events)
+        ended = sum(e.event_type in (EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED,
+                                     EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED,
+                                     EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT,
+                                     EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED) for e in events)
+        if events and events[-1].event_type not in busy and scheduled == ended:
+            return
+        await asyncio.sleep(0.02)
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ every scenario test ends with."""
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections import defaultdict
 from typing import Any
@@ -32,6 +33,25 @@ OPS = Actor.parse("ops:olga")
 BANK = Actor.parse("system:bank")
 
 
+# Run the scenario tests with the order continuing as new after this many updates
+# (`BESPOKE_TEST_UPDATES_PER_RUN=1` hands the state to a new run after every one):
+# every scenario then also proves the lifecycle resumes from any wait.
+UPDATES_PER_RUN_ENV = "BESPOKE_TEST_UPDATES_PER_RUN"
+
+
+def policy_variant(name: str = "default", **limits: int):
+    """The named policy with some `[limits]` changed (same name, version and tables)."""
+    policy = find_policy(name)
+    return policy.model_copy(update={"limits": policy.limits.model_copy(update=limits)})
+
+
+def _policy_for_test(name: str):
+    per_run = os.environ.get(UPDATES_PER_RUN_ENV)
+    if per_run:
+        return policy_variant(name, max_updates_per_run=int(per_run))
+    return find_policy(name)
+
+
 async def create_order(
     client: Client,
     task_queue: str,
@@ -41,7 +61,7 @@ async def create_order(
     currency: str = "CNY",
     production_days: int = 14,
     earnest_deposit: bool = False,
-    policy: str = "default",
+    policy: Any = "default",  # a policy name, or a Policy
     order_id: str | None = None,
     buyer: str = "alice",
 ) -> WorkflowHandle[Any, Any]:
@@ -53,7 +73,7 @@ async def create_order(
         currency=currency,
         plan=PaymentPlan.parse(plan),
         production_days=production_days,
-        policy=find_policy(policy),
+        policy=policy if not isinstance(policy, str) else _policy_for_test(policy),
         created_by=Actor.parse("ops:olga"),
         title="walnut display case",
         earnest_deposit=earnest_deposit,

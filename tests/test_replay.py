@@ -42,8 +42,11 @@ async def test_recorded_history_replays_on_current_code(path: Path) -> None:
     # raise_on_replay_failure (the default) turns a non-determinism error into a failure.
     result = await replayer.replay_workflow(history)
     assert result.replay_failure is None
-    # The history ran to the end: the workflow completed, so every command was replayed.
-    assert history.events[-1].HasField("workflow_execution_completed_event_attributes")
+    # The history ran to the end: the run completed (or handed over to a new run),
+    # so every command was replayed.
+    last = history.events[-1]
+    assert (last.HasField("workflow_execution_completed_event_attributes")
+            or last.HasField("workflow_execution_continued_as_new_event_attributes"))
 
 
 async def test_replay_detects_a_history_that_does_not_match_the_code() -> None:
@@ -98,3 +101,21 @@ def test_histories_cover_both_sides_of_the_sync_batched_patch() -> None:
 
     for stem in ("full_prepayment", "dispute_arbitrated", "repair_round_trip"):
         assert activities(f"{stem}_batched") < activities(stem), stem
+
+
+def test_histories_cover_an_order_that_continued_as_new() -> None:
+    """The first run of a chain (started from the order input), a run resumed in
+    the middle of a repair case (started from the carried state), and the last one."""
+    def run(stem: str) -> tuple[dict, dict]:
+        events = json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]
+        payload = events[0]["workflowExecutionStartedEventAttributes"]["input"]["payloads"][0]
+        return json.loads(base64.b64decode(payload["data"])), events[-1]
+
+    first, end = run("continued_as_new_first_run")
+    assert first.get("state") is None and "workflowExecutionContinuedAsNewEventAttributes" in end
+    middle, end = run("continued_as_new_in_repair")
+    assert middle["state"]["cases"][0]["outcome"] is None and middle["state"]["cases"][0]["started"]
+    assert "workflowExecutionContinuedAsNewEventAttributes" in end
+    last, end = run("continued_as_new_last_run")
+    assert last["state"]["runs"] > middle["state"]["runs"] > 1
+    assert "workflowExecutionCompletedEventAttributes" in end

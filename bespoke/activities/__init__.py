@@ -12,6 +12,7 @@ from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
 from bespoke.activities.rules import (
     cancellation_decision,
+    pinned_policy_check,
     dispute_default_decision,
     refund_decision,
     return_terms_decision,
@@ -38,4 +39,5 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         return_terms_decision,
         refund_decision,
         dispute_default_decision,
+        pinned_policy_check,
     ]

@@ -4,9 +4,6 @@ run in the worker process, outside the workflow sandbox."""
 
 from __future__ import annotations
 
-import functools
-import json
-
 from temporalio import activity
 
 from bespoke.domain.models import Frozen
@@ -28,6 +25,8 @@ from bespoke.rules import (
     decide_return_terms,
     decide_settlement,
 )
+from bespoke.rules.check import policy_problems
+from bespoke.rules.pins import load_pinned
 
 
 class SettlementRequest(Frozen):
@@ -42,14 +41,25 @@ class CancellationRequest(Frozen):
     decision_id: str
 
 
-@functools.lru_cache(maxsize=64)
-def _policy(canonical: str) -> Policy:
-    return Policy.model_validate(json.loads(canonical))
-
-
 def policy_from_dict(data: dict) -> Policy:
-    """Validate a pinned policy once per distinct content."""
-    return _policy(json.dumps(data, sort_keys=True, separators=(",", ":")))
+    """The validated pinned policy, shared by content hash with the workflows."""
+    return load_pinned(data)[0]
+
+
+class PolicyCheckRequest(Frozen):
+    policy: dict
+
+
+class PolicyCheckResult(Frozen):
+    problems: list[str]
+
+
+@activity.defn(name="check_pinned_policy")
+def pinned_policy_check(req: PolicyCheckRequest) -> PolicyCheckResult:
+    """What `bespoke policy check` finds wrong with an order's pinned policy. An
+    activity, not workflow code: plugin hooks are resolved from what this worker
+    has installed, and the answer is recorded in history."""
+    return PolicyCheckResult(problems=policy_problems(policy_from_dict(req.policy)))
 
 
 @activity.defn(name="decide_settlement")

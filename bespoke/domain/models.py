@@ -10,12 +10,15 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from bespoke.domain.money import CURRENCY_EXPONENTS
 from bespoke.domain.vocabulary import Frozen, Milestone, PlanKind, ReturnReason
+
+if TYPE_CHECKING:
+    from bespoke.domain.state import OrderState
 
 # Hard upper bound on any single amount, whatever the policy says: 10^13 minor
 # units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
@@ -220,6 +223,8 @@ class OrderInput(Frozen):
     created_by: Actor
     virtual_account: str | None = None
     shipping_address: str = Field(default="", max_length=1000)
+    # Set only when a run continues as new: everything the order knows so far.
+    state: OrderState | None = None
 
     _price = field_validator("price")(classmethod(lambda cls, v: _check_amount(v)))
     _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
@@ -395,6 +400,10 @@ class OrderView(Frozen):
     cases: list[CaseView] = []
     open_case: CaseView | None = None
     repair_rounds: int = 0
+    # Workflow runs the order has had: it continues as new before a run gets long.
+    runs: int = 1
+    # Why the order cannot move on right now (a rules decision keeps failing; it is retried).
+    blocked: str | None = None
 
 
 class OrderProjection(Frozen):
@@ -536,3 +545,9 @@ class OverrideDeadlineInput(ActorInput):
         if not self.reason.strip():
             raise ValueError("a reason is required")
         return self
+
+
+# OrderInput.state refers to the state model, which is built from the models above;
+# importing it here completes OrderInput (state.py rebuilds it) whichever module
+# is imported first.
+import bespoke.domain.state  # noqa: E402,F401

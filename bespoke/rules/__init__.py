@@ -30,7 +30,7 @@ from .explain import (
     policy_sha256,
 )
 from .facts import CancellationFacts, DisputeFacts, RefundFacts, ReturnFacts, ReturnReason, SettlementFacts
-from .loader import BUILTIN_POLICY_DIR, find_policy, list_policies, load_policy, load_policy_text, pinned_policy
+from .loader import BUILTIN_POLICY_DIR, find_policy, list_policies, load_policy, load_policy_text
 from .model import (
     Case,
     Deadlines,
@@ -94,7 +94,6 @@ __all__ = [
     "load_policy",
     "load_policy_text",
     "pin_policy",
-    "pinned_policy",
     "policy_sha256",
     "rule_plugin",
     "staged_amounts",

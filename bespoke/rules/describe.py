@@ -85,6 +85,8 @@ _DEADLINE_WORDS = {
     "return_receive": "The seller has {d} to confirm the returned goods; otherwise the buyer is refunded.",
     "partial_offer_response": "A partial-refund offer must be answered within {d}.",
     "dispute_evidence": "In a dispute each side has {d} to send evidence; missing it decides the dispute for the other side.",
+    "escalation": "After the seller rejects a case the buyer has {d} to open a dispute; otherwise the case closes.",
+    "repair_reship": "The seller has {d} to send back goods it took in for repair; otherwise the buyer is refunded.",
 }
 
 _PLAN_WORDS = {
@@ -275,7 +277,7 @@ def describe_policy(policy: Policy) -> PolicyDescription:
     sections.append(
         Section(
             title="Deadlines",
-            lines=[_DEADLINE_WORDS[k].format(d=duration_words(getattr(d, k))) for k in type(d).model_fields],
+            lines=[_DEADLINE_WORDS[k].format(d=duration_words(d.effective(k))) for k in type(d).model_fields],
         )
     )
     pp = policy.payment_plans

@@ -173,25 +173,3 @@ def _broken_note(scan: PolicyScan) -> str:
     more = f" (+{len(scan.broken) - 2} more)" if len(scan.broken) > 2 else ""
     n = len(scan.broken)
     return f"; {n} policy file{'s' if n != 1 else ''} could not be loaded: {shown}{more}"
-
-
-_PINNED: dict[str, Policy] = {}
-_PINNED_MAX = 256
-
-
-def pinned_policy(data: dict, sha256: str | None) -> Policy:
-    """The validated Policy for an order's pinned policy content.
-
-    Orders pinned to the same content (same sha256) share one validated, frozen
-    Policy instead of each holding its own copy (about 140 KiB each), which counts
-    when a worker keeps a thousand orders in its cache. Workflows import this module
-    passed through the sandbox, so the table is per worker process. Without a pin
-    (or when the table is full) the policy is validated on its own."""
-    if sha256:
-        policy = _PINNED.get(sha256)
-        if policy is not None:
-            return policy
-    policy = Policy.model_validate(data)
-    if sha256 and len(_PINNED) < _PINNED_MAX:
-        _PINNED[sha256] = policy
-    return policy

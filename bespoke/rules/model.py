@@ -133,6 +133,22 @@ class Deadlines(Frozen):
     return_receive: Duration = timedelta(days=10)
     partial_offer_response: Duration = timedelta(days=3)
     dispute_evidence: Duration = timedelta(days=7)
+    # The buyer's time to escalate a rejected case to a dispute, and the seller's
+    # to reship repaired goods. Absent: return_response and return_receive, which
+    # older policies used for these waits.
+    escalation: Duration | None = None
+    repair_reship: Duration | None = None
+
+    def effective(self, name: str) -> timedelta:
+        """The duration a deadline runs for, the fallbacks of absent fields applied."""
+        value = getattr(self, name)
+        if value is None:
+            value = getattr(self, _BORROWED[name])
+        return value
+
+
+# What an absent optional deadline takes its duration from (older policies).
+_BORROWED = {"escalation": "return_response", "repair_reship": "return_receive"}
 
 
 Bps = Annotated[int, Field(strict=True, ge=0, le=10_000)]
@@ -151,6 +167,18 @@ class Limits(Frozen):
     # another; bounds the workflow's history.
     max_cases_per_order: Annotated[int, Field(strict=True, ge=1)] = 5
     max_order_amount: Annotated[int, Field(strict=True, gt=0)] = 10_000_000_00
+    # What one order may pile up, so no party can grow an order without bound
+    # (each refused in the update's validator once reached).
+    max_payments: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 50
+    max_milestones: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 50
+    max_salvage_records: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 20
+    max_qc_failures: Annotated[int, Field(strict=True, ge=1, le=100_000)] = 10
+    max_evidence_items: Annotated[int, Field(strict=True, ge=1, le=1_000)] = 50
+    max_evidence_item_length: Annotated[int, Field(strict=True, ge=1, le=10_000)] = 2000
+    max_note_length: Annotated[int, Field(strict=True, ge=1, le=4000)] = 4000
+    # Accepted updates per workflow run before the order continues as new
+    # (Temporal allows 2,000 per run; fewer keep each run's history short).
+    max_updates_per_run: Annotated[int, Field(strict=True, ge=1, le=1_500)] = 500
     currencies: list[Annotated[str, Field(pattern=r"^[A-Z]{3}$")]] = Field(
         default_factory=lambda: ["CNY", "USD", "EUR", "GBP", "JPY", "HKD"], min_length=1
     )

@@ -337,6 +337,43 @@ for _base in ("full_prepayment", "staged_30_60_10_retention", "credit_repaid", "
     SCENARIOS[f"{_base}_batched"] = SCENARIOS[_base]
 
 
+# ---- continue-as-new: an order that hands its state to a new run every two
+# updates, through production, a repair case and the after-sales window. Each file
+# is one run of the chain: the first (started from the order input, ends by
+# continuing as new), one in the middle of the repair case (started from a carried
+# state), and the last (completes).
+async def _continued(client, tq, engine, pick: Callable[[list[str]], str]):
+    from bespoke.domain.models import OrderResult, ReturnResponseInput
+    from tests.helpers import policy_variant
+
+    h = await create_order(client, tq, order_id=_oid("can"), plan="staged:30/70", price=100_000,
+                           policy=policy_variant(max_updates_per_run=2))
+    await accept(h)
+    await pay(h, 30_000, "DEP-1")
+    await produce(h)
+    await pay(h, 70_000, "BAL-1")
+    await ship(h)
+    await deliver(h)
+    await _request_return(h, remedy="repair")
+    await h.execute_update(OrderWorkflow.respond_return, ReturnResponseInput(actor=SELLER, action="approve"))
+    await _ship_back_and_receive(h, "rework")
+    await h.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf-express", tracking="SF-R1"))
+    await deliver(h)
+    await confirm(h)
+    await h.result()  # the after-sales window closes
+    runs, run_id = [], (await client.get_workflow_handle(h.id).describe()).run_id
+    while run_id:  # the chain, newest first
+        runs.append(run_id)
+        started = (await client.get_workflow_handle(h.id, run_id=run_id).fetch_history()).events[0]
+        run_id = started.workflow_execution_started_event_attributes.continued_execution_run_id
+    return client.get_workflow_handle(h.id, run_id=pick(runs[::-1]), result_type=OrderResult), Stage.COMPLETED
+
+
+SCENARIOS["continued_as_new_first_run"] = lambda c, t, e: _continued(c, t, e, lambda runs: runs[0])
+SCENARIOS["continued_as_new_in_repair"] = lambda c, t, e: _continued(c, t, e, lambda runs: runs[len(runs) * 3 // 4])
+SCENARIOS["continued_as_new_last_run"] = lambda c, t, e: _continued(c, t, e, lambda runs: runs[-1])
+
+
 async def record(names: list[str], *, force: bool) -> list[Path]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter

@@ -76,7 +76,7 @@ def test_list_and_show_with_policy_dir_env(tmp_path: Path) -> None:
     r = runner.invoke(app, ["list", "--json"], env={"BESPOKE_POLICY_DIR": str(tmp_path)})
     assert r.exit_code == 0
     refs = [(p["name"], p["version"]) for p in json.loads(r.stdout)["policies"]]
-    assert ("shop", "2") in refs and ("default", "1.1.0") in refs
+    assert ("shop", "2") in refs and ("default", "1.2.0") in refs
     r = runner.invoke(app, ["show", "shop@2", "--policy-dir", str(tmp_path)])
     assert r.exit_code == 0 and "shop@2" in r.stdout
 
@@ -86,7 +86,7 @@ def test_show_default_in_plain_words_and_json() -> None:
     assert r.exit_code == 0
     assert "During production" in r.stdout or "during production" in r.stdout
     assert "Late delivery" in r.stdout
-    r = runner.invoke(app, ["show", "default@1.1.0", "--json"])
+    r = runner.invoke(app, ["show", "default@1.2.0", "--json"])
     data = json.loads(r.stdout)
     assert data["deadlines"]["inspection_window"] == "P10D" and len(data["sha256"]) == 64
     assert data["plain_words"]["cancellation"]

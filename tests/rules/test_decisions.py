@@ -139,7 +139,7 @@ def test_pinned_decision_refuses_a_changed_policy() -> None:
     pin = pin_policy(p)
     decide_cancellation(p, cancellation_facts(), decision_id="d", pin=pin)
     edited = load_policy_text(DEFAULT_TOML.read_text().replace("platform_fee_bps = 500", "platform_fee_bps = 600"), "x")
-    with pytest.raises(PolicyError, match="is not the pinned default@1.1.0"):
+    with pytest.raises(PolicyError, match="is not the pinned default@1.2.0"):
         decide_cancellation(edited, cancellation_facts(), decision_id="d", pin=pin)
 
 

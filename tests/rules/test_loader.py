@@ -186,7 +186,7 @@ def test_pin_sha_is_sha256_of_canonical_json_and_changes_with_content() -> None:
     p = default_policy()
     pin = pin_policy(p)
     assert pin.sha256 == hashlib.sha256(canonical_json(p)).hexdigest()
-    assert (pin.name, pin.version, pin.plugins) == ("default", "1.1.0", [])
+    assert (pin.name, pin.version, pin.plugins) == ("default", "1.2.0", [])
     changed = load_policy_text(DEFAULT_TOML.read_text().replace("platform_fee_bps = 500", "platform_fee_bps = 450"), "x.toml")
     assert pin_policy(changed).sha256 != pin.sha256
     reworded = load_policy_text(
@@ -223,7 +223,7 @@ def test_find_policy_picks_highest_version_and_exact_version(tmp_path: Path) -> 
 def test_list_policies_includes_builtin_and_extra_dirs(tmp_path: Path) -> None:
     _write(tmp_path, "shop", "1")
     refs = [p.ref for p in list_policies([tmp_path])]
-    assert "default@1.1.0" in refs and "shop@1" in refs
+    assert "default@1.2.0" in refs and "shop@1" in refs
 
 
 def test_rules_package_imports_neither_temporalio_nor_sqlmodel() -> None:
@@ -239,15 +239,18 @@ def test_rules_package_imports_neither_temporalio_nor_sqlmodel() -> None:
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_orders_pinned_to_the_same_content_share_one_validated_policy() -> None:
-    from bespoke.rules import pinned_policy, policy_sha256
+def test_orders_pinned_to_the_same_content_share_one_validated_policy_keyed_by_its_computed_hash() -> None:
+    from bespoke.rules import policy_sha256
+    from bespoke.rules.pins import content_sha256, load_pinned
 
     policy = default_policy()
-    data, sha = policy.model_dump(mode="json"), policy_sha256(policy)
-    first = pinned_policy(data, sha)
-    assert first == policy and policy_sha256(first) == sha
-    assert pinned_policy(dict(data), sha) is first  # the second order reuses it
-    # Other content under another pin is validated on its own; no pin, no sharing.
+    data = policy.model_dump(mode="json")
+    first, sha = load_pinned(data)
+    assert first == policy and sha == policy_sha256(policy) == content_sha256(data)
+    assert load_pinned(dict(data))[0] is first  # the second order reuses it
+    # Other content gets its own hash and its own Policy, whatever pin it claims:
+    # the share is keyed by what the content hashes to, so it cannot be poisoned.
     other = dict(data, version="9.9.9")
-    assert pinned_policy(other, "f" * 64).version == "9.9.9"
-    assert pinned_policy(data, None) is not first and pinned_policy(data, None) == first
+    policy_other, sha_other = load_pinned(other)
+    assert policy_other.version == "9.9.9" and sha_other != sha
+    assert load_pinned(data)[0] is first

@@ -46,7 +46,7 @@ def test_scan_reports_each_bad_file_with_its_error(tmp_path: Path) -> None:
     assert sorted(broken) == ["broken.toml", "deep.toml"]
     assert broken["broken.toml"][0].startswith(f"{d / 'broken.toml'}: not valid TOML")
     assert "nested more than 16 levels deep" in broken["deep.toml"][0]
-    assert scan.files[("shop", "1.1.0")] == d / "shop.toml"
+    assert scan.files[("shop", "1.2.0")] == d / "shop.toml"
 
 
 def test_a_policy_in_a_bad_file_is_not_found_and_the_error_says_why(tmp_path: Path) -> None:

@@ -46,7 +46,7 @@ def test_an_order_cannot_pin_a_policy_with_overlapping_unique_rows() -> None:
         order(policy)
     message = str(info.value)
     assert "\n" not in message
-    assert message.startswith("policy overlap@1.1.0 fails `bespoke policy check`")
+    assert message.startswith("policy overlap@1.2.0 fails `bespoke policy check`")
     assert "rules 'R07' and 'R07b' both match" in message  # a golden case hits both rows
 
 
@@ -78,7 +78,7 @@ def test_the_check_runs_once_per_policy_content_not_once_per_order(monkeypatch: 
     same_content = load_policy_text(DEFAULT_TOML.read_text().replace('name = "default"', 'name = "gate-count"'), "h.toml")
     assert same_content is not policy
     order(same_content)
-    assert calls == ["gate-count@1.1.0"]
+    assert calls == ["gate-count@1.2.0"]
 
 
 def test_order_create_with_a_policy_that_fails_check_exits_2_with_one_line(tmp_path: Path) -> None:
@@ -94,4 +94,4 @@ def test_order_create_with_a_policy_that_fails_check_exits_2_with_one_line(tmp_p
     )  # fmt: skip
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     [line] = proc.stderr.splitlines()
-    assert line.startswith("error: policy overlap@1.1.0 fails `bespoke policy check`") and "'R07' and 'R07b'" in line
+    assert line.startswith("error: policy overlap@1.2.0 fails `bespoke policy check`") and "'R07' and 'R07b'" in line

@@ -30,7 +30,7 @@ async def test_policy_decodes_inside_the_workflow_sandbox(env: WorkflowEnvironme
         result = await env.client.execute_workflow(
             DecodePolicyWorkflow.run, policy.model_dump(mode="json"), id=queue, task_queue=queue
         )
-    assert result == ["default@1.1.0", "P10D", "20"]
+    assert result == ["default@1.2.0", "P10D", "20"]
 
 
 @workflow.defn(sandboxed=True)

@@ -367,3 +367,124 @@ async def test_refund_on_unrepaid_credit_cancels_the_debt_instead_of_paying_out(
 
     with Session(engine) as session:
         assert outstanding_credit(session, "alice") == 0  # the credit line is free again
+
+
+def deadlines_variant(**durations: timedelta):
+    from bespoke.rules import find_policy
+
+    policy = find_policy("default")
+    return policy.model_copy(update={"deadlines": policy.deadlines.model_copy(update=durations)})
+
+
+async def test_the_escalation_wait_has_its_own_policy_duration(client, task_queue, engine, env):
+    """A rejected case closes when the policy's `escalation` deadline passes (it
+    used to borrow return_response's 5 days)."""
+    handle = await delivered_order(client, task_queue, policy=deadlines_variant(escalation=timedelta(days=1)))
+    await request_return(handle)
+    await respond(handle, "reject", reason="works as designed")
+    view = await status(handle)
+    escalation = next(d for d in view.deadlines if d.name == "escalation")
+    rejected_at = view.updated_at
+    assert escalation.due_at - rejected_at == timedelta(days=1)
+    await env.sleep(timedelta(days=1, hours=1))
+    view = await status(handle)
+    assert view.stage is Stage.DELIVERED and view.cases[0].outcome == "rejected"
+    closed = next(e for e in view.timeline if e.kind == "case_closed")
+    assert timedelta(0) <= closed.at - escalation.due_at < timedelta(seconds=1)
+
+
+async def test_the_repair_reship_wait_has_its_own_policy_duration(client, task_queue, engine, env):
+    handle = await delivered_order(client, task_queue, policy=deadlines_variant(repair_reship=timedelta(days=2)))
+    await request_return(handle, remedy="repair")
+    await respond(handle, "approve")
+    await ship_back(handle)
+    await receive(handle, disposition="rework")
+    view = await status(handle)
+    assert next(d for d in view.deadlines if d.name == "repair").due_at - view.updated_at == timedelta(days=2)
+    await env.sleep(timedelta(days=2, hours=1))  # the seller never reships: refund
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+    assert view.stage is Stage.REFUNDED and view.refunded == PRICE
+
+
+async def test_a_refund_after_completion_on_credit_does_not_count_the_repayment_as_overdue(client, task_queue, engine):
+    """The buyer returns credit-bought goods within the after-sales window, before
+    the settlement period ends: the refund cancels the debt, and the buyer's credit
+    must not be frozen as if the repayment were overdue."""
+    from tests.helpers_accounts import buyer_account, set_credit_limit
+
+    set_credit_limit(engine, "alice", 500_000)
+    handle = await create_order(client, task_queue, plan="credit", price=PRICE)
+    await accept(handle)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    await confirm(handle)
+    assert (await status(handle)).stage is Stage.COMPLETED
+    await request_return(handle)
+    await respond(handle, "approve")
+    await ship_back(handle)
+    await receive(handle, disposition="scrap")
+    await handle.result()
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+    assert view.stage is Stage.REFUNDED and view.credit_outstanding == 0
+    assert not any(e.kind == "credit_overdue" for e in view.timeline)
+    assert not buyer_account(engine, "alice").frozen
+
+
+async def test_a_partial_refund_on_credit_leaves_the_rest_due_at_the_end_of_the_settlement_period(
+        client, task_queue, engine, env):
+    """A partial refund cancels part of the credit debt; the rest is still due when
+    the settlement period ends, not overdue at once."""
+    from tests.helpers_accounts import buyer_account, set_credit_limit
+
+    set_credit_limit(engine, "alice", 500_000)
+    handle = await create_order(client, task_queue, plan="credit", price=PRICE)
+    await accept(handle)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    await confirm(handle)
+    await request_return(handle)
+    await respond(handle, "offer_partial", amount=30_000)
+    await handle.execute_update(OrderWorkflow.answer_offer, OfferAnswerInput(actor=BUYER, accept=True))
+    view = await status(handle)
+    assert view.stage is Stage.REFUNDED and view.credit_outstanding == 70_000
+    assert not any(e.kind == "credit_overdue" for e in view.timeline)
+    assert not buyer_account(engine, "alice").frozen
+    settlement_due = next(d.due_at for d in view.deadlines if d.name == "credit_settlement")
+    await pay(handle, 70_000, "REPAY-1")
+    await handle.result()
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+    assert view.credit_outstanding == 0 and view.paid == 70_000
+    assert not buyer_account(engine, "alice").frozen and settlement_due > view.updated_at
+
+
+async def test_a_partial_refund_on_credit_before_completion_starts_the_settlement_period_for_the_rest(
+        client, task_queue, engine, env):
+    """Refunded in part during the inspection window: the rest of the credit is due
+    when the settlement period (counted from the refund) ends; missing it freezes
+    the buyer, and repaying afterwards releases the line and ends the order."""
+    from tests.helpers_accounts import buyer_account, set_credit_limit
+
+    set_credit_limit(engine, "alice", 500_000)
+    handle = await create_order(client, task_queue, plan="credit", price=PRICE)
+    await accept(handle)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    await request_return(handle)
+    await respond(handle, "offer_partial", amount=40_000)
+    await handle.execute_update(OrderWorkflow.answer_offer, OfferAnswerInput(actor=BUYER, accept=True))
+    view = await status(handle)
+    assert view.stage is Stage.REFUNDED and view.credit_outstanding == 60_000 and view.amount_due == 60_000
+    assert view.next_step == "buyer repays the credit"
+    assert [d.name for d in view.deadlines] == ["credit_settlement"]
+    await env.sleep(timedelta(days=31))
+    view = await status(handle)
+    assert any(e.kind == "credit_overdue" for e in view.timeline) and buyer_account(engine, "alice").frozen
+    await pay(handle, 60_000, "REPAY-LATE")
+    result = await handle.result()
+    assert result.stage is Stage.REFUNDED
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
+    assert view.credit_outstanding == 0 and view.paid == 60_000
+    assert view.timeline[-1].kind == "credit_repaid"

@@ -1,0 +1,133 @@
+"""Cancelling an order before delivery: the facts the policy decides on, why the
+order is being cancelled, the earnest deposit at stake, and carrying it out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from bespoke.activities.rules import CancellationRequest, cancellation_decision
+    from bespoke.domain.events import EventKind
+    from bespoke.domain.models import Account, Actor, Role, Stage
+    from bespoke.rules import CancellationFacts
+
+if TYPE_CHECKING:
+    from bespoke.workflows.core import OrderCore
+
+# Why an order is cancelled (the `reason` fact of the cancellation table).
+ACCEPTANCE_TIMEOUT = "acceptance_timeout"
+DEPOSIT_TIMEOUT = "deposit_timeout"
+BALANCE_TIMEOUT = "balance_timeout"
+COD_REFUSED = "cod_refused"
+LATE_DELIVERY = "late_delivery"
+BUYER_REQUEST = "buyer_request"
+SELLER_REQUEST = "seller_request"
+QC_REWORK_LIMIT = "qc_rework_limit"
+# Stages a party may cancel from (before the goods leave the seller).
+CANCELLABLE = (Stage.AWAITING_ACCEPTANCE, Stage.AWAITING_BALANCE, Stage.AWAITING_DEPOSIT, Stage.IN_PRODUCTION,
+               Stage.QUALITY_CHECK)
+MILESTONE_NAMES = ("materials", "fabrication", "finishing")
+
+
+def earnest_amount(wf: OrderCore) -> int:
+    """The earnest part (定金) of the deposit actually paid: capped by the policy
+    (20% of the price in PRC law). Forfeited by a breaching buyer, returned double
+    by a breaching seller."""
+    inp, s = wf.inp, wf.s
+    if not inp.earnest_deposit or not s.parts:
+        return 0
+    cap = inp.price * wf.policy.payment_plans.earnest_deposit_max_bps // 10_000
+    return min(s.parts[0].paid, cap)
+
+
+def facts(wf: OrderCore, by: Role, reason: str, at: datetime | None = None) -> CancellationFacts:
+    """The facts a cancellation by `by` for `reason` is decided on, as of `at`."""
+    inp, s = wf.inp, wf.s
+    at = at or workflow.now()
+    return CancellationFacts(
+        stage=s.stage.value,
+        cancelled_by="system" if by in (Role.SYSTEM, Role.OPS, Role.CARRIER) else by.value,
+        reason=reason,
+        price=inp.price,
+        currency=inp.currency,
+        payment_plan=inp.plan.kind.value,
+        escrow_balance=s.balances[Account.ESCROW],
+        paid_total=s.paid,
+        costs_incurred=s.costs_incurred(),
+        costs_by_milestone={m: sum(r.cost for r in s.milestones if r.milestone == m) for m in MILESTONE_NAMES},
+        salvage_value=s.salvage_value,
+        days_late=wf._days_late(at),
+        earnest_deposit=earnest_amount(wf),
+        as_of=at,
+    )
+
+
+def rework_limit_reached(wf: OrderCore) -> bool:
+    s = wf.s
+    return s.stage is Stage.QUALITY_CHECK and s.qc_failures > wf.policy.limits.qc_max_rework
+
+
+def reason_for(wf: OrderCore, by: Role, at: datetime | None = None) -> str:
+    """Why a party's cancellation happens: a buyer after the grace period cancels
+    for late delivery; a seller after the rework limit, for quality."""
+    s = wf.s
+    at = at or workflow.now()
+    if by is Role.BUYER:
+        if wf._days_late(at) > 0 and s.promised_at is not None and (
+            at >= s.promised_at + wf.policy.deadlines.production_grace
+        ) and s.stage in (Stage.IN_PRODUCTION, Stage.QUALITY_CHECK):
+            return LATE_DELIVERY
+        return BUYER_REQUEST
+    if by is Role.SELLER and rework_limit_reached(wf):
+        return QC_REWORK_LIMIT
+    return SELLER_REQUEST
+
+
+def decided_by(actor_role: Role, reason: str) -> Role:
+    # A seller giving up after the rework limit is the quality process ending the
+    # order, not the seller walking away: the policy decides it as such.
+    return Role.SYSTEM if reason == QC_REWORK_LIMIT else actor_role
+
+
+async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
+    """Cancel the order as the policy decides: refund, costs to the seller, fee,
+    any compensation; close it. Returns the timeline message."""
+    s, inp = wf.s, wf.inp
+    s.closing = True
+    request = CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.role, reason), reason),
+                                  decision_id=wf._next_decision_id("cancellation"))
+    try:
+        decision = await wf._decide(cancellation_decision, request, "cancellation")
+    except ApplicationError:
+        s.closing = False  # asked for by a party: the order stays as it was
+        raise
+    wf._record_decision(decision.explanation.model_dump(mode="json"))
+    now = workflow.now()
+    wf.books.post(
+        "cancellation",
+        [
+            (Account.ESCROW, -(decision.refund_to_buyer + decision.to_seller + decision.platform_fee)),
+            (Account.BUYER, decision.refund_to_buyer),
+            (Account.SELLER, decision.to_seller),
+            (Account.PLATFORM_FEE, decision.platform_fee),
+        ],
+        decision.explanation.summary,
+        at=now,
+        key="cancellation",
+    )
+    if decision.seller_pays_buyer:
+        wf.books.post("seller_compensation", [(Account.SELLER, -decision.seller_pays_buyer),
+                                              (Account.BUYER, decision.seller_pays_buyer)],
+                      "seller compensates the buyer", at=now, key="seller-compensation")
+    wf.deadlines.clear()
+    text = f"{message} ({reason}); {decision.explanation.summary}"
+    wf._event(EventKind.CANCELLED, actor, text)
+    wf._set_stage(Stage.CANCELLED)
+    await wf._sync()
+    await wf.plan.after_cancel(wf)
+    s.closed = True
+    return text

@@ -1,0 +1,250 @@
+"""OrderCore: what every part of the order workflow shares — the state and its
+helpers (timeline, stage, who may act, waits, decisions, the read-model sync).
+
+`OrderWorkflow` (order.py) and its handler mixins (actions.py, aftersales.py)
+derive from it; the payment plans, cancellation and settlement functions take it
+as their first argument.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import unicodedata
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from bespoke.activities.ledger import LedgerActivities
+    from bespoke.activities.store import StoreActivities
+    from bespoke.domain import search_attributes as sa
+    from bespoke.domain.events import EventKind, SystemActor
+    from bespoke.domain.models import (
+        Account,
+        ActionResult,
+        Actor,
+        OrderInput,
+        OrderProjection,
+        ProjectInput,
+        Role,
+        Stage,
+        TimelineEntry,
+    )
+    from bespoke.domain.money import format_amount
+    from bespoke.domain.state import Case, CaseState, OrderState
+    from bespoke.rules import Policy
+    from bespoke.workflows.books import Books
+    from bespoke.workflows.deadlines import Deadlines
+    from bespoke.workflows.loop import Loop
+    from bespoke.workflows.payment_plans import Plan
+    from bespoke.rules.durations import duration_words
+    from bespoke.workflows.presets import DB_WRITE, RULES
+
+# A failing rules decision due by the lifecycle is retried after these delays.
+DECISION_RETRY_FIRST = timedelta(minutes=1)
+DECISION_RETRY_MAX = timedelta(hours=1)
+
+
+def _root_message(err: BaseException) -> str:
+    while err.__cause__ is not None:
+        err = err.__cause__
+    return (getattr(err, "message", None) or str(err))[:500]
+
+
+def same_name(a: str, b: str) -> bool:
+    # Names compare in NFC, as the CLI and imports store them, so an API caller
+    # typing "José" with a combining accent is still this order's buyer.
+    return a == b or unicodedata.normalize("NFC", a) == unicodedata.normalize("NFC", b)
+
+
+class OrderCore:
+    inp: OrderInput
+    policy: Policy
+    s: OrderState
+    loop: Loop
+    deadlines: Deadlines
+    books: Books
+    plan: Plan
+    _sync_lock: asyncio.Lock
+
+    # ------------------------------------------------------------ timeline
+
+    def _event(self, kind: EventKind, actor: Actor | str, message: str) -> None:
+        s = self.s
+        s.updated_at = workflow.now()
+        s.timeline_seq += 1
+        s.timeline.append(
+            TimelineEntry(seq=s.timeline_seq, at=s.updated_at, kind=kind, actor=str(actor), message=message)
+        )
+
+    def _set_stage(self, stage: Stage) -> None:
+        s = self.s
+        if stage is s.stage:
+            return
+        s.stage = stage
+        s.updated_at = workflow.now()
+        workflow.upsert_search_attributes([sa.STAGE.value_set(stage.value)])
+        self._event(EventKind.STAGE, SystemActor.WORKFLOW, f"stage → {stage.value}")
+
+    def _result(self, message: str) -> ActionResult:
+        return ActionResult(order_id=self.inp.order_id, stage=self.s.stage, message=message)
+
+    def _money(self, amount: int) -> str:
+        return format_amount(amount, self.inp.currency)
+
+    # ------------------------------------------------------------ who may act
+
+    _refused: str | None = None
+
+    def _require(self, actor: Actor, *roles: Role) -> None:
+        if self._refused is not None:
+            raise ValueError(f"this order's input was refused at start: {self._refused}")
+        if actor.role not in roles:
+            allowed = " or ".join(r.value for r in roles)
+            raise ValueError(f"only the {allowed} may do this, not {actor.role.value}")
+        if actor.role is Role.BUYER and not same_name(actor.name, self.inp.buyer):
+            raise ValueError(f"{actor} is not this order's buyer ({self.inp.buyer})")
+        if actor.role is Role.SELLER and not same_name(actor.name, self.inp.seller):
+            raise ValueError(f"{actor} is not this order's seller ({self.inp.seller})")
+
+    def _require_stage(self, *stages: Stage) -> None:
+        if self.s.closing:
+            raise ValueError("the order is being cancelled: nothing else can be done now")
+        if self.s.stage not in stages:
+            allowed = ", ".join(st.value for st in stages)
+            raise ValueError(f"not allowed in stage {self.s.stage.value} (allowed in: {allowed})")
+
+    def _require_party(self, actor: Actor) -> str:
+        self._require(actor, Role.BUYER, Role.SELLER)
+        return actor.role.value
+
+    def _require_case(self, *states: CaseState) -> Case:
+        case = self.s.case
+        if case is None:
+            raise ValueError("there is no open case")
+        if states and case.state not in states:
+            raise ValueError(f"case {case.number} is {case.state.value}; allowed when "
+                             f"{', '.join(st.value for st in states)}")
+        return case
+
+    def _limit(self, count: int, limit: int, what: str) -> None:
+        """Refuse one more of `what` past the policy's per-order limit."""
+        if count >= limit:
+            raise ValueError(f"this order already has {count} {what}, the most its policy allows")
+
+    def _note(self, text: str, what: str = "note") -> None:
+        limit = self.policy.limits.max_note_length
+        if len(text) > limit:
+            raise ValueError(f"the {what} is {len(text)} characters long; this order's policy allows at most {limit}")
+
+    # ------------------------------------------------------------ waiting
+
+    async def _wait(self, cond: Callable[[], bool], deadline: str | None) -> bool:
+        """Wait for `cond`; False on timeout or when the order is closing."""
+        s = self.s
+
+        def done() -> bool:
+            return cond() or s.closing or s.closed
+
+        if deadline is None:
+            await self.loop.block(done)
+        elif not await self.deadlines.until_due(done, deadline):
+            return False
+        return not (s.closing or s.closed)
+
+    async def _until_closed(self) -> None:
+        await self.loop.block(lambda: self.s.closed)
+
+    async def _caught_up(self) -> None:
+        await self.loop.caught_up()
+
+    async def _sync(self) -> None:
+        await self.loop.sync()
+
+    # ------------------------------------------------------------ decisions and time
+
+    async def _decide(self, activity: Callable[..., Any], request: Any, what: str) -> Any:
+        """A rules decision, in a local activity (its result is recorded in history).
+
+        A decision that fails (a plugin error, a timeout) changes nothing. Asked for
+        by a party (an update), the failure goes back to them: try again later. Due
+        by the lifecycle (a deadline's default action), it is retried with backoff
+        until it succeeds, and `status` shows the order as blocked meanwhile."""
+        s, delay = self.s, DECISION_RETRY_FIRST
+        while True:
+            try:
+                result = await workflow.execute_local_activity(activity, request, **RULES)
+            except FailureError as err:  # the activity failed or timed out, after its retries
+                reason = f"the {what} decision failed: {_root_message(err)}"
+                if not self.loop.in_run_loop():
+                    raise ApplicationError(f"{reason}; nothing was changed, try again later",
+                                           type="DecisionFailed", non_retryable=True) from None
+                if s.blocked is None:
+                    self._event(EventKind.DECISION_BLOCKED, SystemActor.RULES, f"{reason}; retrying")
+                s.blocked = f"{reason}; retrying every {duration_words(delay)}"
+                await self._sync()
+                try:
+                    # Not a place to continue as new: the step that wanted the decision
+                    # resumes only from a wait of its own.
+                    await self.loop.block(lambda: False, timeout=delay, stoppable=False)
+                except asyncio.TimeoutError:
+                    pass
+                delay = min(delay * 2, DECISION_RETRY_MAX)
+                continue
+            if s.blocked is not None:
+                s.blocked = None
+                self._event(EventKind.DECISION_UNBLOCKED, SystemActor.RULES, f"the {what} decision went through")
+            return result
+
+    def _next_decision_id(self, kind: str) -> str:
+        self.s.decision_seq += 1
+        return f"{self.inp.order_id}:{kind}:{self.s.decision_seq}"
+
+    def _record_decision(self, explanation: dict) -> None:
+        self.s.decisions.append(explanation)
+
+    def _days_late(self, at: datetime) -> int:
+        promised = self.s.promised_at
+        if promised is None or at <= promised:
+            return 0
+        return math.ceil((at - promised) / timedelta(days=1))
+
+    def _days_since_delivery(self) -> int:
+        if self.s.delivered_at is None:
+            return 0
+        return max((workflow.now() - self.s.delivered_at) // timedelta(days=1), 0)
+
+    # ------------------------------------------------------------ read model
+
+    async def _flush(self) -> None:
+        """Post what the books hold unposted, then project the order, its new
+        timeline entries and its new decisions (both activities are idempotent)."""
+        s = self.s
+        async with self._sync_lock:
+            while s.unposted:
+                await workflow.execute_activity_method(LedgerActivities.post_transaction, s.unposted[0], **DB_WRITE)
+                s.unposted.pop(0)
+            first_held = s.timeline_seq - len(s.timeline) + 1  # the timeline may be trimmed at its head
+            events = s.timeline[max(s.projected_seq + 1 - first_held, 0):]
+            decisions = s.decisions[s.projected_decisions:]
+            upto_seq, upto_decisions = s.timeline_seq, len(s.decisions)
+            await workflow.execute_activity_method(
+                StoreActivities.project_order,
+                ProjectInput(projection=self._projection(), timeline=events, decisions=decisions),
+                **DB_WRITE,
+            )
+            s.projected_seq, s.projected_decisions = upto_seq, upto_decisions
+
+    def _projection(self) -> OrderProjection:
+        inp, s = self.inp, self.s
+        return OrderProjection(
+            order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer,
+            seller=inp.seller, payment_plan=inp.plan.label(), price=inp.price,
+            currency=inp.currency, policy_name=self.policy.name, policy_version=self.policy.version,
+            paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
+            created_at=s.created_at, updated_at=s.updated_at,
+        )
