@@ -64,6 +64,7 @@ async def create_order(
     policy: Any = "default",  # a policy name, or a Policy
     order_id: str | None = None,
     buyer: str = "alice",
+    created_by: Actor | None = None,
 ) -> WorkflowHandle[Any, Any]:
     inp = build_order_input(
         order_id=order_id or f"T{uuid.uuid4().hex[:12]}",
@@ -74,7 +75,7 @@ async def create_order(
         plan=PaymentPlan.parse(plan),
         production_days=production_days,
         policy=policy if not isinstance(policy, str) else _policy_for_test(policy),
-        created_by=Actor.parse("ops:olga"),
+        created_by=created_by or Actor.parse("ops:olga"),
         title="walnut display case",
         earnest_deposit=earnest_deposit,
     )

@@ -25,6 +25,7 @@ class EventKind(StrEnum):
     CANCELLED = "cancelled"
     # acceptance and money in
     ACCEPTED = "accepted"
+    CONSENTED = "consented"  # the buyer agreed to an order someone else created
     CREDIT_RESERVED = "credit_reserved"
     PAYMENT = "payment"
     BALANCE_DUE = "balance_due"

@@ -96,6 +96,9 @@ class Role(StrEnum):
     OPS = "ops"
     CARRIER = "carrier"
     SYSTEM = "system"
+    # A machine acting for a carrier or a payment system (a carrier's delivery
+    # feed, a bank's transfer notices): always for that party, never on its own.
+    INTEGRATION = "integration"
 
 
 class Account(StrEnum):
@@ -112,6 +115,10 @@ class Account(StrEnum):
 class Actor(Frozen):
     role: Role
     name: str = Field(min_length=1, max_length=200)
+    # The party this actor acts for: platform operations taking an action for a
+    # buyer, seller or carrier (as the policy's `[on_behalf]` allows), or an
+    # integration for the carrier or payment system it serves.
+    for_party: Actor | None = None
 
     @classmethod
     def parse(cls, text: str) -> Actor:
@@ -127,7 +134,13 @@ class Actor(Frozen):
         return cls(role=parsed_role, name=clean_name(name, "--as name", max_length=200))
 
     def __str__(self) -> str:
-        return f"{self.role.value}:{self.name}"
+        me = f"{self.role.value}:{self.name}"
+        return me if self.for_party is None else f"{me} for {self.for_party}"
+
+    @property
+    def party(self) -> Actor:
+        """Whose action this is: the party acted for, else the actor."""
+        return self.for_party or self
 
 
 class PaymentPlan(Frozen):
@@ -404,6 +417,8 @@ class OrderView(Frozen):
     runs: int = 1
     # Why the order cannot move on right now (a rules decision keeps failing; it is retried).
     blocked: str | None = None
+    # False while an order someone else created waits for the buyer to agree to it.
+    buyer_consented: bool = True
 
 
 class OrderProjection(Frozen):

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bespoke.domain.models import (
     Account,
+    Actor,
     OrderInput,
     CaseView,
     DeadlineView,
@@ -191,8 +192,11 @@ class OrderState(Mutable):
     part_index: int = 0
     payments: list[PaymentRecord] = []
     references: list[str] = []  # payment references seen (a duplicate is refused)
-    # Production.
+    # Both parties agree: the seller accepts; the buyer consents (implied when the
+    # buyer, or ops for the buyer, created the order; see CONSENT_PATCH).
     accepted: bool = False
+    consented: bool = True
+    # Production.
     promised_at: datetime | None = None
     markers_passed: int = 0  # late-delivery markers already on the timeline
     milestones: list[MilestoneRecord] = []
@@ -207,6 +211,7 @@ class OrderState(Mutable):
     deliveries: int = 0
     delivered_at: datetime | None = None
     refused: bool = False
+    refused_by: Actor | None = None  # who refused the goods at the door (cash on delivery)
     confirmed_by: str | None = None
     cod_remitted: bool = False
     cod_overdue: bool = False

@@ -38,3 +38,16 @@ PLAN_NAMES: tuple[str, ...] = tuple(k.value for k in PlanKind)
 
 ReturnReason = Literal["defect", "not_as_specified", "damaged_in_transit", "changed_mind"]
 Milestone = Literal["materials", "fabrication", "finishing"]
+
+
+# What each party may do to an order: the names of the order workflow's updates.
+# A policy's `[on_behalf]` lists which of them platform operations may take for
+# that party (the CLI is such an operator path).
+PARTY_ACTIONS: dict[str, tuple[str, ...]] = {
+    "buyer": ("consent", "pay", "confirm", "refuse", "cancel", "request_return", "answer_offer", "ship_return",
+              "dispute", "evidence"),
+    "seller": ("accept", "milestone", "salvage", "finish_production", "quality_check", "ship", "cancel",
+               "respond_return", "receive_return", "reship", "dispute", "evidence"),
+    "carrier": ("deliver", "refuse", "remit"),
+    "system": ("pay",),
+}

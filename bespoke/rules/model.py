@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from bespoke.domain.vocabulary import Frozen
+from bespoke.domain.vocabulary import PARTY_ACTIONS, Frozen
 
 from .durations import format_duration, parse_duration
 from .facts import PAYMENT_PLANS, CancellationFacts, DisputeFacts, PaymentPlan, RefundFacts, ReturnFacts, SettlementFacts
@@ -281,6 +281,30 @@ PolicyName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 PolicyVersion = Annotated[str, Field(pattern=r"^[0-9A-Za-z][0-9A-Za-z.+-]*$")]
 
 
+def _all(party: str):
+    return lambda: list(PARTY_ACTIONS[party])
+
+
+class OnBehalf(Frozen):
+    """Which actions platform operations may take for each party, by action name
+    (recorded as "ops:NAME for buyer:B"). Default: every action a party has, so an
+    operator can act for a party who phones in; a stricter policy lists fewer."""
+
+    buyer: list[str] = Field(default_factory=_all("buyer"))
+    seller: list[str] = Field(default_factory=_all("seller"))
+    carrier: list[str] = Field(default_factory=_all("carrier"))
+    system: list[str] = Field(default_factory=_all("system"))
+
+    @model_validator(mode="after")
+    def _known(self) -> OnBehalf:
+        for party, actions in PARTY_ACTIONS.items():
+            unknown = sorted(set(getattr(self, party)) - set(actions))
+            if unknown:
+                raise ValueError(f"{party}: unknown action(s) {', '.join(unknown)}; {party} actions are "
+                                 f"{', '.join(actions)}")
+        return self
+
+
 class Policy(Frozen):
     """A versioned set of deadlines, fees, limits, payment plans and decision tables."""
 
@@ -294,6 +318,7 @@ class Policy(Frozen):
     tables: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")], DecisionTable] = Field(default_factory=dict)
     cases: list[Case] = Field(default_factory=list)
     plugins: Plugins = Field(default_factory=Plugins)
+    on_behalf: OnBehalf = Field(default_factory=OnBehalf)
 
     @model_validator(mode="before")
     @classmethod

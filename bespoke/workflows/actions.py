@@ -61,6 +61,21 @@ class Actions(OrderCore):
             raise ValueError("the order is already accepted")
 
     @workflow.update
+    async def consent(self, inp: ActorInput) -> ActionResult:
+        self.s.consented = True
+        self._event(EventKind.CONSENTED, inp.actor, "buyer agreed to the order")
+        await self._sync()
+        await self._caught_up()
+        return self._result("buyer agreed to the order")
+
+    @consent.validator
+    def _validate_consent(self, inp: ActorInput) -> None:
+        self._require(inp.actor, Role.BUYER)
+        self._require_stage(Stage.AWAITING_ACCEPTANCE)
+        if self.s.consented:
+            raise ValueError("the buyer has already agreed to this order")
+
+    @workflow.update
     async def pay(self, inp: PayInput) -> ActionResult:
         s = self.s
         s.references.append(inp.reference)
@@ -262,6 +277,7 @@ class Actions(OrderCore):
     @workflow.update
     async def refuse(self, inp: ReasonInput) -> ActionResult:
         self.s.refused = True
+        self.s.refused_by = inp.actor
         self._event(EventKind.REFUSED, inp.actor,
                     "buyer refused the goods at the door" + (f": {inp.reason}" if inp.reason else ""))
         await self._caught_up()
@@ -316,8 +332,8 @@ class Actions(OrderCore):
 
     @workflow.update
     async def cancel(self, inp: CancelInput) -> ActionResult:
-        reason = cancellation.reason_for(self, inp.actor.role)
-        message = await cancellation.cancel(self, inp.actor, reason, f"cancelled by {inp.actor.role.value}"
+        reason = cancellation.reason_for(self, inp.actor.party.role)
+        message = await cancellation.cancel(self, inp.actor, reason, f"cancelled by {inp.actor.party.role.value}"
                                             + (f": {inp.reason}" if inp.reason else ""))
         return self._result(message)
 

@@ -507,9 +507,9 @@ class AfterSales(OrderCore):
     async def dispute(self, inp: DisputeInput) -> ActionResult:
         case = self.s.case
         case.move(CaseState.DISPUTED)
-        case.dispute_opened_by = inp.actor.role.value
+        case.dispute_opened_by = inp.actor.party.role.value
         case.claim = inp.claim if inp.claim is not None else case.claim
-        self._event(EventKind.DISPUTE_OPENED, inp.actor, f"dispute opened by the {inp.actor.role.value}"
+        self._event(EventKind.DISPUTE_OPENED, inp.actor, f"dispute opened by the {inp.actor.party.role.value}"
                     + (f", claiming {self._money(inp.claim)}" if inp.claim else "")
                     + (f": {inp.statement}" if inp.statement else ""))
         await self._caught_up()
@@ -522,7 +522,7 @@ class AfterSales(OrderCore):
         refundable = self.books.refundable()
         if inp.claim is not None and inp.claim > refundable:
             raise ValueError(f"the claim exceeds the {refundable} refundable")
-        if inp.actor.role is Role.SELLER and inp.claim is not None:
+        if inp.actor.party.role is Role.SELLER and inp.claim is not None:
             raise ValueError("only the buyer claims a refund")
         if case.state is CaseState.RECEIVED and case.remedy != "repair":
             raise ValueError("the refund is already on its way")
@@ -531,7 +531,7 @@ class AfterSales(OrderCore):
     @workflow.update
     async def evidence(self, inp: EvidenceInput) -> ActionResult:
         case = self.s.case
-        party = inp.actor.role.value
+        party = inp.actor.party.role.value
         now = workflow.now()
         case.evidence.extend(EvidenceItem(party=party, item=item, at=now) for item in inp.items)
         if party not in case.dispute_parties:

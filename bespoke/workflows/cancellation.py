@@ -50,7 +50,7 @@ def facts(wf: OrderCore, by: Role, reason: str, at: datetime | None = None) -> C
     at = at or workflow.now()
     return CancellationFacts(
         stage=s.stage.value,
-        cancelled_by="system" if by in (Role.SYSTEM, Role.OPS, Role.CARRIER) else by.value,
+        cancelled_by="system" if by in (Role.SYSTEM, Role.OPS, Role.CARRIER, Role.INTEGRATION) else by.value,
         reason=reason,
         price=inp.price,
         currency=inp.currency,
@@ -98,7 +98,7 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
     any compensation; close it. Returns the timeline message."""
     s, inp = wf.s, wf.inp
     s.closing = True
-    request = CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.role, reason), reason),
+    request = CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.party.role, reason), reason),
                                   decision_id=wf._next_decision_id("cancellation"))
     try:
         decision = await wf._decide(cancellation_decision, request, "cancellation")

@@ -101,15 +101,41 @@ class OrderCore:
     _refused: str | None = None
 
     def _require(self, actor: Actor, *roles: Role) -> None:
+        """The action is `actor`'s to take: the party it is (or acts for) has one of
+        `roles` and is this order's buyer, seller or shipping carrier. A refusal
+        never names the other party."""
         if self._refused is not None:
             raise ValueError(f"this order's input was refused at start: {self._refused}")
-        if actor.role not in roles:
+        if actor.for_party is not None:
+            self._require_may_act_for(actor)
+        party = actor.party
+        if party.role not in roles:
             allowed = " or ".join(r.value for r in roles)
-            raise ValueError(f"only the {allowed} may do this, not {actor.role.value}")
-        if actor.role is Role.BUYER and not same_name(actor.name, self.inp.buyer):
-            raise ValueError(f"{actor} is not this order's buyer ({self.inp.buyer})")
-        if actor.role is Role.SELLER and not same_name(actor.name, self.inp.seller):
-            raise ValueError(f"{actor} is not this order's seller ({self.inp.seller})")
+            raise ValueError(f"only the {allowed} may do this, not {party.role.value}")
+        if party.role is Role.BUYER and not same_name(party.name, self.inp.buyer):
+            raise ValueError(f"{party} is not this order's buyer")
+        if party.role is Role.SELLER and not same_name(party.name, self.inp.seller):
+            raise ValueError(f"{party} is not this order's seller")
+        shipment = self.s.shipment
+        if party.role is Role.CARRIER and shipment is not None and not same_name(party.name, shipment["carrier"]):
+            raise ValueError(f"{party} is not the carrier this order was shipped with")
+
+    def _require_may_act_for(self, actor: Actor) -> None:
+        party = actor.for_party
+        if party.for_party is not None or party.role in (Role.OPS, Role.INTEGRATION):
+            raise ValueError(f"{actor}: an operator or integration acts for a buyer, seller, carrier or payment system")
+        if actor.role is Role.OPS:
+            info = workflow.current_update_info()
+            action = info.name if info is not None else ""
+            if action not in getattr(self.policy.on_behalf, party.role.value):
+                raise ValueError(f"this order's policy does not let platform operations {action} "
+                                 f"for the {party.role.value}")
+        elif actor.role is Role.INTEGRATION:
+            if party.role not in (Role.CARRIER, Role.SYSTEM):
+                raise ValueError("an integration acts only for a carrier or a payment system")
+        else:
+            raise ValueError(f"only platform operations or an integration may act for another party, "
+                             f"not the {actor.role.value}")
 
     def _require_stage(self, *stages: Stage) -> None:
         if self.s.closing:
@@ -120,7 +146,7 @@ class OrderCore:
 
     def _require_party(self, actor: Actor) -> str:
         self._require(actor, Role.BUYER, Role.SELLER)
-        return actor.role.value
+        return actor.party.role.value
 
     def _require_case(self, *states: CaseState) -> Case:
         case = self.s.case

@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.rules.pins import load_pinned
     from bespoke.workflows import cancellation
     from bespoke.workflows.actions import Actions
+    from bespoke.workflows.core import same_name
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
@@ -57,6 +58,9 @@ with workflow.unsafe.imports_passed_through():
 AFTERSALES_PATCH = "aftersales-v1"
 # The workflow checks its own start input (and the pinned policy's hash).
 INPUT_CHECK_PATCH = "validate-input-v1"
+# An order someone other than the buyer (or ops for the buyer) created waits for
+# the buyer's consent before any of the buyer's money is committed.
+CONSENT_PATCH = "buyer-consent-v1"
 # One read-model sync per reaction instead of one per sync request (see loop.py).
 SYNC_BATCHED_PATCH = "sync-batched-v1"
 # A run continues as new past this many history events (Temporal warns at 10,240
@@ -100,6 +104,12 @@ class OrderWorkflow(Actions, AfterSales):
             problems = [unreadable] if unreadable else order_problems(inp, self.policy, content_sha256=policy_sha)
             if problems:
                 self._refused = "; ".join(problems)
+        if not continued and workflow.patched(CONSENT_PATCH):
+            # No buyer money is committed on an order the buyer has not agreed to:
+            # one a seller proposed waits for the buyer's consent.
+            creator = inp.created_by
+            self.s.consented = creator.role is Role.OPS or (
+                creator.party.role is Role.BUYER and same_name(creator.party.name, inp.buyer))
         if not continued:
             # Set here so an update in the first workflow task already sees it.
             self.deadlines.start("seller_acceptance", self.policy.deadlines.seller_acceptance,
@@ -186,10 +196,12 @@ class OrderWorkflow(Actions, AfterSales):
     # ------------------------------------------------------------------ steps
 
     async def _acceptance(self, resuming: bool) -> bool:
-        """The seller accepts (its deadline is set in __init__)."""
-        if not await self._wait(lambda: self.s.accepted, "seller_acceptance"):
-            if not self.s.closing:
-                await cancellation.cancel(self, TIMER, cancellation.ACCEPTANCE_TIMEOUT, "seller did not accept in time")
+        """The seller accepts and the buyer agrees (the deadline is set in __init__)."""
+        s = self.s
+        if not await self._wait(lambda: s.accepted and s.consented, "seller_acceptance"):
+            if not s.closing:
+                who = ("seller did not accept" if not s.accepted else "buyer did not agree to the order")
+                await cancellation.cancel(self, TIMER, cancellation.ACCEPTANCE_TIMEOUT, f"{who} in time")
             return False
         return True
 
@@ -263,8 +275,8 @@ class OrderWorkflow(Actions, AfterSales):
         if s.closing or s.closed:
             return False
         if s.refused:
-            carrier = Actor(role=Role.CARRIER, name=s.shipment["carrier"])
-            await cancellation.cancel(self, carrier, cancellation.COD_REFUSED,
+            refused_by = s.refused_by or Actor(role=Role.CARRIER, name=s.shipment["carrier"])
+            await cancellation.cancel(self, refused_by, cancellation.COD_REFUSED,
                                       "buyer refused the goods at the door; goods return to the seller")
             return False
         return True
@@ -341,7 +353,7 @@ class OrderWorkflow(Actions, AfterSales):
             timeline=s.timeline, decisions=[decision_entry(d) for d in s.decisions],
             created_at=s.created_at, updated_at=s.updated_at,
             cases=[c.view() for c in s.cases], open_case=s.case.view() if s.case is not None else None,
-            repair_rounds=s.repair_rounds, runs=s.runs, blocked=s.blocked,
+            repair_rounds=s.repair_rounds, runs=s.runs, blocked=s.blocked, buyer_consented=s.consented,
         )
 
     @workflow.query
@@ -368,6 +380,8 @@ class OrderWorkflow(Actions, AfterSales):
     def _next_step(self, part: Part | None) -> str:
         s = self.s
         if s.stage is Stage.AWAITING_ACCEPTANCE:
+            if not s.consented:
+                return "buyer agrees to the order" if s.accepted else "seller accepts and buyer agrees to the order"
             return "seller accepts the order"
         if part is not None:
             return f"buyer pays the {part.name}"

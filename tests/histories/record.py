@@ -272,7 +272,7 @@ async def _repair(client, tq, engine):
     await _request_return(h, remedy="repair")
     await _respond(h, "approve")
     await _ship_back_and_receive(h, "rework")
-    await h.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf", tracking="RS1"))
+    await h.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf-express", tracking="RS1"))
     await deliver(h)
     await confirm(h)
     return h, Stage.COMPLETED

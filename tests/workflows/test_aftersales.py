@@ -166,7 +166,7 @@ async def test_repair_round_trip_starts_a_new_inspection_window(client, task_que
     assert (await status(handle)).stage is Stage.REPAIR
     await ship_back(handle)
     await receive(handle, disposition="rework")
-    await handle.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf", tracking="RS1"))
+    await handle.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf-express", tracking="RS1"))
     assert (await status(handle)).stage is Stage.SHIPPED
     await deliver(handle)
     view = await status(handle)
@@ -186,7 +186,7 @@ async def test_repair_offer_accepted_then_repair_limit_turns_the_next_request_in
         await handle.execute_update(OrderWorkflow.answer_offer, OfferAnswerInput(actor=BUYER, accept=True))
         await ship_back(handle)
         await receive(handle, disposition="rework")
-        await handle.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf", tracking="RS"))
+        await handle.execute_update(OrderWorkflow.reship, ShipInput(actor=SELLER, carrier="sf-express", tracking="RS"))
         await deliver(handle)
     assert (await status(handle)).repair_rounds == 2
     await request_return(handle, remedy="repair")
