@@ -65,6 +65,7 @@ from bespoke.domain.models import (
     Stage,
 )
 from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
+from bespoke.domain.names import ORDER_ID_PATTERN, ORDER_ID_RULE
 from bespoke.rules import CancellationFacts, PolicyError, find_policy
 from bespoke.rules.durations import parse_duration
 from bespoke.runtime.client import connect
@@ -314,8 +315,7 @@ def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
     if order_id is None:
         raise Rejected("missing field 'order_id'")
     if not _ORDER_ID.fullmatch(order_id):
-        raise Rejected(f"order id {order_id[:80]!r} is not valid: use 1-64 letters, digits, '.', '_' or '-', "
-                       "starting with a letter or digit")
+        raise Rejected(f"order id {order_id[:80]!r} is not valid: {ORDER_ID_RULE}")
     buyer, seller, title = _text(row, "buyer"), _text(row, "seller"), _text(row, "title")
     currency_text, plan_text, policy_ref = _text(row, "currency"), _text(row, "plan"), _text(row, "policy")
     try:
@@ -345,7 +345,7 @@ def _order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
         raise Rejected(str(err)) from None
 
 
-_ORDER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_ORDER_ID = re.compile(ORDER_ID_PATTERN)
 
 
 # ---------------------------------------------------------------- import

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bespoke.domain.money import CURRENCY_EXPONENTS
+from bespoke.domain.names import ORDER_ID_PATTERN
 
 # Hard upper bound on any single amount, whatever the policy says: 10^13 minor
 # units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
@@ -217,7 +218,7 @@ class OrderInput(Frozen):
     """Workflow input. The policy travels whole, pinned by name, version and
     sha256, so editing or publishing a policy never changes a running order."""
 
-    order_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    order_id: str = Field(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)
     buyer: str = Field(min_length=1, max_length=200)
     seller: str = Field(min_length=1, max_length=200)
     title: str = Field(default="", max_length=500)
