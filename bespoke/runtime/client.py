@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
 import os
 import socket
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from bespoke.domain.search_attributes import ALL_KEYS
 from bespoke.runtime.errors import TemporalUnreachable
 from bespoke.settings import Settings, get_settings
 
@@ -62,6 +55,8 @@ def client_identity() -> str:
     """Temporal records the sending client's identity on every update and signal
     event. The SDK's default is pid@host; bespoke adds the OS user, so the history
     says which login sent an action, next to the actor (`--as`) the action names."""
+    import getpass
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
@@ -127,6 +122,11 @@ async def ensure_search_attributes(client: Client, namespace: str | None = None)
     Idempotent: attributes that already exist are left alone (also when another process
     registers them concurrently). Returns the names it asked the server to add.
     """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    from bespoke.domain.search_attributes import ALL_KEYS
+
     namespace = namespace or client.namespace
     try:
         existing = await client.operator_service.list_search_attributes(

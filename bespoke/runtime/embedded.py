@@ -25,9 +25,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.service import RPCError
-
 from bespoke.domain.search_attributes import ALL_KEYS
 from bespoke.runtime.client import connect
 from bespoke.runtime.errors import (
@@ -275,6 +272,9 @@ class EmbeddedServer:
         self.startup_seconds = time.monotonic() - began
 
     async def _wait_ready(self, began: float) -> None:
+        from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+        from temporalio.service import RPCError
+
         assert self._proc is not None
         deadline = began + self.ready_timeout
         while True:

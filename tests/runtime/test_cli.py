@@ -192,19 +192,76 @@ def test_bespoke_up_runs_until_ctrl_c_then_exits_0(tmp_path: Path) -> None:
     assert not is_listening("127.0.0.1", port)
 
 
-def test_sub_app_that_fails_to_import_is_reported_only_when_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    fresh = typer.Typer(cls=BespokeGroup, pretty_exceptions_enable=False)
+def _in_process(code: str, *argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `bespoke ARGV` through bespoke.cli.app.run in a fresh interpreter, then
+    `code` (which can look at what the command imported), printing on stdout."""
+    script = (
+        "import sys, io, contextlib\n"
+        "from bespoke.cli import app as cli_app\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = cli_app.run({list(argv)!r})\n"
+        f"{code}\n"
+    )
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=env or _env())
 
-    @fresh.command()
-    def ok() -> None:
-        """Still works."""
 
-    monkeypatch.setattr(cli_app, "app", fresh)
-    cli_app._mount("bespoke.cli.not_written_yet", "ghost")  # missing module: silently absent
-    cli_app._mount("json", "broken", "no_such_app")  # present but unusable: a stand-in explains
+def _imported(prefixes: tuple[str, ...]) -> str:
+    return f"print(code, sorted({{m.split('.')[0] for m in sys.modules if m.startswith({prefixes!r})}}))"
+
+
+def test_help_imports_no_sub_command_module_and_no_temporal_sdk() -> None:
+    out = _in_process(
+        "import bespoke.cli.app as a; "
+        "print(code, sorted(m for m in sys.modules if m.startswith(('temporalio', 'sqlalchemy', 'pydantic')) "
+        "or m.split('.')[-1] in {'order', 'policy', 'accounts', 'db', 'ops'} and m.startswith('bespoke.cli')))",
+        "--help")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "0 []", out.stdout
+
+
+def test_order_list_reads_the_read_model_without_the_temporal_sdk_or_sqlalchemy(tmp_path: Path) -> None:
+    env = _env(BESPOKE_HOME=str(tmp_path))
+    first = _in_process(_imported(("temporalio",)), "order", "list", "--json", env=env)
+    # The first run finds no database and has the store create it (SQLAlchemy, migrations).
+    assert first.returncode == 0 and first.stdout.strip() == "0 []", first.stdout + first.stderr
+    again = _in_process(_imported(("temporalio", "sqlalchemy", "sqlmodel", "alembic")), "order", "list", env=env)
+    assert again.returncode == 0 and again.stdout.strip() == "0 []", again.stdout + again.stderr
+
+
+def test_a_broken_sub_command_shows_its_real_error_and_the_rest_still_work(tmp_path: Path) -> None:
+    (tmp_path / "broken_cli.py").write_text("import typer\nimport no_such_dependency\napp = typer.Typer()\n")
+    register = ("from bespoke.cli import app as cli_app\n"
+                "cli_app.SUBCOMMANDS['broken'] = ('broken_cli', 'app', 'A sub-command that cannot load.')\n")
+    env = _env(PYTHONPATH=str(tmp_path))
+
+    def bespoke(*argv: str) -> subprocess.CompletedProcess[str]:
+        code = register + f"import sys; sys.argv = ['bespoke', *{list(argv)!r}]; cli_app.main()"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+
+    used = bespoke("broken", "anything")
+    assert used.returncode == EXIT_ERROR
+    assert used.stderr.count("\n") == 1 and "Traceback" not in used.stderr, used.stderr
+    assert used.stderr.startswith("error: `bespoke broken` cannot start: ModuleNotFoundError: "
+                                  "No module named 'no_such_dependency'"), used.stderr
+    assert f"{tmp_path / 'broken_cli.py'}:2" in used.stderr
+    listed = bespoke("--help")
+    assert listed.returncode == 0 and "A sub-command that cannot load." in listed.stdout, listed.stderr
+    assert bespoke("policy", "list", "--json").returncode == 0
+
+
+def test_the_help_line_of_each_sub_command_is_its_sub_app_help() -> None:
+    import importlib
+
+    for name, (module, attr, short) in cli_app.SUBCOMMANDS.items():
+        sub = getattr(importlib.import_module(module), attr)
+        assert sub.info.help.splitlines()[0] == short, name
+
+
+def test_every_sub_command_is_listed_by_help_and_answers_its_own_help() -> None:
     runner = CliRunner()
-    assert runner.invoke(fresh, ["ok"]).exit_code == 0
-    assert "ghost" not in runner.invoke(fresh, ["--help"]).stdout
-    result = runner.invoke(fresh, ["broken", "anything", "--flag"])
-    assert result.exit_code == EXIT_ERROR
-    assert result.stderr.startswith("error: `bespoke broken` is unavailable: AttributeError")
+    listed = runner.invoke(cli_app.app, ["--help"]).stdout
+    for name in cli_app.SUBCOMMANDS:
+        assert name in listed
+        result = runner.invoke(cli_app.app, [name, "--help"])
+        assert result.exit_code == 0 and "Usage:" in result.stdout, (name, result.output)
