@@ -97,6 +97,18 @@ def one_line(message: str) -> str:
     return shown(" ".join(message.split()))
 
 
+def error_prefix() -> str:
+    """``"error: "`` when running under the `bespoke` command (scripts grep for it),
+    empty when a sub-app runs on its own (`bespoke.cli.policy.app` in its tests)."""
+    try:
+        from click import get_current_context
+    except ImportError:  # Typer 0.2x vendors Click
+        from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return "error: " if ctx is not None and isinstance(ctx.find_root().command, BespokeGroup) else ""
+
+
 def report(exc: BaseException) -> int | None:
     """Print ``exc`` as one line on stderr and return its exit code (None: not ours)."""
     classified = classify(exc)

@@ -45,8 +45,10 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object ins
 
 
 def _fail(lines: list[str] | str) -> NoReturn:
+    from bespoke.cli.errors import error_prefix
+
     for line in [lines] if isinstance(lines, str) else lines:
-        typer.echo(line, err=True)
+        typer.echo(f"{error_prefix()}{line}", err=True)
     raise typer.Exit(EXIT_REJECTED)
 
 
