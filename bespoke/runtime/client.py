@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import logging
 import os
 import socket
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
 from bespoke.runtime.errors import TemporalUnreachable
@@ -48,6 +51,26 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
         server_root_ca_cert=settings.temporal_tls_ca.read_bytes() if settings.temporal_tls_ca else None,
         client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
         client_private_key=settings.temporal_tls_key.read_bytes() if settings.temporal_tls_key else None,
+    )
+
+
+@functools.cache
+def runtime() -> Runtime:
+    """The Temporal runtime our clients (and so our workers) use: the SDK's default,
+    except that the core's log lines go to Python logging, so to stderr, instead of
+    the console: the SDK's console is stdout, where one WARN line broke a script's
+    `--json`."""
+    return Runtime(telemetry=telemetry())
+
+
+def telemetry(core_level: str = "WARN") -> TelemetryConfig:
+    """The SDK's default filter (core WARN, the rest ERROR), forwarded to the
+    `temporalio.core` logger."""
+    return TelemetryConfig(
+        logging=LoggingConfig(
+            filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
+            forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+        )
     )
 
 
@@ -86,6 +109,7 @@ async def connect(
                 tls=tls_config(settings),
                 api_key=api_key,
                 identity=client_identity(),
+                runtime=runtime(),
             ),
             timeout,
         )
