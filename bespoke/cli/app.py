@@ -162,12 +162,19 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
             client = await connect(server.settings)
             await ensure_search_attributes(client, server.namespace)
             store = "in memory (lost on exit)" if server.db_path is None else str(server.db_path)
+            if server.all_interfaces:
+                typer.echo(
+                    f"warning: the Temporal server (and its Web UI) listens on ALL network interfaces "
+                    f"({server.bind_address}, from TEMPORAL_ADDRESS): anyone who can reach this machine can "
+                    "read and change every order; use 127.0.0.1 unless that is what you want",
+                    err=True,
+                )
             typer.echo(
                 "\n".join(
                     [
                         f"Temporal server ready in {server.startup_seconds:.1f}s",
-                        f"  gRPC address:  {server.address}  (namespace {server.namespace})",
-                        f"  Web UI:        {server.ui_url or 'disabled (--headless)'}",
+                        f"  gRPC address:  {server.listening}  (namespace {server.namespace})",
+                        f"  Web UI:        {server.ui_listening or 'disabled (--headless)'}",
                         f"  Workflow data: {store}",
                         f"  Server log:    {server.log_path}",
                         f"  Read model:    {server.settings.effective_database_url}",

@@ -265,3 +265,95 @@ def test_every_sub_command_is_listed_by_help_and_answers_its_own_help() -> None:
         assert name in listed
         result = runner.invoke(cli_app.app, [name, "--help"])
         assert result.exit_code == 0 and "Usage:" in result.stdout, (name, result.output)
+
+
+def _start_up(env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`bespoke up --headless` until its banner; (the process, the banner)."""
+    proc = subprocess.Popen([*bespoke_command(), "up", "--headless"], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    banner = ""
+    deadline = time.monotonic() + 60
+    while "Press Ctrl-C" not in banner and time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        banner += line
+    assert "Press Ctrl-C" in banner, (banner, proc.poll())
+    return proc, banner
+
+
+def _stop(proc: subprocess.Popen[str]) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+    return err
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    state = Path(f"/proc/{pid}/stat")
+    return not (state.exists() and state.read_text().rsplit(")", 1)[1].split()[0] == "Z")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_the_embedded_server_dies_with_a_killed_bespoke_up_and_the_next_up_starts(tmp_path: Path) -> None:
+    port = free_port()
+    env = _env(TEMPORAL_ADDRESS=f"127.0.0.1:{port}", BESPOKE_HOME=str(tmp_path / "home"))
+    first, _ = _start_up(env)
+    server_pid = int((tmp_path / "home" / "temporal.pid").read_text().split()[0])
+    first.kill()  # SIGKILL: no chance to stop the server itself
+    first.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while _alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(server_pid), "the embedded server outlived its bespoke up"
+    second, banner = _start_up(env)  # a clean start, not "already listening"
+    err = _stop(second)
+    assert second.returncode == 0 and f"127.0.0.1:{port}" in banner, err
+
+
+def test_up_on_all_interfaces_says_so_and_binds_them(tmp_path: Path) -> None:
+    port, ui_port = free_port(), free_port()
+    env = _env(TEMPORAL_ADDRESS=f"0.0.0.0:{port}", BESPOKE_UI_PORT=str(ui_port), BESPOKE_HOME=str(tmp_path))
+    proc = subprocess.Popen([*bespoke_command(), "up"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout is not None
+        banner = ""
+        while "Press Ctrl-C" not in banner:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            banner += line
+        listening = _listening_ports() if sys.platform.startswith("linux") else None
+    finally:
+        err = _stop(proc)
+    assert f"gRPC address:  0.0.0.0:{port}, ALL interfaces (clients on this machine: 127.0.0.1:{port})" in banner
+    assert f"http://localhost:{ui_port}, listening on ALL interfaces" in banner, banner
+    warnings = [line for line in err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "ALL network interfaces" in warnings[0] and "127.0.0.1" in warnings[0], err
+    if listening is not None:  # what the banner says is what the server bound
+        assert ("*", port) in listening and ("*", ui_port) in listening, sorted(listening)
+
+
+def _listening_ports() -> set[tuple[str, int]]:
+    """(IP, port) of every listening TCP socket; "*" for all interfaces (0.0.0.0, or
+    :: where Go listens dual-stack)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A":  # LISTEN
+                continue
+            ip_hex, port_hex = fields[1].split(":")
+            ip = "*" if set(ip_hex) == {"0"} else ip_hex
+            found.add((ip, int(port_hex, 16)))
+    return found
