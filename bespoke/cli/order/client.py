@@ -60,7 +60,7 @@ class OrderClient:
                 self.handle(order_id).execute_update(name, payload, result_type=result_type),
                 order_id, f"take the `{name}` action",
                 # A started update may still be applied by a worker that comes back.
-                after=f"; it may still be applied when a worker picks it up: check `bespoke order status {order_id}`",
+                after=f" (it may still be applied when a worker picks it up: see `bespoke order status {order_id}`)",
             )
         except CliError:
             raise
@@ -78,14 +78,20 @@ class OrderClient:
 
     async def _bounded(self, call: Awaitable[T], order_id: str, what: str, after: str = "") -> T:
         timeout = self.settings.cli_timeout
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         try:
             return await asyncio.wait_for(call, timeout)
-        except TimeoutError:
-            raise Unreachable(
-                f"order {order_id} did not {what} within {timeout:g}s: is a worker polling task queue "
-                f"{self.settings.task_queue!r} (`bespoke up` or `bespoke worker`), and is its log clean?{after} "
-                "(BESPOKE_CLI_TIMEOUT sets the wait)"
-            ) from None
+        except Exception as err:
+            # Cancelled at the deadline, the SDK raises its own error for an update
+            # (WorkflowUpdateRPCTimeoutOrCancelledError), not TimeoutError.
+            if not isinstance(err, TimeoutError) and loop.time() < deadline:
+                raise
+        raise Unreachable(
+            f"order {order_id} did not {what} within {timeout:g}s{after}. Is a worker polling task queue "
+            f"{self.settings.task_queue!r} (`bespoke up` or `bespoke worker`), and is its log clean? "
+            "(BESPOKE_CLI_TIMEOUT sets the wait)"
+        )
 
 
 def run(work: Callable[[OrderClient], Awaitable[T]], settings: Settings | None = None) -> T:

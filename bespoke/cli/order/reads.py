@@ -5,7 +5,7 @@ came from a person is printed literally (bespoke/cli/output.py)."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -207,10 +207,12 @@ def _sqlite_rows(url: str, filters: dict[str, str | None], limit: int) -> list[d
 
 
 def _json_value(value: Any, declared: str) -> Any:
-    # As pydantic dumps the table model: SQLAlchemy keeps DATETIME as ISO text with a
-    # space; the JSON form has a "T" (and no ".000000").
+    # As the store dumps the table model: SQLModel reads DATETIME text (UTC, no
+    # offset) back as an aware UTC datetime, which pydantic writes with a "Z".
     if declared == "DATETIME" and isinstance(value, str):
-        return datetime.fromisoformat(value).isoformat()
+        at = datetime.fromisoformat(value)
+        at = at.replace(tzinfo=UTC) if at.utcoffset() is None else at.astimezone(UTC)
+        return at.isoformat().removesuffix("+00:00") + "Z"
     if declared == "BOOLEAN" and isinstance(value, int):
         return bool(value)
     return value
@@ -227,8 +229,6 @@ def quote_cancel(
 ) -> None:
     """What cancelling right now would cost each party, with the explanation.
     Changes nothing."""
-    from datetime import UTC
-
     from bespoke.cli.order.client import run
 
     if by not in ("buyer", "seller"):
