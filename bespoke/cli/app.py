@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bespoke.cli.errors import BespokeGroup, CliError, report, run_async
+from bespoke.cli.errors import BespokeGroup, CliError, SuggestingGroup, report, run_async
 
 if TYPE_CHECKING:
     import asyncio
@@ -43,7 +43,7 @@ class SubcommandUnavailable(CliError):
     such (with the real error and where it happened), never hidden."""
 
 
-class RootGroup(BespokeGroup):
+class RootGroup(SuggestingGroup, BespokeGroup):
     """The root group, loading each sub-command's module when it is invoked.
 
     Loading on use keeps `--help` and `up` working when one module is broken, which

@@ -153,6 +153,26 @@ class BespokeGroup(TyperGroup):
             raise typer.Exit(code) from None
 
 
+class SuggestingGroup(TyperGroup):
+    """A group whose commands are loaded on use: "Did you mean ...?" for a typo is
+    drawn from every command's name, not only from those already loaded."""
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except typer.TyperException as err:
+            message = getattr(err, "message", None)
+            if not args or not isinstance(message, str) or not message.startswith("No such command"):
+                raise
+            from difflib import get_close_matches
+
+            matches = get_close_matches(args[0], self.list_commands(ctx))
+            message = message.split(" Did you mean")[0].rstrip(".")
+            err.message = f"{message}. Did you mean {', '.join(repr(m) for m in matches)}?" if matches \
+                else f"{message}."
+            raise
+
+
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine to completion (a forced stop exits 130, quietly).
 

@@ -357,3 +357,11 @@ def _listening_ports() -> set[tuple[str, int]]:
             ip = "*" if set(ip_hex) == {"0"} else ip_hex
             found.add((ip, int(port_hex, 16)))
     return found
+
+
+def test_a_mistyped_command_is_matched_against_commands_not_loaded_yet() -> None:
+    runner = CliRunner()
+    result = runner.invoke(cli_app.app, ["ordr"])
+    assert result.exit_code == EXIT_REJECTED and "Did you mean 'order', 'worker'?" in result.stderr
+    result = runner.invoke(cli_app.app, ["order", "lst"])
+    assert result.exit_code == EXIT_REJECTED and "Did you mean 'list'?" in result.stderr

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import typer.main
-from typer.core import TyperGroup
 
+from bespoke.cli.errors import SuggestingGroup
 from bespoke.cli.output import LazyConsole, text
 from bespoke.cli.parsing import as_actor, identifier, minor_units, model
 
@@ -29,7 +29,7 @@ __all__ = ["AsOpt", "CarrierOpt", "JsonOpt", "OrderArg", "TrackingOpt", "act", "
 MODULES = ("create", "importer", "reads", "actions", "aftersales", "deadlines")
 
 
-class OrderGroup(TyperGroup):
+class OrderGroup(SuggestingGroup):
     """`bespoke order`, building only the command that runs: modules are imported in
     MODULES order until one has registered it. Typer would otherwise build all 28
     commands (signatures, type hints) for every `bespoke order ...` call."""
