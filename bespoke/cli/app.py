@@ -17,6 +17,8 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
+import typer.main
 
 from bespoke.cli.errors import BespokeGroup, CliError, SuggestingGroup, report, run_async
 

@@ -2,8 +2,9 @@
 takes, and sending one action (parsing what people type is bespoke/cli/parsing.py).
 
 Importing this (and the command modules) must stay cheap: `bespoke order list`
-loads every order command to find `list`, and answers in well under 250 ms only if
-pydantic models, the rules and temporalio load inside the commands that use them.
+imports the modules up to the one defining `list` (OrderGroup), and answers in
+under 250 ms only if the domain models, the rules and temporalio load inside the
+commands that use them.
 """
 
 from __future__ import annotations
