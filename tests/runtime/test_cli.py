@@ -365,3 +365,23 @@ def test_a_mistyped_command_is_matched_against_commands_not_loaded_yet() -> None
     assert result.exit_code == EXIT_REJECTED and "Did you mean 'order', 'worker'?" in result.stderr
     result = runner.invoke(cli_app.app, ["order", "lst"])
     assert result.exit_code == EXIT_REJECTED and "Did you mean 'list'?" in result.stderr
+
+
+def test_commands_that_run_long_turn_the_garbage_collector_back_on(tmp_path: Path) -> None:
+    """`main` starts with the cyclic GC off (a short command exits before garbage
+    matters); `up`, `worker` and `order import` must not run without it."""
+    rows = tmp_path / "rows.csv"
+    rows.write_text("buyer,seller,price\nalice,acme,abc\n")  # one rejected row (then no server to start the rest)
+    check = "import gc; print(code, gc.isenabled())"
+    env = _env(BESPOKE_HOME=str(tmp_path))
+    short = _in_process("import gc; gc.disable()\n" + check, "policy", "list", "--json", env=env)
+    assert short.stdout.split() == ["0", "False"], short.stdout + short.stderr
+    script = ("import gc, sys, io, contextlib\ngc.disable()\nfrom bespoke.cli import app as cli_app\n"
+              "with contextlib.redirect_stdout(io.StringIO()):\n"
+              f"    code = cli_app.run(['order', 'import', {str(rows)!r}])\n{check}\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=env)
+    assert out.stdout.split()[1:] == ["True"], out.stdout + out.stderr
+    source = Path(cli_app.__file__).read_text()
+    for command in ("def up(", "def worker("):
+        body = source.split(command, 1)[1].split("\n\n\n", 1)[0]
+        assert "long_running()" in body, command

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bespoke.cli.errors import Rejected, one_line
+from bespoke.cli.errors import Rejected, long_running, one_line
 from bespoke.cli.order.common import AsOpt, JsonOpt, app, as_actor, out
 from bespoke.cli.order.create import ORDER_FIELDS, REQUIRED_FIELDS, order_input
 from bespoke.cli.output import console, text
@@ -123,6 +123,7 @@ def import_orders(
     """Start one order per row; report each row; safe to run twice."""
     from bespoke.cli.order.client import run
 
+    long_running()  # a file may hold 10,000 rows
     settings = get_settings()
     rows = read_rows(file)
     created_by = as_actor(actor)
