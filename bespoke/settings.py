@@ -4,95 +4,205 @@ Every setting has a ``BESPOKE_`` environment variable. The Temporal connection
 settings also honour the plain ``TEMPORAL_*`` names the Temporal CLI and SDKs use, so
 pointing bespoke at a production cluster or Temporal Cloud needs no bespoke-specific
 knowledge; the ``BESPOKE_`` name wins when both are set.
+
+Plain Python, not pydantic-settings (STYLE.md's "one Settings(BaseSettings)"): every
+`bespoke` command reads the settings, and importing pydantic-settings alone took
+~140-200 ms of a command meant to answer in well under 250 ms. The contract is the
+same: one frozen object, constructor keywords win over the environment, the
+environment over the defaults, a bad value is an error naming the variable.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-
-from pydantic import AliasChoices, Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Any
 
 
-def _env(name: str) -> AliasChoices:
-    # A validation alias replaces the prefixed name, so list both explicitly.
-    return AliasChoices(f"BESPOKE_{name}", name)
+class SettingsError(ValueError):
+    """A setting whose value cannot be used (named, with the variable to fix)."""
 
 
-class Settings(BaseSettings):
+class Secret:
+    """A value that is never printed (an API key, payload keys); duck-compatible
+    with pydantic's SecretStr, which callers may also pass in."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get_secret_value(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def _text(value: Any) -> str:
+    return str(value)
+
+
+def _path(value: Any) -> Path:
+    return value if isinstance(value, Path) else Path(str(value))
+
+
+def _secret(value: Any) -> Any:
+    return value if hasattr(value, "get_secret_value") else Secret(str(value))
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def parse(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, (int, str)):
+            raise ValueError(f"must be a whole number, got {value!r}")
+        try:
+            number = int(value.strip()) if isinstance(value, str) else value
+        except ValueError:
+            raise ValueError(f"must be a whole number, got {value!r}") from None
+        if not low <= number <= high:
+            raise ValueError(f"must be between {low} and {high}, got {number}")
+        return number
+
+    return parse
+
+
+def _seconds(value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"must be a number of seconds, got {value!r}") from None
+    if not 0 < number <= 86_400:
+        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {value!r}")
+    return number
+
+
+class _Field:
+    # A plain class, not a dataclass: every command builds these at start-up.
+    __slots__ = ("default", "description", "env_names", "name", "optional", "parse")
+
+    def __init__(self, name: str, parse: Callable[[Any], Any], default: Any, description: str, *,
+                 optional: bool = False, plain_env: bool = False) -> None:
+        self.name, self.parse, self.default, self.description, self.optional = (
+            name, parse, default, description, optional)
+        prefixed = f"BESPOKE_{name.upper()}"
+        # plain_env: also the unprefixed TEMPORAL_* name the Temporal tools use.
+        self.env_names = (prefixed, name.upper()) if plain_env else (prefixed,)
+
+
+FIELDS: tuple[_Field, ...] = (
+    _Field("home", _path, Path(".bespoke"),
+           "State directory: the embedded Temporal database, its log and the SQLite read model."),
+    _Field("database_url", _text, None,
+           "SQLAlchemy URL of the read model, ledger and audit tables; default is a SQLite file in `home`.",
+           optional=True),
+    _Field("temporal_address", _text, "localhost:7233", "host:port of the Temporal frontend (gRPC).",
+           plain_env=True),
+    _Field("temporal_namespace", _text, "default", "Temporal namespace the orders live in.", plain_env=True),
+    _Field("temporal_tls_cert", _path, None, "Client certificate (PEM) for mTLS.", optional=True, plain_env=True),
+    _Field("temporal_tls_key", _path, None, "Client private key (PEM) for mTLS.", optional=True, plain_env=True),
+    _Field("temporal_tls_ca", _path, None,
+           "CA bundle (PEM) that signed the server certificate; system roots when unset.",
+           optional=True, plain_env=True),
+    _Field("temporal_api_key", _secret, None, "API key (Temporal Cloud); implies TLS.", optional=True,
+           plain_env=True),
+    _Field("payload_key", _secret, None,
+           "AES-GCM key(s) encrypting Temporal payloads: `[KEY_ID:]BASE64`, comma-separated, first encrypts.",
+           optional=True),
+    _Field("payload_key_file", _path, None,
+           "File holding payload keys in the same format, one per line (added after `payload_key`).",
+           optional=True),
+    _Field("task_queue", _text, "bespoke-orders", "Task queue the workers poll."),
+    _Field("ui_port", _integer(0, 65535), 8233, "Port of the embedded server's Web UI."),
+    _Field("policy_dir", _path, None, "Extra directory of policy TOML files, searched before the bundled ones.",
+           optional=True),
+    _Field("default_policy", _text, "default", "Policy new orders pin when none is given."),
+    _Field("metrics_bind", _text, None,
+           "host:port where a worker serves Prometheus metrics (Temporal runtime telemetry); unset = off.",
+           optional=True),
+    _Field("worker_cache_size", _integer(0, 1_000_000), 1000,
+           "Orders a worker keeps in memory between tasks (Temporal's sticky cache); about 1 MiB each. "
+           "Evicted orders are replayed from history on their next task."),
+    _Field("cli_timeout", _seconds, 30.0,
+           "Seconds a `bespoke` command waits for an order to answer a query or an action before it "
+           "gives up (exit 4): a worker that is down or stuck must not hang a script."),
+)
+_BY_NAME = {f.name: f for f in FIELDS}
+
+
+class Settings:
     """All of bespoke's configuration. Construct directly in tests; use
     :func:`get_settings` everywhere else."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="BESPOKE_",
-        extra="ignore",
-        populate_by_name=True,
-        frozen=True,
-    )
+    __slots__ = ("_values",)
 
-    home: Path = Field(
-        default=Path(".bespoke"),
-        description="State directory: the embedded Temporal database, its log and the SQLite read model.",
-    )
-    database_url: str | None = Field(
-        default=None,
-        description="SQLAlchemy URL of the read model, ledger and audit tables; default is a SQLite file in `home`.",
-    )
-    temporal_address: str = Field(
-        default="localhost:7233",
-        validation_alias=_env("TEMPORAL_ADDRESS"),
-        description="host:port of the Temporal frontend (gRPC).",
-    )
-    temporal_namespace: str = Field(
-        default="default",
-        validation_alias=_env("TEMPORAL_NAMESPACE"),
-        description="Temporal namespace the orders live in.",
-    )
-    temporal_tls_cert: Path | None = Field(
-        default=None,
-        validation_alias=_env("TEMPORAL_TLS_CERT"),
-        description="Client certificate (PEM) for mTLS.",
-    )
-    temporal_tls_key: Path | None = Field(
-        default=None,
-        validation_alias=_env("TEMPORAL_TLS_KEY"),
-        description="Client private key (PEM) for mTLS.",
-    )
-    temporal_tls_ca: Path | None = Field(
-        default=None,
-        validation_alias=_env("TEMPORAL_TLS_CA"),
-        description="CA bundle (PEM) that signed the server certificate; system roots when unset.",
-    )
-    temporal_api_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=_env("TEMPORAL_API_KEY"),
-        description="API key (Temporal Cloud); implies TLS.",
-    )
-    payload_key: SecretStr | None = Field(
-        default=None,
-        description="AES-GCM key(s) encrypting Temporal payloads: `[KEY_ID:]BASE64`, comma-separated, first encrypts.",
-    )
-    payload_key_file: Path | None = Field(
-        default=None,
-        description="File holding payload keys in the same format, one per line (added after `payload_key`).",
-    )
-    task_queue: str = Field(default="bespoke-orders", description="Task queue the workers poll.")
-    ui_port: int = Field(default=8233, description="Port of the embedded server's Web UI.")
-    policy_dir: Path | None = Field(
-        default=None,
-        description="Extra directory of policy TOML files, searched before the bundled ones.",
-    )
-    default_policy: str = Field(default="default", description="Policy new orders pin when none is given.")
-    metrics_bind: str | None = Field(
-        default=None,
-        description="host:port where a worker serves Prometheus metrics (Temporal runtime telemetry); unset = off.",
-    )
-    worker_cache_size: int = Field(
-        default=1000, ge=0, le=1_000_000,
-        description="Orders a worker keeps in memory between tasks (Temporal's sticky cache); "
-        "about 1 MiB each. Evicted orders are replayed from history on their next task.",
-    )
+    home: Path
+    database_url: str | None
+    temporal_address: str
+    temporal_namespace: str
+    temporal_tls_cert: Path | None
+    temporal_tls_key: Path | None
+    temporal_tls_ca: Path | None
+    temporal_api_key: Any  # Secret | pydantic.SecretStr | None
+    payload_key: Any
+    payload_key_file: Path | None
+    task_queue: str
+    ui_port: int
+    policy_dir: Path | None
+    default_policy: str
+    metrics_bind: str | None
+    worker_cache_size: int
+    cli_timeout: float
+
+    def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
+        unknown = sorted(set(given) - set(_BY_NAME))
+        if unknown:
+            raise TypeError(f"unknown setting {unknown[0]!r}")
+        environ = os.environ if _environ is None else _environ
+        values: dict[str, Any] = {}
+        for field in FIELDS:
+            if field.name in given:
+                values[field.name] = _parsed(field, given[field.name], field.name)
+                continue
+            for env in field.env_names:
+                raw = environ.get(env)
+                # An empty variable is an unset one (`FOO= bespoke ...` is how a shell unsets).
+                if raw is not None and raw != "":
+                    values[field.name] = _parsed(field, raw, env)
+                    break
+            else:
+                values[field.name] = field.default
+        object.__setattr__(self, "_values", values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return object.__getattribute__(self, "_values")[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Settings are frozen: use model_copy(update={...})")
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Settings({shown})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and other._values == self._values
+
+    def __hash__(self) -> int:
+        return hash(tuple(self._values.items()))
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None) -> Settings:
+        """A copy with some fields replaced (the name pydantic models use)."""
+        return Settings(_environ={}, **{**self._values, **(update or {})})
 
     @property
     def effective_database_url(self) -> str:
@@ -108,6 +218,18 @@ class Settings(BaseSettings):
         return any(
             (self.temporal_tls_cert, self.temporal_tls_key, self.temporal_tls_ca, self.temporal_api_key)
         )
+
+
+def _parsed(field: _Field, value: Any, source: str) -> Any:
+    if value is None:
+        if field.optional:
+            return None
+        raise SettingsError(f"{source}: {field.name} cannot be empty")
+    try:
+        return field.parse(value)
+    except ValueError as err:
+        where = source if source == field.name else f"{source} ({field.name})"
+        raise SettingsError(f"{where} {err}") from None
 
 
 @lru_cache(maxsize=1)

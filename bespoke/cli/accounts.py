@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from bespoke.cli.errors import Rejected, run_async
+from bespoke.cli.errors import Rejected
+from bespoke.cli.output import LazyConsole, text
+from bespoke.cli.parsing import minor_units
 from bespoke.domain.accounts import virtual_account_for
 from bespoke.domain.models import Actor, PayInput, PlanKind, Stage
-from bespoke.domain.money import MoneyError, check_currency, format_amount, parse_amount
+from bespoke.domain.money import MoneyError, check_currency, format_amount
 from bespoke.settings import get_settings
 
 # The database modules (SQLAlchemy) load inside the commands that use them, so
@@ -21,7 +22,7 @@ from bespoke.settings import get_settings
 
 buyer_app = typer.Typer(help="Buyer payment accounts: credit lines and collection accounts.", no_args_is_help=True)
 bank_app = typer.Typer(help="Incoming bank transfers to dedicated collection accounts.", no_args_is_help=True)
-out = Console()
+out = LazyConsole()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
@@ -57,9 +58,10 @@ def show(buyer: Annotated[str, typer.Argument(help="Buyer account name.")], as_j
         typer.echo(json.dumps(data))
         return
     cur = data["currency"]
-    out.print(f"[bold]{buyer}[/bold]: collection account {data['virtual_account']}")
-    out.print(f"credit limit {format_amount(data['credit_limit'], cur)}, outstanding "
-              f"{format_amount(data['credit_outstanding'], cur)}" + (f" — FROZEN: {data['frozen_reason']}" if data["frozen"] else ""))
+    out.print(text((buyer, "bold"), f": collection account {data['virtual_account']}"))
+    out.print(text(f"credit limit {format_amount(data['credit_limit'], cur)}, outstanding "
+                   f"{format_amount(data['credit_outstanding'], cur)}"
+                   + (f" — FROZEN: {data['frozen_reason']}" if data["frozen"] else "")))
 
 
 @buyer_app.command("credit")
@@ -73,9 +75,9 @@ def set_credit(
     """Set a buyer's account-period credit limit."""
     try:
         cur = check_currency(currency)
-        minor = parse_amount(limit, cur)
     except MoneyError as err:
         raise Rejected(str(err)) from None
+    minor = minor_units(limit, cur, positive=False)
     if minor < 0:
         raise Rejected("the credit limit cannot be negative")
     from bespoke.activities.credit import get_or_create_account
@@ -92,7 +94,7 @@ def set_credit(
     if as_json:
         typer.echo(json.dumps(data))
     else:
-        out.print(f"{buyer}: credit limit {format_amount(minor, cur)}")
+        out.print(text(buyer, f": credit limit {format_amount(minor, cur)}"))
 
 
 @bank_app.command("receive")
@@ -107,17 +109,15 @@ def receive(
     order and pay it; under-payments leave the rest due, over-payments are refunded."""
     from sqlmodel import Session, select
 
-    from bespoke.cli.order import _update
+    from bespoke.cli.order.client import run
     from bespoke.store.db import session_scope
     from bespoke.store.tables import BankTransfer, OrderRow
 
     try:
         cur = check_currency(currency)
-        minor = parse_amount(amount, cur)
     except MoneyError as err:
         raise Rejected(str(err)) from None
-    if minor <= 0:
-        raise Rejected("amount must be positive")
+    minor = minor_units(amount, cur)
     engine = _engine()
     with Session(engine) as session:
         if session.get(BankTransfer, reference) is not None:
@@ -134,7 +134,8 @@ def receive(
     if match is not None:
         payload = PayInput(actor=Actor.parse("system:bank"), amount=minor, currency=cur, reference=reference,
                            method="bank_transfer")
-        result = run_async(_update(match.order_id, "pay", payload))
+        order_id = match.order_id
+        result = run(lambda client: client.update(order_id, "pay", payload))
         status, message = "matched", result.message
     with session_scope(engine) as session:
         session.add(BankTransfer(reference=reference, virtual_account=account, amount=minor, currency=cur,
@@ -144,4 +145,4 @@ def receive(
         typer.echo(json.dumps({"reference": reference, "status": status,
                                "order_id": match.order_id if match else None, "message": message}))
     else:
-        out.print(f"{reference}: {status}" + (f" → {match.order_id}" if match else "") + f": {message}")
+        out.print(text(reference, f": {status}", f" → {match.order_id}" if match else "", f": {message}"))

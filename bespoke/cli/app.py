@@ -1,24 +1,102 @@
-"""The `bespoke` command: root app, `up` and `worker`; `order` and `policy` are
-mounted from their own modules."""
+"""The `bespoke` command: root app, `up` and `worker`; the other commands live in
+their own modules, loaded only when used.
+
+Start-up cost is part of the contract for scripts that call `bespoke` in a loop:
+`bespoke --help` imports no sub-command module, `bespoke order list` no Temporal
+SDK, and every run ends in a flushed `os._exit` (see `main`).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import gc
 import importlib
+import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+import typer.core
+import typer.main
 
-from bespoke.cli.errors import BespokeGroup, CliError, report, run_async
-from bespoke.settings import Settings, get_settings
+from bespoke.cli.errors import BespokeGroup, CliError, SuggestingGroup, long_running, report, run_async
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from bespoke.settings import Settings
+
+# The sub-commands, by name: (module, attribute, the help line `bespoke --help`
+# shows without importing the module). tests/runtime/test_cli.py keeps each line
+# equal to the sub-app's own help.
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "order": ("bespoke.cli.order", "app", "Create orders, act on them, and read their state."),
+    "policy": ("bespoke.cli.policy", "app", "Rule policies: list them, read one in plain words, check a policy file."),
+    "buyer": ("bespoke.cli.accounts", "buyer_app", "Buyer payment accounts: credit lines and collection accounts."),
+    "bank": ("bespoke.cli.accounts", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
+    "db": ("bespoke.cli.db", "app", "Database schema: migrate to the newest revision, or show the current one."),
+    "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
+}
+
+
+class SubcommandUnavailable(CliError):
+    """A sub-command's module failed to import: a bug or a broken install, shown as
+    such (with the real error and where it happened), never hidden."""
+
+
+class RootGroup(SuggestingGroup, BespokeGroup):
+    """The root group, loading each sub-command's module when it is invoked.
+
+    Loading on use keeps `--help` and `up` working when one module is broken, which
+    is what the old import-everything-and-tolerate-failures mounting was for, without
+    hiding the failure: invoking the broken command prints its real error."""
+
+    _listing = False  # formatting --help: describe sub-commands, do not load them
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return [*super().list_commands(ctx), *(n for n in SUBCOMMANDS if n not in self.commands)]
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None or cmd_name not in SUBCOMMANDS:
+            return command
+        module, attr, short = SUBCOMMANDS[cmd_name]
+        if self._listing:
+            return typer.core.TyperGroup(name=cmd_name, help=short)
+        group = typer.main.get_group(_load(cmd_name, module, attr))
+        group.name = cmd_name
+        self.commands[cmd_name] = group
+        return group
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self._listing = True
+        try:
+            super().format_help(ctx, formatter)
+        finally:
+            self._listing = False
+
+
+def _load(name: str, module: str, attr: str) -> typer.Typer:
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except Exception as err:
+        if os.environ.get("BESPOKE_DEBUG"):
+            raise
+        tb = err.__traceback__
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        where = f" ({tb.tb_frame.f_code.co_filename}:{tb.tb_lineno})" if tb is not None else ""
+        raise SubcommandUnavailable(
+            f"`bespoke {name}` cannot start: {type(err).__name__}: {err}{where}; "
+            "set BESPOKE_DEBUG=1 for the traceback"
+        ) from None
+
 
 app = typer.Typer(
     name="bespoke",
-    cls=BespokeGroup,
+    cls=RootGroup,
     help="Made-to-order purchases as durable Temporal workflows.",
     no_args_is_help=True,
     add_completion=False,
@@ -26,31 +104,6 @@ app = typer.Typer(
 )
 
 RunWorker = Callable[..., Awaitable[None]]
-
-
-def _mount(module: str, name: str, attr: str = "app") -> None:
-    """Add a sub-app if its module exists, so a half-built tree still has a CLI."""
-    try:
-        sub = getattr(importlib.import_module(module), attr)
-    except ModuleNotFoundError as err:
-        if err.name and module.startswith(err.name):
-            return  # not written yet
-        _mount_broken(name, err)
-    except Exception as err:  # noqa: BLE001 - one broken sub-app must not take down `up`
-        _mount_broken(name, err)
-    else:
-        app.add_typer(sub, name=name)
-
-
-def _mount_broken(name: str, err: BaseException) -> None:
-    # A stand-in that accepts any arguments and explains why the real one is missing.
-    @app.command(
-        name=name,
-        help=f"(unavailable: {type(err).__name__})",
-        context_settings={"ignore_unknown_options": True, "allow_extra_args": True, "help_option_names": []},
-    )
-    def _unavailable() -> None:
-        raise CliError(f"`bespoke {name}` is unavailable: {type(err).__name__}: {err}")
 
 
 def _load_run_worker() -> RunWorker:
@@ -66,6 +119,8 @@ def _load_run_worker() -> RunWorker:
 @contextlib.contextmanager
 def _shutdown_on_signals(shutdown: asyncio.Event) -> Iterator[None]:
     """First Ctrl-C/SIGTERM asks for a clean stop; a second one forces it."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     # SIGHUP too: the server runs in its own session, so a closed terminal would
@@ -96,6 +151,8 @@ def _shutdown_on_signals(shutdown: asyncio.Event) -> Iterator[None]:
 
 
 async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
+    import asyncio
+
     from bespoke.runtime.client import connect, ensure_search_attributes
     from bespoke.runtime.embedded import EmbeddedServer
 
@@ -108,12 +165,19 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
             client = await connect(server.settings)
             await ensure_search_attributes(client, server.namespace)
             store = "in memory (lost on exit)" if server.db_path is None else str(server.db_path)
+            if server.all_interfaces:
+                typer.echo(
+                    f"warning: the Temporal server (and its Web UI) listens on ALL network interfaces "
+                    f"({server.bind_address}, from TEMPORAL_ADDRESS): anyone who can reach this machine can "
+                    "read and change every order; use 127.0.0.1 unless that is what you want",
+                    err=True,
+                )
             typer.echo(
                 "\n".join(
                     [
                         f"Temporal server ready in {server.startup_seconds:.1f}s",
-                        f"  gRPC address:  {server.address}  (namespace {server.namespace})",
-                        f"  Web UI:        {server.ui_url or 'disabled (--headless)'}",
+                        f"  gRPC address:  {server.listening}  (namespace {server.namespace})",
+                        f"  Web UI:        {server.ui_listening or 'disabled (--headless)'}",
                         f"  Workflow data: {store}",
                         f"  Server log:    {server.log_path}",
                         f"  Read model:    {server.settings.effective_database_url}",
@@ -129,6 +193,8 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
 
 
 async def _worker(settings: Settings) -> None:
+    import asyncio
+
     from bespoke.runtime.client import connect
 
     client = await connect(settings)
@@ -157,6 +223,9 @@ def up(
     Workflow state persists in a SQLite file under BESPOKE_HOME (default .bespoke/);
     the Web UI and gRPC addresses are printed. Ctrl-C stops the worker, then the server.
     """
+    from bespoke.settings import get_settings
+
+    long_running()
     run_async(_up(get_settings(), in_memory=in_memory, headless=headless))
 
 
@@ -167,26 +236,55 @@ def worker() -> None:
     TEMPORAL_ADDRESS defaults to localhost:7233 (a running `bespoke up`). Start several
     workers to share the load; Ctrl-C lets in-flight tasks finish, then exits.
     """
+    from bespoke.settings import get_settings
+
+    long_running()
     run_async(_worker(get_settings()))
 
 
-_mount("bespoke.cli.order", "order")
-_mount("bespoke.cli.policy", "policy")
-_mount("bespoke.cli.accounts", "buyer", "buyer_app")
-_mount("bespoke.cli.accounts", "bank", "bank_app")
-_mount("bespoke.cli.db", "db")
-_mount("bespoke.cli.ops", "ops")
-
-
-def main() -> None:
-    """Console entry point."""
+def run(argv: list[str] | None = None) -> int:
+    """Run the command line `argv` and return its exit code (tests call this to
+    look inside the process afterwards; `main` exits with it)."""
     try:
-        app()
+        app(args=argv, prog_name="bespoke")
+    except SystemExit as stop:
+        code = stop.code
+        if code is None or isinstance(code, int):
+            return code or 0
+        typer.echo(str(code), err=True)
+        return 1
     except Exception as exc:  # errors outside any command (rare: the group catches the rest)
         code = report(exc)
         if code is None:
             raise
-        sys.exit(code)
+        return code
+    return 0
+
+
+def main() -> None:
+    """Console entry point: run, flush, and leave without interpreter teardown.
+
+    `os._exit` skips finalization: the Temporal SDK's Rust threads could otherwise
+    abort a short-lived process while Python shuts down (SIGABRT,
+    temporalio/sdk-python#300), and tearing down the modules of a command that ran
+    for 300 ms took 100-300 ms more. Nothing of ours needs it: output is flushed
+    here, logging handlers are closed, and every file and connection a command
+    opens is closed by the command itself.
+
+    The cyclic garbage collector is off until a long-running command turns it on
+    (errors.long_running): its passes over start-up's objects cost more than the
+    garbage a short command leaves.
+    """
+    gc.disable()
+    code = run(sys.argv[1:])
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`bespoke order list | head -1`)
+            pass
+    if "logging" in sys.modules:
+        sys.modules["logging"].shutdown()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,6 @@ a traceback. Set ``BESPOKE_DEBUG=1`` to get the traceback of an unexpected error
 
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
 from collections.abc import Coroutine
@@ -16,7 +15,7 @@ from typing import Any, TypeVar
 import typer
 from typer.core import TyperGroup
 
-from bespoke.runtime.errors import RuntimeLayerError, TemporalUnreachable
+from bespoke.runtime.errors import RuntimeLayerError
 
 # The CLI contract (DESIGN.md): scripts depend on these numbers.
 EXIT_OK = 0
@@ -61,49 +60,53 @@ class Unreachable(CliError):
 def classify(exc: BaseException) -> tuple[str, int] | None:
     """The one-line message and exit code for ``exc``, or None if it is not ours to
     translate (Typer's own exit/usage exceptions, KeyboardInterrupt)."""
-    from pydantic import ValidationError
-    from temporalio.client import WorkflowUpdateFailedError
-    from temporalio.exceptions import ApplicationError
-    from temporalio.service import RPCError, RPCStatusCode
-
     if isinstance(exc, (typer.Exit, typer.Abort, typer.TyperException)):
         return None
     if isinstance(exc, CliError):
         return exc.message, exc.code
-    if isinstance(exc, TemporalUnreachable):
-        return str(exc), EXIT_UNREACHABLE
+    from bespoke.settings import SettingsError
+
+    if isinstance(exc, SettingsError):
+        return f"configuration: {exc}", EXIT_ERROR
+    # Temporal's errors have one mapping, next to the client helper that meets them.
+    from bespoke.cli.order.client import temporal_failure
+
+    failure = temporal_failure(exc)
+    if failure is not None:
+        return failure.message, failure.code
     if isinstance(exc, RuntimeLayerError):
         return str(exc), EXIT_ERROR
-    if isinstance(exc, RPCError):
-        if exc.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            return str(TemporalUnreachable(_configured_address(), exc.message)), EXIT_UNREACHABLE
-        if exc.status == RPCStatusCode.NOT_FOUND and "workflow" in exc.message.lower():
-            return f"order not found ({exc.message})", EXIT_NOT_FOUND
-        return f"Temporal error {exc.status.name if exc.status else ''}: {exc.message}", EXIT_ERROR
-    if isinstance(exc, WorkflowUpdateFailedError) and isinstance(exc.cause, ApplicationError):
-        # An update validator rejected the action: nothing was written to history.
-        return f"rejected: {exc.cause.message}", EXIT_REJECTED
-    if isinstance(exc, ValidationError):
-        errors = exc.errors()
-        first = errors[0] if errors else {"loc": (), "msg": str(exc)}
-        where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"invalid {exc.title}{' ' + where if where else ''}: {first['msg']}", EXIT_REJECTED
+    if type(exc).__module__.startswith("pydantic"):
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            errors = exc.errors()
+            first = errors[0] if errors else {"loc": (), "msg": str(exc)}
+            where = ".".join(str(p) for p in first.get("loc", ()))
+            return f"invalid {exc.title}{' ' + where if where else ''}: {first['msg']}", EXIT_REJECTED
     if isinstance(exc, Exception):
         return f"unexpected error: {type(exc).__name__}: {exc}", EXIT_ERROR
     return None
 
 
-def _configured_address() -> str:
-    try:
-        from bespoke.settings import get_settings
-
-        return get_settings().temporal_address
-    except Exception:  # noqa: BLE001 - the settings may be what is broken
-        return "the configured address"
-
-
 def one_line(message: str) -> str:
-    return " ".join(message.split())
+    """A message as ONE printable line: whitespace runs (newlines included) become one
+    space, and anything a terminal would act on is shown escaped (see cli/output.py)."""
+    from bespoke.cli.output import shown
+
+    return shown(" ".join(message.split()))
+
+
+def error_prefix() -> str:
+    """``"error: "`` when running under the `bespoke` command (scripts grep for it),
+    empty when a sub-app runs on its own (`bespoke.cli.policy.app` in its tests)."""
+    try:
+        from click import get_current_context
+    except ImportError:  # Typer 0.2x vendors Click
+        from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    return "error: " if ctx is not None and isinstance(ctx.find_root().command, BespokeGroup) else ""
 
 
 def report(exc: BaseException) -> int | None:
@@ -150,33 +153,50 @@ class BespokeGroup(TyperGroup):
             raise typer.Exit(code) from None
 
 
-def run_async(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine to completion (a forced stop exits 130, quietly),
-    then shut the Temporal runtime down while the interpreter is still whole.
+class SuggestingGroup(TyperGroup):
+    """A group whose commands are loaded on use: "Did you mean ...?" for a typo is
+    drawn from every command's name, not only from those already loaded."""
 
-    temporalio's Rust runtime threads can touch Python during interpreter
-    finalization and abort a short-lived client process (SIGABRT, "Fatal Python
-    error: PyGILState_Release", temporalio/sdk-python#300) -- about one command in
-    four on a loaded machine, instead of exiting with the contract's code. Dropping
-    the last reference to the default runtime stops its threads now; the next
-    `connect` (if any) makes a new one. Commands raise their errors outside
-    `except` blocks and after dropping clients, so no traceback keeps one alive.
+    def resolve_command(self, ctx: Any, args: list[str]) -> Any:
+        try:
+            return super().resolve_command(ctx, args)
+        except typer.TyperException as err:
+            message = getattr(err, "message", None)
+            if not args or not isinstance(message, str) or not message.startswith("No such command"):
+                raise
+            from difflib import get_close_matches
+
+            matches = get_close_matches(args[0], self.list_commands(ctx))
+            message = message.split(" Did you mean")[0].rstrip(".")
+            err.message = f"{message}. Did you mean {', '.join(repr(m) for m in matches)}?" if matches \
+                else f"{message}."
+            raise
+
+
+def long_running() -> None:
+    """Turn the cyclic garbage collector back on, for a command that runs for long
+    or over much data (`up`, `worker`, `order import`). The `bespoke` entry point
+    starts with it off: a command that answers in a fraction of a second frees
+    everything at exit anyway, and the collector's passes over the ~20 MB of
+    objects that importing temporalio and pydantic creates were 10-15% of
+    `order status` (bespoke.cli.app.main)."""
+    import gc
+
+    gc.enable()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine to completion (a forced stop exits 130, quietly).
+
+    The Temporal runtime is not shut down here: its Rust threads could touch
+    Python during interpreter finalization and abort a short-lived process
+    (SIGABRT, "PyGILState_Release", temporalio/sdk-python#300). The `bespoke` entry
+    point ends with a flushed ``os._exit`` instead (bespoke.cli.app.main), which
+    skips finalization altogether, and 100-300 ms of teardown with it.
     """
+    import asyncio
+
     try:
         return asyncio.run(coro)
     except asyncio.CancelledError:
         raise typer.Exit(130) from None
-    finally:
-        _shutdown_temporal_runtime()
-
-
-def _shutdown_temporal_runtime() -> None:
-    import gc
-
-    import temporalio.runtime
-
-    gc.collect()  # clients left in cycles hold the runtime too
-    ref = getattr(temporalio.runtime, "_runtime_ref", None)
-    if ref is not None and getattr(ref, "_default_runtime", None) is not None:
-        ref._default_runtime = None
-        gc.collect()

@@ -14,16 +14,13 @@ from datetime import timedelta
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from bespoke.cli.errors import EXIT_REJECTED, CliError
-# Shuts the Temporal runtime down before interpreter exit (temporalio/sdk-python#300).
-from bespoke.cli.order import run_async
+from bespoke.cli.errors import EXIT_REJECTED, CliError, run_async
+from bespoke.cli.output import LazyConsole, cell, lines, text
 from bespoke.settings import Settings, get_settings
 
 app = typer.Typer(help="Operator commands: ledger reconciliation.", no_args_is_help=True)
-out = Console()
+out = LazyConsole()
 
 
 async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, settle: float):
@@ -55,8 +52,6 @@ async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, set
             )
         else:
             failure = CliError(f"reconciliation {workflow_id} failed: {err.cause}")
-    # Raised outside `except`, with the client gone: see bespoke.cli.order.run_async.
-    del client, handle
     raise failure
 
 
@@ -115,14 +110,16 @@ def _print(workflow_id: str, report) -> None:
     summary = (f"{report.orders_checked} orders, {report.transactions_checked} transactions checked "
                f"({workflow_id})")
     if report.clean:
-        out.print(f"[green]books balance[/green]: {summary}")
+        out.print(text(("books balance", "green"), f": {summary}"))
         return
+    from rich.table import Table
+
     table = Table(title=f"{report.orders_off} order(s) off — {summary}")
     table.add_column("order")
     table.add_column("stage")
     table.add_column("problems")
     for d in report.discrepancies:
-        table.add_row(d.order_id, d.stage or "(not in read model)", "\n".join(d.problems))
+        table.add_row(cell(d.order_id), cell(d.stage or "(not in read model)"), lines(d.problems))
     out.print(table)
     if report.truncated:
         out.print(f"(first {len(report.discrepancies)} listed)")

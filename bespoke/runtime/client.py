@@ -8,21 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import getpass
+import functools
+import logging
 import os
 import socket
 
-from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client
 from temporalio.converter import DataConverter
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
-from bespoke.domain.search_attributes import ALL_KEYS
 from bespoke.runtime.errors import TemporalUnreachable
 from bespoke.settings import Settings, get_settings
 
@@ -58,10 +54,32 @@ def tls_config(settings: Settings) -> TLSConfig | bool:
     )
 
 
+@functools.cache
+def runtime() -> Runtime:
+    """The Temporal runtime our clients (and so our workers) use: the SDK's default,
+    except that the core's log lines go to Python logging, so to stderr, instead of
+    the console: the SDK's console is stdout, where one WARN line broke a script's
+    `--json`."""
+    return Runtime(telemetry=telemetry())
+
+
+def telemetry(core_level: str = "WARN") -> TelemetryConfig:
+    """The SDK's default filter (core WARN, the rest ERROR), forwarded to the
+    `temporalio.core` logger."""
+    return TelemetryConfig(
+        logging=LoggingConfig(
+            filter=TelemetryFilter(core_level=core_level, other_level="ERROR"),
+            forwarding=LogForwardingConfig(logger=logging.getLogger("temporalio.core")),
+        )
+    )
+
+
 def client_identity() -> str:
     """Temporal records the sending client's identity on every update and signal
     event. The SDK's default is pid@host; bespoke adds the OS user, so the history
     says which login sent an action, next to the actor (`--as`) the action names."""
+    import getpass
+
     try:
         user = getpass.getuser()
     except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (some containers)
@@ -91,6 +109,7 @@ async def connect(
                 tls=tls_config(settings),
                 api_key=api_key,
                 identity=client_identity(),
+                runtime=runtime(),
             ),
             timeout,
         )
@@ -127,6 +146,11 @@ async def ensure_search_attributes(client: Client, namespace: str | None = None)
     Idempotent: attributes that already exist are left alone (also when another process
     registers them concurrently). Returns the names it asked the server to add.
     """
+    from temporalio.api.enums.v1 import IndexedValueType
+    from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest, ListSearchAttributesRequest
+
+    from bespoke.domain.search_attributes import ALL_KEYS
+
     namespace = namespace or client.namespace
     try:
         existing = await client.operator_service.list_search_attributes(

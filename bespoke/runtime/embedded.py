@@ -11,6 +11,7 @@ as an async context manager::
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import datetime as dt
 import ipaddress
 import os
@@ -23,10 +24,8 @@ import sysconfig
 import time
 from pathlib import Path
 from types import TracebackType
+from collections.abc import Callable
 from typing import IO, Self
-
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.service import RPCError
 
 from bespoke.domain.search_attributes import ALL_KEYS
 from bespoke.runtime.client import connect
@@ -112,6 +111,37 @@ def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A `preexec_fn` asking Linux to SIGKILL the child when its parent dies
+    (prctl PR_SET_PDEATHSIG); None elsewhere. SIGKILL, not SIGTERM: the dev server
+    takes seconds to stop on SIGTERM, and its SQLite file is safe either way.
+    Resolved before the fork, so the child only makes the call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # the parent died before the call took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _ppid(pid: int) -> int | None:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 class EmbeddedServer:
     """A `temporal server start-dev` child process.
 
@@ -174,6 +204,30 @@ class EmbeddedServer:
         return None if self.headless else f"http://localhost:{self.ui_port}"
 
     @property
+    def all_interfaces(self) -> bool:
+        """Whether the server binds every network interface (TEMPORAL_ADDRESS=0.0.0.0:...)."""
+        return ipaddress.ip_address(self.ip).is_unspecified
+
+    @property
+    def bind_address(self) -> str:
+        """What the server binds (``--ip``), which is not always what clients dial."""
+        return f"[{self.ip}]:{self.port}" if ":" in self.ip else f"{self.ip}:{self.port}"
+
+    @property
+    def listening(self) -> str:
+        """The gRPC address as the banner tells it: the truth about what is bound."""
+        if not self.all_interfaces:
+            return self.address
+        return f"{self.bind_address}, ALL interfaces (clients on this machine: {self.address})"
+
+    @property
+    def ui_listening(self) -> str | None:
+        """The Web UI address as the banner tells it (the UI binds the same IP)."""
+        if self.ui_url is None or not self.all_interfaces:
+            return self.ui_url
+        return f"{self.ui_url}, listening on ALL interfaces ({self.ip} port {self.ui_port})"
+
+    @property
     def db_path(self) -> Path | None:
         return None if self.in_memory else self.home / "temporal.db"
 
@@ -186,14 +240,43 @@ class EmbeddedServer:
         return self.home / "temporal.pid"
 
     def _leftover_pid(self) -> int | None:
-        """The pid recorded by a server of ours that is still alive (its parent was
-        killed before it could stop it), if any."""
-        try:
-            pid = int(self.pid_path.read_text().split()[0])
-            os.kill(pid, 0)
-        except (OSError, ValueError, IndexError):
+        """The pid recorded by a server of ours that is still alive, if any: the pid
+        file's process, if it is a Temporal dev server (a recycled pid is not ours)."""
+        pid, _ = self._pid_file()
+        if pid is None:
             return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        cmdline = Path(f"/proc/{pid}/cmdline")
+        if cmdline.exists():
+            try:
+                if b"start-dev" not in cmdline.read_bytes():
+                    return None
+            except OSError:
+                return None
         return pid
+
+    def _pid_file(self) -> tuple[int | None, int | None]:
+        """(server pid, pid of the `bespoke up` that started it) from the pid file."""
+        try:
+            fields = self.pid_path.read_text().split()
+            return int(fields[0]), int(fields[2]) if len(fields) > 2 else None
+        except (OSError, ValueError, IndexError):
+            return None, None
+
+    def _owner_alive(self, pid: int) -> bool:
+        """Whether the `bespoke up` that started server `pid` is still running it."""
+        _, owner = self._pid_file()
+        ppid = _ppid(pid)
+        if owner is None:  # a pid file from before owners were recorded
+            return ppid is None or ppid > 1
+        try:
+            os.kill(owner, 0)
+        except OSError:
+            return False
+        return ppid is None or ppid == owner
 
     @property
     def pid(self) -> int | None:
@@ -227,21 +310,38 @@ class EmbeddedServer:
         """Check the server can start (binary present, ports free) without starting it;
         returns the command line. Raises the error :meth:`start` would."""
         if is_listening(self.ip, self.port):
-            leftover = self._leftover_pid()
-            who = (
-                f"embedded server pid {leftover} from an earlier `bespoke up`; stop it with `kill {leftover}`, or"
-                if leftover
-                else "another `bespoke up`?"
-            )
-            raise ServerAlreadyRunning(
-                f"a server is already listening at {self.address} ({who}); "
-                "run `bespoke worker` to add a worker to it, or set TEMPORAL_ADDRESS to a free port"
-            )
+            self._wait_for_orphan()
+        if is_listening(self.ip, self.port):
+            raise ServerAlreadyRunning(self._who_listens())
         if not self.headless and is_listening(self.ip, self.ui_port):
             raise ServerAlreadyRunning(
                 f"the Web UI port {self.ui_port} is already in use; set BESPOKE_UI_PORT to a free port"
             )
         return self.command()
+
+    def _wait_for_orphan(self) -> None:
+        """A server whose `bespoke up` was killed is dying with it (see `start`):
+        give it up to `stop_timeout` to go rather than refuse to start."""
+        pid = self._leftover_pid()
+        if pid is None or self._owner_alive(pid):
+            return
+        deadline = time.monotonic() + self.stop_timeout
+        while time.monotonic() < deadline and is_listening(self.ip, self.port):
+            time.sleep(0.1)
+
+    def _who_listens(self) -> str:
+        pid = self._leftover_pid()
+        if pid is None:
+            return (f"a server is already listening at {self.address}, not one started from this BESPOKE_HOME "
+                    f"({self.home}); run `bespoke worker` to add a worker to it, or set TEMPORAL_ADDRESS "
+                    "to a free port")
+        if self._owner_alive(pid):
+            return (f"a server is already listening at {self.address}: the embedded server (pid {pid}) of "
+                    "another `bespoke up` that is still running; run `bespoke worker` to add a worker to it, "
+                    "or set TEMPORAL_ADDRESS to a free port")
+        return (f"a server is already listening at {self.address}: the embedded server (pid {pid}) of an "
+                f"earlier `bespoke up` that did not stop it; stop it with `kill {pid}` and run `bespoke up` "
+                "again")
 
     async def start(self) -> None:
         """Start the server and wait until a client can use the namespace."""
@@ -265,8 +365,11 @@ class EmbeddedServer:
             # the worker before the server rather than both at once.
             start_new_session=(os.name == "posix"),
             creationflags=getattr(subprocess, "CREATE_NEW_PROCESS_GROUP", 0),
+            # If we are killed (kill -9, the OOM killer) the server dies with us
+            # instead of holding the port and the database for the next `up`.
+            preexec_fn=_die_with_parent(),
         )
-        self.pid_path.write_text(f"{self._proc.pid} {self.address}\n")
+        self.pid_path.write_text(f"{self._proc.pid} {self.address} {os.getpid()}\n")
         try:
             await self._wait_ready(began)
         except BaseException:
@@ -275,6 +378,9 @@ class EmbeddedServer:
         self.startup_seconds = time.monotonic() - began
 
     async def _wait_ready(self, began: float) -> None:
+        from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
+        from temporalio.service import RPCError
+
         assert self._proc is not None
         deadline = began + self.ready_timeout
         while True:

@@ -79,7 +79,8 @@ def start_up(home: Path, *extra_args: str) -> tuple[Cli, subprocess.Popen[str]]:
         proc = subprocess.Popen([*bespoke_command(), "up", "--headless", *extra_args], env=env, stdout=out,
                                 stderr=err, text=True)
     deadline = time.monotonic() + 90
-    while cli.run("order", "list", "--json").returncode != 0:
+    # Ready once `up` prints its banner (`order list` answers from the read model alone).
+    while "Press Ctrl-C to stop" not in (home / "up.stdout").read_text():
         if proc.poll() is not None:
             pytest.fail(f"bespoke up exited {proc.returncode}: {(home / 'up.stderr').read_text()}")
         if time.monotonic() > deadline:

@@ -82,7 +82,9 @@ def bespoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bespoke]:
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"bespoke up exited {proc.returncode}: {(home / 'up.stderr').read_text()}")
-            if cli.run("order", "list", "--json").returncode == 0:
+            # The banner comes once the server answers and the worker starts (`order
+            # list` reads only the read model: it answers before Temporal does).
+            if "Press Ctrl-C to stop" in (home / "up.stdout").read_text():
                 break
             if time.monotonic() > deadline:
                 pytest.fail(f"bespoke up not ready in 60 s: {(home / 'up.stderr').read_text()}")

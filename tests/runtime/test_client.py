@@ -1,4 +1,5 @@
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -8,7 +9,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from bespoke.domain.search_attributes import ALL_KEYS
-from bespoke.runtime.client import connect, ensure_search_attributes
+from bespoke.runtime.client import connect, ensure_search_attributes, runtime
 from bespoke.runtime.errors import TemporalUnreachable
 from bespoke.settings import Settings
 
@@ -47,3 +48,34 @@ async def test_search_attributes_register_on_the_time_skipping_test_server() -> 
         await ensure_search_attributes(env.client)  # again: no error
     finally:
         await env.shutdown()
+
+
+# A core log line, from a runtime built like bespoke's (at INFO, so the SDK's test
+# hook can write one) or like the SDK's default; then what each stream received.
+_CORE_LOG = """
+import logging, sys, time
+from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
+from bespoke.runtime.client import telemetry
+logging.basicConfig(level=logging.INFO)
+if sys.argv[1] == "bespoke":
+    config = telemetry(core_level="INFO")
+else:
+    config = TelemetryConfig(logging=LoggingConfig(filter=TelemetryFilter(core_level="INFO", other_level="ERROR")))
+runtime = Runtime(telemetry=config)  # kept: a collected runtime forwards nothing
+runtime._core_runtime.write_test_info_log("core says hello", "x")
+time.sleep(0.5)  # forwarded lines are delivered in batches, a few ms apart
+"""
+
+
+@pytest.mark.parametrize(("built_like", "stream"), [("bespoke", "stderr"), ("sdk-default", "stdout")])
+def test_temporal_core_log_lines_go_to_stderr_never_stdout(built_like: str, stream: str) -> None:
+    out = subprocess.run([sys.executable, "-c", _CORE_LOG, built_like], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    # The SDK's own console logging writes to stdout: what broke `--json` (issue 10).
+    assert ("core says hello" in out.stdout) == (stream == "stdout"), out
+    assert ("core says hello" in out.stderr) == (stream == "stderr"), out
+
+
+async def test_clients_connect_on_the_runtime_that_forwards_core_logs(env: WorkflowEnvironment) -> None:
+    client = await connect(address=env.client.service_client.config.target_host)
+    assert client.service_client.config.runtime is runtime()

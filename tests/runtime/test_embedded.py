@@ -1,5 +1,7 @@
 import os
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -109,13 +111,33 @@ async def test_in_memory_server_writes_no_database_file(embedded_settings: Setti
     assert (embedded_settings.home / "temporal.log").is_file()
 
 
-async def test_orphaned_server_is_named_by_pid_when_starting_again(embedded_settings: Settings) -> None:
+async def test_a_second_start_names_the_running_server_and_its_bespoke_up(embedded_settings: Settings) -> None:
     first = EmbeddedServer(embedded_settings, headless=True, in_memory=True)
     await first.start()
     try:
-        assert first.pid_path.read_text().split()[0] == str(first.pid)
-        with pytest.raises(ServerAlreadyRunning, match=f"pid {first.pid}.*kill {first.pid}"):
+        assert first.pid_path.read_text().split() == [str(first.pid), first.address, str(os.getpid())]
+        with pytest.raises(ServerAlreadyRunning, match=f"pid {first.pid}.* another `bespoke up` that is still running"):
             EmbeddedServer(embedded_settings, headless=True).preflight()
+        # Its `bespoke up` gone (a pid that is no process): an orphan, named with the way to stop it.
+        first.pid_path.write_text(f"{first.pid} {first.address} {_dead_pid()}\n")
+        with pytest.raises(ServerAlreadyRunning) as info:
+            EmbeddedServer(embedded_settings, headless=True, stop_timeout=0.5).preflight()
+        assert f"an earlier `bespoke up` that did not stop it; stop it with `kill {first.pid}`" in str(info.value)
     finally:
         await first.stop()
     assert not first.pid_path.exists()
+
+
+def test_a_server_we_did_not_start_is_not_blamed_on_bespoke_up(embedded_settings: Settings) -> None:
+    host, port = embedded_settings.temporal_address.split(":")
+    with socket.socket() as sock:
+        sock.bind((host, int(port)))
+        sock.listen()
+        with pytest.raises(ServerAlreadyRunning, match="not one started from this BESPOKE_HOME"):
+            EmbeddedServer(embedded_settings, headless=True).preflight()
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
