@@ -10,7 +10,8 @@ import pytest
 from sqlmodel import Session, select
 from temporalio import activity
 from temporalio.client import WorkflowUpdateStage
-from temporalio.worker import Worker
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, Worker
 
 from bespoke.activities import build_activities
 from bespoke.activities.store import project_order
@@ -61,5 +62,13 @@ async def test_entries_piled_up_while_the_database_was_down_reach_it_in_chunks(c
                         TimelineRow.order_id == handle.id.removeprefix("order-")).order_by(TimelineRow.seq)).all()
                 assert list(seqs) == list(range(1, view.timeline_total + 1))
                 await assert_view_matches_ledger(handle, engine, handle.id.removeprefix("order-"), closed=False)
+                # The chunked path (patch sync-chunked-v1) replays deterministically.
+                history = await handle.fetch_history()
+                assert any(e.marker_recorded_event_attributes.marker_name == "core_patch" and
+                           b"sync-chunked-v1" in b"".join(p.data for p in e.marker_recorded_event_attributes
+                                                          .details["patch-data"].payloads)
+                           for e in history.events if e.HasField("marker_recorded_event_attributes"))
+                replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+                assert (await replayer.replay_workflow(history)).replay_failure is None
             finally:
                 await terminate_started()
