@@ -449,6 +449,11 @@ class OrderView(Frozen):
     blocked: str | None = None
     # False while an order someone else created waits for the buyer to agree to it.
     buyer_consented: bool = True
+    # `timeline` is a page of the newest entries the workflow keeps (bounded); the
+    # order has `timeline_total` in all, every one of them in the read model
+    # (`bespoke order history ORDER_ID --all`). `timeline_more`: older entries exist.
+    timeline_total: int = 0
+    timeline_more: bool = False
 
 
 class OrderProjection(Frozen):

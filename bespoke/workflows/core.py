@@ -44,6 +44,19 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.rules.durations import duration_words
     from bespoke.workflows.presets import DB_WRITE, RULES
 
+# The timeline the workflow keeps (state, `status`): the newest entries, at most
+# this many and this many characters of messages; the read model has them all
+# (`order history --all`). Only entries already projected are dropped. One message
+# is at most TIMELINE_MESSAGE_MAX characters (a note is at most 4,000; a list of
+# evidence items is shortened, the items themselves stay whole on the case).
+TIMELINE_KEPT = 500
+TIMELINE_KEPT_CHARS = 256 * 1024
+TIMELINE_MESSAGE_MAX = 4_500
+# One read-model sync sends at most this many timeline entries and decisions; more
+# pending (after a long outage of the database) go in several calls.
+SYNC_CHUNK_EVENTS = 100
+SYNC_CHUNK_DECISIONS = 20
+SYNC_CHUNKED_PATCH = "sync-chunked-v1"
 # A failing rules decision due by the lifecycle is retried after these delays.
 DECISION_RETRY_FIRST = timedelta(minutes=1)
 DECISION_RETRY_MAX = timedelta(hours=1)
@@ -77,6 +90,8 @@ class OrderCore:
         s = self.s
         s.updated_at = workflow.now()
         s.timeline_seq += 1
+        if len(message) > TIMELINE_MESSAGE_MAX:
+            message = message[:TIMELINE_MESSAGE_MAX - 1] + "…"
         s.timeline.append(
             TimelineEntry(seq=s.timeline_seq, at=s.updated_at, kind=kind, actor=str(actor), message=message)
         )
@@ -258,12 +273,40 @@ class OrderCore:
             events = s.timeline[max(s.projected_seq + 1 - first_held, 0):]
             decisions = s.decisions[s.projected_decisions:]
             upto_seq, upto_decisions = s.timeline_seq, len(s.decisions)
+            # Bounded payloads: rarely more than a few entries are pending; when many
+            # are (the database was down for long), they go in chunks. Asked only
+            # then, so histories that never needed it replay without the marker.
+            if ((len(events) > SYNC_CHUNK_EVENTS or len(decisions) > SYNC_CHUNK_DECISIONS)
+                    and workflow.patched(SYNC_CHUNKED_PATCH)):
+                while len(events) > SYNC_CHUNK_EVENTS or len(decisions) > SYNC_CHUNK_DECISIONS:
+                    chunk, events = events[:SYNC_CHUNK_EVENTS], events[SYNC_CHUNK_EVENTS:]
+                    some, decisions = decisions[:SYNC_CHUNK_DECISIONS], decisions[SYNC_CHUNK_DECISIONS:]
+                    await workflow.execute_activity_method(
+                        StoreActivities.project_order,
+                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some), **DB_WRITE,
+                    )
+                    if chunk:
+                        s.projected_seq = chunk[-1].seq
+                    s.projected_decisions += len(some)
             await workflow.execute_activity_method(
                 StoreActivities.project_order,
                 ProjectInput(projection=self._projection(), timeline=events, decisions=decisions),
                 **DB_WRITE,
             )
             s.projected_seq, s.projected_decisions = upto_seq, upto_decisions
+            self._trim_timeline()
+
+    def _trim_timeline(self) -> None:
+        """Drop the oldest entries the read model already has, past the bounds."""
+        s = self.s
+        chars = sum(len(e.message) for e in s.timeline)
+        drop = 0
+        while drop < len(s.timeline) and s.timeline[drop].seq <= s.projected_seq and (
+                len(s.timeline) - drop > TIMELINE_KEPT or chars > TIMELINE_KEPT_CHARS):
+            chars -= len(s.timeline[drop].message)
+            drop += 1
+        if drop:
+            del s.timeline[:drop]
 
     def _projection(self) -> OrderProjection:
         inp, s = self.inp, self.s

@@ -337,9 +337,20 @@ class OrderWorkflow(Actions, AfterSales):
     # ------------------------------------------------------------------ queries
 
     @workflow.query
-    def status(self) -> OrderView:
+    def status(self, timeline_limit: int | None = None, timeline_before: int | None = None) -> OrderView:
+        """The order's live state, with a page of its timeline: the newest entries
+        (at most `timeline_limit`, all the workflow keeps by default), before seq
+        `timeline_before` if given. Bounded: the workflow keeps at most
+        TIMELINE_KEPT entries (the read model has every one)."""
         inp, s = self.inp, self.s
         part = s.current_part()
+        page = s.timeline
+        if timeline_before is not None:
+            page = [e for e in page if e.seq < timeline_before]
+        if timeline_limit is not None:
+            page = page[-max(timeline_limit, 0):] if timeline_limit > 0 else []
+        first = page[0].seq if page else min(timeline_before or s.timeline_seq + 1, s.timeline_seq + 1)
+        more = first > 1
         return OrderView(
             order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer, seller=inp.seller,
             policy=PolicyRef(name=self.policy.name, version=self.policy.version, sha256=self._policy_sha or ""),
@@ -350,7 +361,8 @@ class OrderWorkflow(Actions, AfterSales):
             credit_outstanding=s.credit_outstanding, amount_due=self._amount_due(part),
             next_step=self._next_step(part), promised_at=s.promised_at, deadlines=self.deadlines.views(),
             milestones=s.milestones, payments=s.payments, shipment=s.shipment, qc_failures=s.qc_failures,
-            timeline=s.timeline, decisions=[decision_entry(d) for d in s.decisions],
+            timeline=page, timeline_total=s.timeline_seq, timeline_more=more,
+            decisions=[decision_entry(d) for d in s.decisions],
             created_at=s.created_at, updated_at=s.updated_at,
             cases=[c.view() for c in s.cases], open_case=s.case.view() if s.case is not None else None,
             repair_rounds=s.repair_rounds, runs=s.runs, blocked=s.blocked, buyer_consented=s.consented,

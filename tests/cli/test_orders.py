@@ -99,6 +99,20 @@ def test_one_order_from_creation_to_completion(bespoke: Bespoke) -> None:
 
     history = bespoke.json("order", "history", oid)
     assert [e["seq"] for e in history["timeline"]] == list(range(1, len(view["timeline"]) + 1))
+    total = view["timeline_total"]
+    assert history["total"] == total == len(view["timeline"]) and history["next_before"] is None
+    # Paged from the workflow, newest first; --all reads every entry from the read model.
+    page = bespoke.json("order", "history", oid, "--limit", "5")
+    assert [e["seq"] for e in page["timeline"]] == list(range(total - 4, total + 1))
+    assert page["next_before"] == total - 4
+    older = bespoke.json("order", "history", oid, "--limit", "5", "--before", str(page["next_before"]))
+    assert [e["seq"] for e in older["timeline"]] == list(range(total - 9, total - 4))
+    every = bespoke.json("order", "history", oid, "--all")
+    assert [(e["seq"], e["kind"], e["actor"], e["message"]) for e in every["timeline"]] == [
+        (e["seq"], e["kind"], e["actor"], e["message"]) for e in history["timeline"]]
+    assert [e["at"][:19] for e in every["timeline"]] == [e["at"][:19] for e in history["timeline"]]
+    assert bespoke.json("order", "status", oid, "--all")["timeline"] == every["timeline"]
+    assert "--all" in bespoke.ok("order", "history", oid, "--limit", "5").stdout
 
     human = bespoke.ok("order", "status", oid).stdout
     assert oid in human and "completed" in human and "12,000.00" in human

@@ -9,7 +9,10 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowExecutionStatus
 
+from sqlmodel import Session, select
+
 from bespoke.domain.models import ActorInput, MilestoneInput, OrderInput, QcInput, Stage
+from bespoke.store.tables import TimelineRow
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import (
     SELLER,
@@ -94,8 +97,14 @@ async def test_an_order_takes_2500_actions_across_runs_and_a_deadline_keeps_its_
     view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=True)
     assert view.paid == 990_000 and view.refunded == 0
     assert view.released_to_seller + view.platform_fee == 990_000
+    # Nothing lost or doubled across runs: the workflow keeps the newest entries
+    # (bounded), the read model every one.
     seqs = [e.seq for e in view.timeline]
-    assert seqs == list(range(1, len(seqs) + 1))  # nothing lost or doubled across runs
+    assert seqs == list(range(view.timeline_total - len(seqs) + 1, view.timeline_total + 1))
+    with Session(engine) as session:
+        stored = session.exec(select(TimelineRow.seq).where(TimelineRow.order_id == oid(handle))
+                              .order_by(TimelineRow.seq)).all()
+    assert list(stored) == list(range(1, view.timeline_total + 1))
 
 
 async def test_an_update_in_flight_when_the_run_hands_over_is_answered_by_the_new_run(client, task_queue, engine):

@@ -67,11 +67,14 @@ class OrderClient:
         except Exception as err:
             raise _translated(err, order_id) from None
 
-    async def view(self, order_id: str) -> Any:
-        """The order's live state (the `status` query)."""
+    async def view(self, order_id: str, timeline_limit: int | None = None,
+                   timeline_before: int | None = None) -> Any:
+        """The order's live state (the `status` query), with a page of its timeline."""
         from bespoke.domain.models import OrderView
 
-        return await self.query(order_id, "status", result_type=OrderView)
+        if timeline_limit is None and timeline_before is None:
+            return await self.query(order_id, "status", result_type=OrderView)
+        return await self.query(order_id, "status", timeline_limit, timeline_before, result_type=OrderView)
 
     async def currency(self, order_id: str) -> str:
         return (await self.view(order_id)).currency

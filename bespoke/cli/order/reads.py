@@ -21,30 +21,58 @@ if TYPE_CHECKING:
     from bespoke.domain.models import OrderView
 
 
-def _view(order_id: str) -> OrderView:
+def _view(order_id: str, **page: int | None) -> OrderView:
     from bespoke.cli.order.client import run
 
     async def go(client: OrderClient) -> OrderView:
-        return await client.view(order_id)
+        return await client.view(order_id, **page)
 
     return run(go)
 
 
+AllOpt = Annotated[bool, typer.Option("--all", help="Every timeline entry, from the read model (the workflow "
+                                                    "keeps the newest 500).")]
+
+
+def _read_model_timeline(order_id: str) -> list[dict[str, Any]]:
+    """Every timeline entry of the order, from the read model, oldest first."""
+    from sqlmodel import Session, select
+
+    from bespoke.store.db import get_engine
+    from bespoke.store.tables import TimelineRow
+
+    with Session(get_engine(get_settings().effective_database_url)) as session:
+        rows = session.exec(select(TimelineRow).where(TimelineRow.order_id == order_id)
+                            .order_by(TimelineRow.seq)).all()
+        return [{"seq": r.seq, "at": r.at.replace(tzinfo=UTC) if r.at.utcoffset() is None else r.at,
+                 "kind": r.kind, "actor": r.actor, "message": r.message} for r in rows]
+
+
 @app.command()
-def status(order_id: OrderArg, as_json: JsonOpt = False) -> None:
+def status(order_id: OrderArg, as_json: JsonOpt = False, all_entries: AllOpt = False) -> None:
     """Live state of one order (from the workflow itself)."""
     if as_json:
-        typer.echo(_status_json(order_id))
+        typer.echo(_status_json(order_id, all_entries))
         return
-    _print_view(_view(order_id))
+    view = _view(order_id, timeline_limit=None if all_entries else STATUS_ENTRIES)
+    if all_entries:
+        from bespoke.domain.models import TimelineEntry
 
+        entries = [TimelineEntry.model_validate(e) for e in _read_model_timeline(order_id)]
+        view = view.model_copy(update={"timeline": entries, "timeline_more": False})
+    _print_view(view, limit=None if all_entries else STATUS_ENTRIES)
+
+
+# Timeline entries `status` prints (the newest), and a page of `history`.
+STATUS_ENTRIES = 15
+HISTORY_PAGE = 200
 
 # The fields DESIGN.md's CLI contract promises in `order status --json`.
 CONTRACT_FIELDS = ("order_id", "stage", "policy", "payment_plan", "price", "currency", "paid", "refunded",
                    "released_to_seller", "costs_incurred", "deadlines", "timeline", "decisions")
 
 
-def _status_json(order_id: str) -> str:
+def _status_json(order_id: str, all_entries: bool = False) -> str:
     """The `status` answer as JSON, printed as the workflow's OrderView serialised it.
 
     Not decoded into OrderView and dumped again: for one order that is the same
@@ -61,10 +89,16 @@ def _status_json(order_id: str) -> str:
     if missing:
         raise CliError(f"order {order_id} answered `status` without {', '.join(missing)}: "
                        "is its worker running another version of bespoke?")
-    return json.dumps(answer, ensure_ascii=False, separators=(",", ":"))
+    if all_entries:
+        answer["timeline"], answer["timeline_more"] = _read_model_timeline(order_id), False
+    return json.dumps(answer, ensure_ascii=False, separators=(",", ":"), default=_iso)
 
 
-def _print_view(v: OrderView) -> None:
+def _iso(value: Any) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _print_view(v: OrderView, limit: int | None = STATUS_ENTRIES) -> None:
     from rich.table import Table
 
     from bespoke.domain.money import format_amount
@@ -95,26 +129,54 @@ def _print_view(v: OrderView) -> None:
             table.add_row(cell(d.name), d.due_at.strftime("%Y-%m-%d %H:%M"), cell(d.default_action))
         out.print(table)
     table = Table("#", "at (UTC)", "who", "what")
-    for e in v.timeline[-15:]:
+    for e in (v.timeline[-limit:] if limit else v.timeline):
         table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M"), cell(e.actor), cell(e.message))
     out.print(table)
+    if v.timeline and (v.timeline_more or len(v.timeline) > (limit or len(v.timeline))):
+        shown = v.timeline[-limit:] if limit else v.timeline
+        out.print(text(f"entries {shown[0].seq}–{shown[-1].seq} of {v.timeline_total}; "
+                       f"all of them: bespoke order history {v.order_id} --all"))
     for d in v.decisions[-3:]:
         out.print(text(f"decision {d.get('decision_id')}: {d.get('summary', '')}"))
 
 
 @app.command()
-def history(order_id: OrderArg, as_json: JsonOpt = False) -> None:
-    """The order's full timeline: every action, deadline and decision."""
+def history(
+    order_id: OrderArg,
+    as_json: JsonOpt = False,
+    all_entries: AllOpt = False,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many entries, the newest first "
+                                                             "(a page).")] = HISTORY_PAGE,
+    before: Annotated[int | None, typer.Option(min=1, help="Only entries before this seq (the next page: "
+                                                          "the first seq shown).")] = None,
+) -> None:
+    """The order's timeline: every action, deadline and decision. A page of the
+    newest entries from the workflow; `--all` reads every entry from the read model."""
     from rich.table import Table
 
-    view = _view(order_id)
+    if all_entries:
+        entries = _read_model_timeline(order_id)
+        if not entries:
+            _view(order_id, timeline_limit=0)  # exit 3 if there is no such order
+        total, more = len(entries), False
+    else:
+        view = _view(order_id, timeline_limit=limit, timeline_before=before)
+        entries = [e.model_dump(mode="json") for e in view.timeline]
+        total, more = view.timeline_total, view.timeline_more
     if as_json:
-        typer.echo(json.dumps({"order_id": order_id, "timeline": [e.model_dump(mode="json") for e in view.timeline]}))
+        typer.echo(json.dumps({"order_id": order_id, "timeline": entries, "total": total,
+                               "next_before": entries[0]["seq"] if more and entries else None},
+                              default=_iso, ensure_ascii=False))
         return
     table = Table("#", "at (UTC)", "kind", "who", "what")
-    for e in view.timeline:
-        table.add_row(str(e.seq), e.at.strftime("%Y-%m-%d %H:%M:%S"), cell(e.kind), cell(e.actor), cell(e.message))
+    for e in entries:
+        at = e["at"] if isinstance(e["at"], datetime) else datetime.fromisoformat(e["at"])
+        table.add_row(str(e["seq"]), at.strftime("%Y-%m-%d %H:%M:%S"), cell(e["kind"]), cell(e["actor"]),
+                      cell(e["message"]))
     out.print(table)
+    if more and entries:
+        out.print(text(f"entries {entries[0]['seq']}–{entries[-1]['seq']} of {total}; older: --before "
+                       f"{entries[0]['seq']}; all of them: --all"))
 
 
 # ---------------------------------------------------------------- list (the read model)
