@@ -118,3 +118,31 @@ def test_ops_cannot_book_a_bank_transfer_that_never_arrived(bespoke: Bespoke) ->
     assert (view["stage"], view["paid"], view["refunded"]) == ("in_production", 50_000, 0)
     assert view["payments"][0]["reason"] == "seen on the statement"
     assert_ledger(bespoke.engine, oid, closed=False)
+
+
+def test_a_credit_order_for_a_frozen_buyer_is_refused_at_creation_saying_since_which_order(bespoke: Bespoke,
+                                                                                           tmp_path) -> None:
+    # The report: created (exit 0) and only cancelled at acceptance.
+    from bespoke.activities.credit import CreditRef, mark_overdue
+
+    buyer = f"hal-{uuid.uuid4().hex[:6]}"
+    bespoke.json("buyer", "credit", buyer, "--limit", "5000.00", "--as", "ops:olga", "--reason", "new customer")
+    mark_overdue(engine=bespoke.engine, ref=CreditRef(order_id="ORD-LATE-1", buyer=buyer))  # what an overdue repayment does
+    oid = f"FRZ-{uuid.uuid4().hex[:8].upper()}"
+    create = ["order", "create", "--id", oid, "--buyer", buyer, "--seller", "acme", "--price", "100.00"]
+    line = bespoke.fails(EXIT_REJECTED, *create, "--plan", "credit")
+    assert "credit is frozen (overdue repayment on order ORD-LATE-1)" in line
+    assert bespoke.run("order", "status", oid).returncode == 3  # nothing was started
+    path = tmp_path / "frozen.csv"
+    path.write_text(f"order_id,buyer,seller,price,plan\n{oid}-A,{buyer},acme,100.00,credit\n"
+                    f"{oid}-B,{buyer},acme,100.00,full_prepayment\n", encoding="utf-8")
+    proc = bespoke.run("order", "import", str(path))
+    assert proc.returncode == EXIT_REJECTED
+    assert proc.stderr.startswith("row 1: rejected: buyer") and "ORD-LATE-1" in proc.stderr
+    assert "1 created" in proc.stdout
+    # Another plan still works, and once ops lifts the freeze so does credit.
+    bespoke.json(*create, "--plan", "full_prepayment")
+    bespoke.json("buyer", "credit", buyer, "--limit", "5000.00", "--as", "ops:olga", "--reason", "repaid by phone",
+                 "--unfreeze")
+    bespoke.json("order", "create", "--id", f"{oid}-C", "--buyer", buyer, "--seller", "acme", "--price", "100.00",
+                 "--plan", "credit")
