@@ -10,7 +10,7 @@ from temporalio import activity
 
 from bespoke.domain.models import Frozen
 from bespoke.store.db import session_scope
-from bespoke.store.tables import BuyerAccount, CreditReservation
+from bespoke.store.tables import BuyerAccount, CreditChange, CreditReservation
 from bespoke.domain.accounts import virtual_account_for
 
 
@@ -50,12 +50,53 @@ def get_or_create_account(session, buyer: str) -> BuyerAccount:
     return account
 
 
+def locked_account(session, buyer: str) -> BuyerAccount:
+    """The buyer's account row, created if missing, locked until the session's
+    transaction ends, so two reservations (or a reservation and a limit change)
+    for one buyer run one after the other instead of both reading the same
+    outstanding total. PostgreSQL: `INSERT ... ON CONFLICT DO NOTHING` (two
+    first reservations cannot both create it) then `SELECT ... FOR UPDATE`. SQLite
+    has no row locks and ignores FOR UPDATE; a no-op UPDATE takes its database
+    write lock (pysqlite starts the transaction at the first write, so a plain
+    read would not hold anything)."""
+    dialect = session.get_bind().dialect.name
+    values = {"buyer": buyer, "virtual_account": virtual_account_for(buyer), "credit_limit": 0,
+              "currency": "CNY", "frozen": False, "frozen_reason": ""}
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    table = BuyerAccount.__table__
+    session.execute(insert(table).values(**values).on_conflict_do_nothing(index_elements=["buyer"]))
+    if dialect != "postgresql":
+        session.execute(table.update().where(table.c.buyer == buyer).values(buyer=table.c.buyer))
+    return session.exec(
+        select(BuyerAccount).where(BuyerAccount.buyer == buyer).with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def change_credit_line(session, *, buyer: str, limit: int, currency: str, actor: str, reason: str,
+                       unfreeze: bool, at) -> BuyerAccount:
+    """Set a buyer's credit limit (and lift a freeze) with its audit row, in the
+    caller's transaction."""
+    account = locked_account(session, buyer)
+    session.add(CreditChange(buyer=buyer, actor=actor, reason=reason, old_limit=account.credit_limit,
+                             new_limit=limit, currency=currency, unfroze=unfreeze and account.frozen, at=at))
+    account.credit_limit, account.currency = limit, currency
+    if unfreeze:
+        account.frozen, account.frozen_reason = False, ""
+    session.add(account)
+    session.flush()
+    return account
+
+
 def reserve_credit(*, engine: Engine, req: CreditRequest) -> CreditResult:
     with session_scope(engine) as session:
+        account = locked_account(session, req.buyer)
         existing = session.get(CreditReservation, req.order_id)
         if existing is not None:  # a retry of this same reservation
             return CreditResult(ok=True, message="credit already reserved")
-        account = get_or_create_account(session, req.buyer)
         if account.frozen:
             return CreditResult(ok=False, message=f"buyer {req.buyer}'s credit is frozen: {account.frozen_reason}")
         if account.currency != req.currency:

@@ -32,9 +32,17 @@ def _engine():
     return get_engine(get_settings().effective_database_url)
 
 
-def _account_json(session, account) -> dict:
-    from bespoke.activities.credit import outstanding_credit
+CREDIT_CHANGES_SHOWN = 20
 
+
+def _account_json(session, account) -> dict:
+    from sqlmodel import select
+
+    from bespoke.activities.credit import outstanding_credit
+    from bespoke.store.tables import CreditChange
+
+    changes = session.exec(select(CreditChange).where(CreditChange.buyer == account.buyer)
+                           .order_by(CreditChange.id.desc()).limit(CREDIT_CHANGES_SHOWN)).all()
     return {
         "buyer": account.buyer,
         "virtual_account": account.virtual_account,
@@ -43,6 +51,10 @@ def _account_json(session, account) -> dict:
         "currency": account.currency,
         "frozen": account.frozen,
         "frozen_reason": account.frozen_reason,
+        # The newest changes of the credit line first (the audit trail).
+        "credit_changes": [{"at": c.at.isoformat(), "actor": c.actor, "reason": c.reason, "old_limit": c.old_limit,
+                            "new_limit": c.new_limit, "currency": c.currency, "unfroze": c.unfroze}
+                           for c in changes],
     }
 
 
@@ -67,12 +79,22 @@ def show(buyer: Annotated[str, typer.Argument(help="Buyer account name.")], as_j
 @buyer_app.command("credit")
 def set_credit(
     buyer: Annotated[str, typer.Argument(help="Buyer account name.")],
+    actor: Annotated[str, typer.Option("--as", help="Who sets it: ops:NAME (recorded on the audit trail).")],
     limit: Annotated[str, typer.Option(help="Account-period credit limit, in major units.")],
+    reason: Annotated[str, typer.Option(help="Why (kept on the audit trail with the old and new limit).")],
     currency: Annotated[str, typer.Option(help="Currency of the credit line.")] = "CNY",
     unfreeze: Annotated[bool, typer.Option("--unfreeze", help="Lift a freeze (ops decision).")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Set a buyer's account-period credit limit."""
+    """Set a buyer's account-period credit limit (ops only, with a reason)."""
+    from bespoke.cli.parsing import as_actor, identifier
+    from bespoke.domain.models import MAX_AMOUNT, Role
+
+    who = as_actor(actor)
+    if who.role is not Role.OPS or who.for_party is not None:
+        raise Rejected(f"only ops may set a credit line, not {who.role.value}")
+    buyer = identifier(buyer, "buyer")
+    reason = _reason(reason)
     try:
         cur = check_currency(currency)
     except MoneyError as err:
@@ -80,21 +102,37 @@ def set_credit(
     minor = minor_units(limit, cur, positive=False)
     if minor < 0:
         raise Rejected("the credit limit cannot be negative")
-    from bespoke.activities.credit import get_or_create_account
+    if minor > MAX_AMOUNT:
+        raise Rejected(f"the credit limit {format_amount(minor, cur)} is larger than the maximum "
+                       f"{format_amount(MAX_AMOUNT, cur)}")
+    from bespoke.activities.credit import change_credit_line
     from bespoke.store.db import session_scope
 
     with session_scope(_engine()) as session:
-        account = get_or_create_account(session, buyer)
-        account.credit_limit, account.currency = minor, cur
-        if unfreeze:
-            account.frozen, account.frozen_reason = False, ""
-        session.add(account)
-        session.flush()
+        account = change_credit_line(session, buyer=buyer, limit=minor, currency=cur, actor=str(who),
+                                     reason=reason, unfreeze=unfreeze, at=datetime.now(UTC))
         data = _account_json(session, account)
     if as_json:
         typer.echo(json.dumps(data))
     else:
         out.print(text(buyer, f": credit limit {format_amount(minor, cur)}"))
+
+
+MAX_REASON = 500
+
+
+def _reason(value: str) -> str:
+    """A reason for the audit trail: non-empty, one line, bounded."""
+    import unicodedata
+
+    value = value.strip()
+    if not value:
+        raise Rejected("--reason must not be empty")
+    if len(value) > MAX_REASON:
+        raise Rejected(f"--reason is {len(value)} characters long; at most {MAX_REASON}")
+    if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
+        raise Rejected("--reason contains control or invisible characters")
+    return value
 
 
 @bank_app.command("receive")

@@ -282,10 +282,12 @@ class PayInput(ActorInput):
     currency: str
     reference: str = Field(min_length=1, max_length=200)
     method: Literal["card", "bank_transfer", "wallet", "credit_repayment"] = "card"
+    # Why ops records this payment by hand (a bank transfer seen outside the
+    # collection-account matching): required from ops, kept on the timeline.
+    reason: str = Field(default="", max_length=500)
 
     _amount = field_validator("amount")(classmethod(lambda cls, v: _check_amount(v)))
     _currency = field_validator("currency")(classmethod(lambda cls, v: _check_currency(v)))
-
 
 
 
@@ -402,6 +404,7 @@ class PaymentRecord(Frozen):
     actor: str
     at: datetime
     part: str
+    reason: str = ""
 
 
 class OrderView(Frozen):

@@ -34,10 +34,13 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # The revision that matches the schema `create_all` built before migrations
 # existed; an unversioned database with our tables is adopted at this revision.
 BASELINE_REVISION = "0001"
+# The tables that revision has (later revisions add their own).
+BASELINE_TABLES = ("orders", "ledger_entries", "timeline", "decisions", "buyer_accounts", "credit_reservations",
+                   "bank_transfers")
 # The newest revision in migrations/versions (a test keeps the two equal). A
 # database already there is opened without importing Alembic at all: every CLI
 # command opens the database, and Alembic costs more than the check.
-SCHEMA_HEAD = "0001"
+SCHEMA_HEAD = "0002"
 # pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
 # (bytes of "bespoke" as a signed 64-bit integer).
 MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")
@@ -155,7 +158,8 @@ def _upgrade(connection: Connection, revision: str) -> None:
     ):
         # Built by `create_all` before migrations existed: add any missing table as
         # create_all would have, then adopt the database at the baseline revision.
-        SQLModel.metadata.create_all(connection)
+        baseline = [SQLModel.metadata.tables[name] for name in BASELINE_TABLES]
+        SQLModel.metadata.create_all(connection, tables=baseline)
         command.stamp(config, BASELINE_REVISION)
     command.upgrade(config, revision)
 

@@ -116,3 +116,20 @@ class BankTransfer(SQLModel, table=True):
     matched_order_id: str | None = None
     status: str = Field(max_length=32)  # matched | unmatched
     received_at: datetime
+
+
+class CreditChange(SQLModel, table=True):
+    """Audit trail of ops changing a buyer's credit line: who, why, from what to
+    what. Written by `bespoke buyer credit` in the same transaction as the change."""
+
+    __tablename__ = "credit_changes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    buyer: str = Field(index=True)
+    actor: str = Field(max_length=200)
+    reason: str = Field(max_length=500)
+    old_limit: int = Field(sa_column=Column(BigInteger, nullable=False))
+    new_limit: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    unfroze: bool = False
+    at: datetime

@@ -41,6 +41,10 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.deadlines import MOVABLE_DEADLINES
     from bespoke.workflows.payment_plans import REPAYABLE
 
+# A payment ops records by hand carries its reason onto the payment record and the
+# timeline entry.
+PAY_REASON_PATCH = "pay-reason-v1"
+
 
 class Actions(OrderCore):
     # ------------------------------------------------------------ acceptance and money
@@ -94,13 +98,17 @@ class Actions(OrderCore):
         applied = min(inp.amount, part.due)
         excess = inp.amount - applied
         part.paid += applied
+        reason = inp.reason if inp.reason and workflow.patched(PAY_REASON_PATCH) else ""
         self.books.post("payment", [(Account.BUYER, -inp.amount), (Account.ESCROW, inp.amount)],
                         f"{part.name} payment {inp.reference} via {inp.method}", at=workflow.now(),
                         key=f"pay:{inp.reference}")
         s.payments.append(PaymentRecord(reference=inp.reference, amount=inp.amount, method=inp.method,
-                                        actor=str(inp.actor), at=workflow.now(), part=part.name))
+                                        actor=str(inp.actor), at=workflow.now(), part=part.name,
+                                        reason=reason))
         # A one-part plan (full prepayment, collection account) is paid toward the price.
         message = f"paid {self._money(inp.amount)} toward the {self._part_label(part)} ({inp.reference})"
+        if reason:
+            message += f", recorded by hand: {reason}"
         if excess:
             # Over-payment by bank transfer: the excess goes straight back.
             self.books.post("overpayment_refund", [(Account.ESCROW, -excess), (Account.BUYER, excess)],
@@ -117,10 +125,18 @@ class Actions(OrderCore):
     @pay.validator
     def _validate_pay(self, inp: PayInput) -> None:
         s = self.s
+        # Money the bank integration saw arrive may exceed what is due (the excess is
+        # refunded); a payment ops records by hand moves no money by itself, so it
+        # must say why and cannot be more than is due.
+        by_hand = inp.actor.party.role is Role.OPS
         if inp.method == "bank_transfer":
             self._require(inp.actor, Role.SYSTEM, Role.OPS)
             if not self.plan.bank_transfers:
                 raise ValueError("bank transfers apply only to collection-account orders")
+            if by_hand and not inp.reason.strip():
+                raise ValueError("a bank transfer recorded by ops needs a reason (--reason)")
+            if by_hand:
+                self._note(inp.reason, "reason")
         else:
             self._require(inp.actor, Role.BUYER)
         if inp.currency != self.inp.currency:
@@ -138,7 +154,7 @@ class Actions(OrderCore):
         part = s.current_part()
         if part is None or part.due == 0:
             raise ValueError(f"nothing is due in stage {s.stage.value}")
-        if inp.amount > part.due and inp.method != "bank_transfer":
+        if inp.amount > part.due and (inp.method != "bank_transfer" or by_hand):
             raise ValueError(f"amount {self._money(inp.amount)} is more than the {self._part_label(part)} due "
                              f"({self._money(part.due)})")
 

@@ -133,7 +133,6 @@ BAD_FILES = {
     "no-header.csv": "F-{t}-1,alice,acme,10.00\n",
     "missing-columns.csv": "order_id,buyer,price\nF-{t}-1,alice,10.00\n",
     "semicolons.csv": "order_id;buyer;seller;price\nF-{t}-1;alice;acme;10.00\n",
-    "ragged.csv": "order_id,buyer,seller,price,title\nF-{t}-1,alice,acme,10.00,oak\nF-{t}-2,bob,acme,1,500.00,shelf\n",
     "unknown-column.csv": "order_id,buyer,seller,price,curency\nF-{t}-1,alice,acme,10.00,USD\n",
 }
 BINARY_FILES = {
@@ -165,6 +164,26 @@ async def test_malformed_import_files_exit_2_with_one_line_and_start_nothing(cli
 
 
 # ------------------------------------------------------------------ import: rows
+
+
+async def test_a_csv_line_with_too_few_values_is_a_rejected_row_and_the_rest_import(cli: Cli, tmp_path: Path) -> None:
+    # The report: one short line aborted the whole file ("line 3 has 3 values for 9 columns").
+    client = await connect_to(cli)
+    t = tag()
+    path = tmp_path / "short.csv"
+    path.write_text("order_id,buyer,seller,price,title\n"
+                    f"R-{t}-1,alice,acme,10.00,oak\n"
+                    f"R-{t}-2,bob,acme\n"
+                    f"R-{t}-3,carol,acme,1,500.00,shelf\n"
+                    f"R-{t}-4,dan,acme,20.00,pine\n", encoding="utf-8")
+    proc = cli.run("order", "import", str(path))
+    assert proc.returncode == EXIT_REJECTED, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "row 2: rejected: line 3 has 3 values for 5 columns (a missing value, or an unquoted comma such as 1,500.00)",
+        "row 3: rejected: line 4 has 6 values for 5 columns (a missing value, or an unquoted comma such as 1,500.00)",
+    ]
+    assert "2 created, 0 already existed, 2 rejected" in proc.stdout
+    assert [await started(client, f"R-{t}-{n}") for n in (1, 2, 3, 4)] == [True, False, False, True]
 
 
 async def test_import_reports_each_bad_row_creates_good_rows_once_and_names_stay_unicode(cli: Cli,

@@ -36,7 +36,7 @@ import pytest
 
 from bespoke.cli.errors import Rejected
 from bespoke.cli.order.create import order_input
-from bespoke.cli.order.importer import read_rows, row_id
+from bespoke.cli.order.importer import BadLine, read_rows, row_id
 from bespoke.domain.models import Actor, OrderInput, PaymentPlan
 from bespoke.domain.money import MoneyError, parse_amount
 from bespoke.settings import Settings
@@ -298,8 +298,6 @@ BAD_FILES = [
     ("missing-columns.csv", "order_id,buyer\nO-1,alice\n", "(missing: seller,price)"),
     ("semicolons.csv", "order_id;buyer;seller;price\nO-1;alice;acme;10.00\n", "separated by semicolons; use commas"),
     ("tabs.csv", "order_id\tbuyer\tseller\tprice\nO-1\talice\tacme\t10.00\n", "separated by tabs"),
-    ("ragged-long.csv", HEADER + "O-1,alice,acme,1,500.00,CNY\n", "line 2 has 6 values for 5 columns"),
-    ("ragged-short.csv", HEADER + "O-1,alice,acme,10.00,CNY\nO-2,bob,acme\n", "line 3 has 3 values for 5 columns"),
     ("unknown-column.csv", "order_id,buyer,seller,price,curency\nO-1,a,b,1,USD\n", "unknown column 'curency'"),
     ("duplicate-column.csv", "buyer,seller,price,price\na,b,1,2\n", "column 'price' appears twice"),
     ("json-named.csv", '[{"buyer": "a", "seller": "b", "price": "1"}]', "looks like JSON; name the file .json"),
@@ -309,7 +307,6 @@ BAD_FILES = [
     ("utf16.csv", "buyer,seller,price\nalice,acme,1\n".encode("utf-16"), "looks like UTF-16: save it as UTF-8"),
     ("nul.csv", b"buyer,seller,price\nalice\x00,acme,1\n", "contains NUL bytes"),
     ("huge-field.csv", "buyer,seller,price\n\"" + "a" * 200_000 + "\",acme,1\n", "not valid CSV (field larger"),
-    ("open-quote.csv", 'buyer,seller,price\n"alice,acme,1\n', "line 2 has 1 values for 3 columns"),
 ]
 
 
@@ -321,6 +318,24 @@ def test_malformed_import_files_are_refused_whole_with_one_line(tmp_path: Path, 
         read_rows(path)
     assert expected in info.value.message and "\n" not in info.value.message, info.value.message
     assert info.value.message.startswith(str(path))
+
+
+RAGGED = [
+    ("ragged-long.csv", HEADER + "O-1,alice,acme,1,500.00,CNY\n", 0, "line 2 has 6 values for 5 columns"),
+    ("ragged-short.csv", HEADER + "O-1,alice,acme,10.00,CNY\nO-2,bob,acme\n", 1, "line 3 has 3 values for 5 columns"),
+    ("open-quote.csv", 'buyer,seller,price\n"alice,acme,1\n', 0, "line 2 has 1 values for 3 columns"),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "bad", "expected"), RAGGED, ids=[n for n, *_ in RAGGED])
+def test_a_csv_line_with_the_wrong_number_of_values_is_one_bad_row_not_a_bad_file(
+    tmp_path: Path, name: str, content: str, bad: int, expected: str
+) -> None:
+    # The report: one line with too few values aborted the whole file; it is now
+    # that row's rejection ("row N: rejected: ...") and the other rows import.
+    rows = read_rows(write(tmp_path, name, content))
+    assert isinstance(rows[bad], BadLine) and expected in rows[bad].error and "\n" not in rows[bad].error
+    assert all(not isinstance(r, BadLine) for i, r in enumerate(rows) if i != bad)
 
 
 def test_a_missing_file_or_a_directory_is_refused(tmp_path: Path) -> None:

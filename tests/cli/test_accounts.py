@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import uuid
 
+from sqlmodel import Session, select
+
 from bespoke.cli.errors import EXIT_REJECTED
+from bespoke.store.tables import LedgerEntry
 from tests.helpers import assert_ledger
 
 from .conftest import Bespoke
@@ -13,10 +16,11 @@ from .conftest import Bespoke
 
 def test_credit_line_is_set_shown_and_used_by_a_credit_order(bespoke: Bespoke) -> None:
     buyer = f"carol-{uuid.uuid4().hex[:6]}"
-    account = bespoke.json("buyer", "credit", buyer, "--limit", "5000.00")
+    credit = ["buyer", "credit", buyer, "--as", "ops:olga", "--reason", "annual review"]
+    account = bespoke.json(*credit, "--limit", "5000.00")
     assert (account["buyer"], account["credit_limit"], account["credit_outstanding"]) == (buyer, 500_000, 0)
-    assert "negative" in bespoke.fails(EXIT_REJECTED, "buyer", "credit", buyer, "--limit", "-1.00")
-    assert "decimal places" in bespoke.fails(EXIT_REJECTED, "buyer", "credit", buyer, "--limit", "1.001")
+    assert "negative" in bespoke.fails(EXIT_REJECTED, *credit, "--limit", "-1.00")
+    assert "decimal places" in bespoke.fails(EXIT_REJECTED, *credit, "--limit", "1.001")
 
     oid = f"CRED-{uuid.uuid4().hex[:8].upper()}"
     bespoke.json("order", "create", "--id", oid, "--buyer", buyer, "--seller", "acme", "--price", "1200.00",
@@ -67,3 +71,78 @@ def test_bank_transfers_are_matched_to_the_collection_account_order(bespoke: Bes
     late = bespoke.json(*receive, "--amount", "10.00", "--reference", f"{oid}-T4")
     assert late["status"] == "unmatched"
     assert bespoke.status(oid)["paid"] == 110_000
+
+
+def test_a_credit_line_needs_ops_a_reason_and_a_sane_amount_and_is_audited(bespoke: Bespoke) -> None:
+    buyer = f"fay-{uuid.uuid4().hex[:6]}"
+    base = ["buyer", "credit", buyer, "--limit", "100.00"]
+    # The report: no actor, no reason, and a 10^14 limit accepted.
+    assert "--as" in bespoke.fails(EXIT_REJECTED, *base, "--reason", "x")
+    assert "--reason" in bespoke.fails(EXIT_REJECTED, *base, "--as", "ops:olga")
+    assert "only ops" in bespoke.fails(EXIT_REJECTED, *base, "--as", f"buyer:{buyer}", "--reason", "mine")
+    assert "empty" in bespoke.fails(EXIT_REJECTED, *base, "--as", "ops:olga", "--reason", "  ")
+    assert "control" in bespoke.fails(EXIT_REJECTED, *base, "--as", "ops:olga", "--reason", "ok\x1b[2J")
+    huge = ["buyer", "credit", buyer, "--as", "ops:olga", "--reason", "typo", "--limit", "1000000000000.00"]
+    assert "larger than the maximum" in bespoke.fails(EXIT_REJECTED, *huge)
+    assert bespoke.json("buyer", "show", buyer)["credit_changes"] == []  # nothing was recorded
+
+    bespoke.json(*base, "--as", "ops:olga", "--reason", "new customer")
+    bespoke.json("buyer", "credit", buyer, "--limit", "250.00", "--as", "ops:omar", "--reason", "raised after review")
+    shown = bespoke.json("buyer", "show", buyer)
+    assert shown["credit_limit"] == 25_000
+    assert [(c["actor"], c["reason"], c["old_limit"], c["new_limit"]) for c in shown["credit_changes"]] == [
+        ("ops:omar", "raised after review", 10_000, 25_000), ("ops:olga", "new customer", 0, 10_000)]
+
+
+def test_ops_cannot_book_a_bank_transfer_that_never_arrived(bespoke: Bespoke) -> None:
+    # The report: `order pay --as ops:x --method bank_transfer --amount 100000.00` on
+    # a 500.00 collection-account order refunded 99,600.00 that never came in.
+    oid = f"OPS-{uuid.uuid4().hex[:8].upper()}"
+    bespoke.json("order", "create", "--id", oid, "--buyer", f"gus-{oid.lower()}", "--seller", "acme",
+                 "--price", "500.00", "--plan", "collection_account")
+    bespoke.json("order", "accept", oid, "--as", "seller:acme")
+    pay = ["order", "pay", oid, "--as", "ops:x", "--method", "bank_transfer", "--amount", "100000.00",
+           "--reference", "OPS-REF-1"]
+    assert "--reason" in bespoke.fails(EXIT_REJECTED, *pay)
+    assert "amount 100,000.00 CNY is more than the price due (500.00 CNY)" in bespoke.fails(EXIT_REJECTED, *pay, "--reason", "seen on the statement")
+    assert "bank receive" in bespoke.fails(EXIT_REJECTED, "order", "pay", oid, "--as", "system:bank", "--method",
+                                           "bank_transfer", "--amount", "100000.00", "--reference", "OPS-REF-2")
+    view = bespoke.status(oid)
+    assert (view["paid"], view["refunded"], view["payments"]) == (0, 0, [])
+    with Session(bespoke.engine) as session:
+        assert session.exec(select(LedgerEntry).where(LedgerEntry.order_id == oid)).all() == []
+
+    # Within what is due and with a reason, ops may record it; the reason is kept.
+    bespoke.json(*pay[:-4], "--amount", "500.00", "--reference", "OPS-REF-3", "--reason", "seen on the statement")
+    view = bespoke.status(oid)
+    assert (view["stage"], view["paid"], view["refunded"]) == ("in_production", 50_000, 0)
+    assert view["payments"][0]["reason"] == "seen on the statement"
+    assert_ledger(bespoke.engine, oid, closed=False)
+
+
+def test_a_credit_order_for_a_frozen_buyer_is_refused_at_creation_saying_since_which_order(bespoke: Bespoke,
+                                                                                           tmp_path) -> None:
+    # The report: created (exit 0) and only cancelled at acceptance.
+    from bespoke.activities.credit import CreditRef, mark_overdue
+
+    buyer = f"hal-{uuid.uuid4().hex[:6]}"
+    bespoke.json("buyer", "credit", buyer, "--limit", "5000.00", "--as", "ops:olga", "--reason", "new customer")
+    mark_overdue(engine=bespoke.engine, ref=CreditRef(order_id="ORD-LATE-1", buyer=buyer))  # what an overdue repayment does
+    oid = f"FRZ-{uuid.uuid4().hex[:8].upper()}"
+    create = ["order", "create", "--id", oid, "--buyer", buyer, "--seller", "acme", "--price", "100.00"]
+    line = bespoke.fails(EXIT_REJECTED, *create, "--plan", "credit")
+    assert "credit is frozen (overdue repayment on order ORD-LATE-1)" in line
+    assert bespoke.run("order", "status", oid).returncode == 3  # nothing was started
+    path = tmp_path / "frozen.csv"
+    path.write_text(f"order_id,buyer,seller,price,plan\n{oid}-A,{buyer},acme,100.00,credit\n"
+                    f"{oid}-B,{buyer},acme,100.00,full_prepayment\n", encoding="utf-8")
+    proc = bespoke.run("order", "import", str(path))
+    assert proc.returncode == EXIT_REJECTED
+    assert proc.stderr.startswith("row 1: rejected: buyer") and "ORD-LATE-1" in proc.stderr
+    assert "1 created" in proc.stdout
+    # Another plan still works, and once ops lifts the freeze so does credit.
+    bespoke.json(*create, "--plan", "full_prepayment")
+    bespoke.json("buyer", "credit", buyer, "--limit", "5000.00", "--as", "ops:olga", "--reason", "repaid by phone",
+                 "--unfreeze")
+    bespoke.json("order", "create", "--id", f"{oid}-C", "--buyer", buyer, "--seller", "acme", "--price", "100.00",
+                 "--plan", "credit")

@@ -166,6 +166,23 @@ async def _collection(client, tq, engine):
     return h, Stage.COMPLETED
 
 
+@scenario("collection_account_ops_entry")
+async def _collection_ops_entry(client, tq, engine):
+    # pay-reason-v1: ops records a transfer by hand, with its reason, up to what is due.
+    from bespoke.domain.models import PayInput
+
+    h = await create_order(client, tq, order_id=_oid("collops"), plan="collection_account", price=100_000)
+    await accept(h)
+    await h.execute_update(OrderWorkflow.pay, PayInput(actor=OPS, amount=30_000, currency="CNY", reference="OPS-1",
+                                                       method="bank_transfer", reason="arrived on the old account"))
+    await pay(h, 80_000, "BANK-2", actor=BANK, method="bank_transfer")
+    await produce(h)
+    await ship(h)
+    await deliver(h)
+    await confirm(h)
+    return h, Stage.COMPLETED
+
+
 @scenario("buyer_cancels_in_production")
 async def _buyer_cancels(client, tq, engine):
     h = await create_order(client, tq, order_id=_oid("cancel"), plan="staged:30/70", price=100_000)

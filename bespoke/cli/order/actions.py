@@ -41,17 +41,29 @@ def pay(
     reference: Annotated[str, typer.Option(help="Payment reference; each may be used once.")],
     currency: Annotated[str | None, typer.Option(help="Currency; must match the order's.")] = None,
     method: Annotated[str, typer.Option(help="card, wallet, bank_transfer or credit_repayment.")] = "card",
+    reason: Annotated[str, typer.Option(
+        help="Why ops records this payment by hand (required with --as ops:NAME); at most what is due.")] = "",
     as_json: JsonOpt = False,
 ) -> None:
-    """Record a payment toward what is due now (deposit, balance, retention, credit)."""
-    from bespoke.domain.models import PayInput
+    """Record a payment toward what is due now (deposit, balance, retention, credit).
+
+    Transfers to a collection account arrive through `bespoke bank receive` (or
+    `bank match` for a held one); ops may record one by hand with a reason, up to
+    what is due."""
+    from bespoke.domain.models import PayInput, Role
     from bespoke.domain.money import MoneyError, check_currency
 
     who, ref = as_actor(actor), identifier(reference, "reference")
+    if who.party.role is Role.SYSTEM:
+        raise Rejected("payments by the bank come from `bespoke bank receive` or `bespoke bank match`, "
+                       "not from `order pay`")
+    reason = reason.strip()
+    if who.party.role is Role.OPS and not reason:
+        raise Rejected("a payment recorded by ops needs --reason")
 
     def payload(cur: str) -> PayInput:
         return model(PayInput, actor=who, amount=minor_units(amount, cur), currency=cur, reference=ref,
-                     method=method)
+                     method=method, reason=reason)
 
     if currency is None:
         act(order_id, "pay", None, as_json, priced=payload)

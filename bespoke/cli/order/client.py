@@ -79,6 +79,17 @@ class OrderClient:
     async def currency(self, order_id: str) -> str:
         return (await self.view(order_id)).currency
 
+    async def bounded(self, call: Awaitable[T], what: str) -> T:
+        """A call to the Temporal server itself (start an order, list, count), within
+        ``BESPOKE_CLI_TIMEOUT``: a server that accepted the connection and then
+        stopped answering ends the command with exit 4 instead of hanging it."""
+        timeout = self.settings.cli_timeout
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            raise Unreachable(f"{what}: Temporal at {self.settings.temporal_address} did not answer within "
+                              f"{timeout:g}s (BESPOKE_CLI_TIMEOUT sets the wait)") from None
+
     async def _bounded(self, call: Awaitable[T], order_id: str, what: str, after: str = "") -> T:
         timeout = self.settings.cli_timeout
         loop = asyncio.get_running_loop()

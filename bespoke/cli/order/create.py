@@ -73,7 +73,8 @@ def create(
         from bespoke.service import OrderExists, start_order
 
         try:
-            await start_order(client.client, inp, task_queue=settings.task_queue)
+            await client.bounded(start_order(client.client, inp, task_queue=settings.task_queue),
+                                 f"order {inp.order_id} was not started")
         except OrderExists as err:
             raise Rejected(str(err)) from None
 
@@ -87,13 +88,13 @@ def create(
 
 
 def order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
-                policies: dict[str, Any] | None = None) -> OrderInput:
+                policies: dict[str, Any] | None = None, frozen: dict[str, str] | None = None) -> OrderInput:
     """Validate one order's fields (from options or an import row). `policies`
     caches policy lookups across the rows of one import (each lookup reads and
     validates the policy files: ~25 ms, four minutes over 10,000 rows)."""
     from pydantic import ValidationError
 
-    from bespoke.domain.models import PaymentPlan
+    from bespoke.domain.models import PaymentPlan, PlanKind
     from bespoke.domain.money import MoneyError, check_currency
     from bespoke.rules import PolicyError, find_policy
     from bespoke.service import OrderRejected, build_order_input, pydantic_message
@@ -123,7 +124,7 @@ def order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
         price = minor_units(row["price"], currency, what="price")
         days = _days(row.get("production_days"))
         earnest = _flag(row.get("earnest"), "earnest")
-        return build_order_input(
+        inp = build_order_input(
             order_id=order_id, buyer=buyer or "", seller=seller or "",
             price=price, currency=currency, plan=plan, production_days=days, policy=policy,
             created_by=created_by, title=title or "", earnest_deposit=earnest,
@@ -134,6 +135,29 @@ def order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
         raise Rejected(pydantic_message(err)) from None
     except ValueError as err:
         raise Rejected(str(err)) from None
+    if inp.plan.kind is PlanKind.CREDIT:
+        _refuse_frozen_credit(settings, inp.buyer, frozen)
+    return inp
+
+
+def _refuse_frozen_credit(settings: Settings, buyer: str, cache: dict[str, str] | None) -> None:
+    """A credit order for a buyer whose credit is frozen would only be cancelled at
+    acceptance, when the reservation is refused: refuse it now, saying since which
+    order. `cache` keeps the answer per buyer across the rows of one import."""
+    if cache is None or buyer not in cache:
+        from bespoke.store.db import get_engine
+        from bespoke.store.tables import BuyerAccount
+        from sqlmodel import Session
+
+        with Session(get_engine(settings.effective_database_url)) as session:
+            account = session.get(BuyerAccount, buyer)
+            reason = (account.frozen_reason or "frozen by ops") if account is not None and account.frozen else ""
+        if cache is None:
+            cache = {}
+        cache[buyer] = reason
+    if cache[buyer]:
+        raise Rejected(f"buyer {buyer}'s credit is frozen ({cache[buyer]}): no credit order until ops "
+                       f"lifts the freeze (`bespoke buyer credit {buyer} --unfreeze ...`); another plan works")
 
 
 def _text(row: dict[str, Any], key: str, *, numbers: bool = False) -> str | None:

@@ -97,10 +97,21 @@ def _csv_rows(path: Path, content: str) -> list[dict[str, Any]]:
         if not values:  # a blank line
             continue
         if len(values) != len(header):
-            # A price like 1,500.00 left unquoted, or a missing value: never guess which.
-            raise Rejected(f"{path}: line {line} has {len(values)} values for {len(header)} columns")
+            # A price like 1,500.00 left unquoted, or a missing value: never guess
+            # which. The row is refused; the others are imported.
+            out_rows.append(BadLine(f"line {line} has {len(values)} values for {len(header)} columns "
+                                    "(a missing value, or an unquoted comma such as 1,500.00)"))
+            continue
         out_rows.append(dict(zip(header, values)))
     return out_rows
+
+
+class BadLine(dict):
+    """A CSV line that cannot be read as a row: reported `row N: rejected`."""
+
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
 
 
 def row_id(row: dict[str, Any]) -> str:
@@ -133,14 +144,18 @@ def import_orders(
     # minutes. A later row with an id already in this file is reported "exists", as
     # it was when rows were started one by one.
     policies: dict[str, Any] = {}
+    frozen: dict[str, str] = {}
     results: list[dict[str, Any]] = []
     pending: list[tuple[dict[str, Any], Any]] = []
     first_row_of: dict[str, dict[str, Any]] = {}
     for number, row in enumerate(rows, start=1):
+        if isinstance(row, BadLine):
+            results.append({"row": number, "status": "rejected", "error": row.error})
+            continue
         row = {k.strip() if isinstance(k, str) else k: v for k, v in row.items() if k is not None}
         oid = row_id(row)
         try:
-            inp = order_input(settings, {**row, "order_id": oid}, created_by, policies)
+            inp = order_input(settings, {**row, "order_id": oid}, created_by, policies, frozen)
         except Rejected as err:
             results.append({"row": number, "status": "rejected", "error": one_line(err.message)})
             continue
@@ -165,7 +180,8 @@ def import_orders(
         async def start(result: dict[str, Any], inp: Any) -> None:
             async with slots:
                 try:
-                    await start_order(client.client, inp, task_queue=settings.task_queue)
+                    await client.bounded(start_order(client.client, inp, task_queue=settings.task_queue),
+                                         f"row {result['row']}: order {inp.order_id} was not started")
                     result["status"] = "created"
                 except OrderExists:
                     result["status"] = "exists"
