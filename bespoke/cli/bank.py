@@ -203,7 +203,7 @@ def held(
         return
     from rich.table import Table
 
-    table = Table("reference", "account", "amount", "received (UTC)", "why held")
+    table = Table("reference", "account", "amount", "received (UTC)", "why held", box=None)
     for t in rows:
         table.add_row(cell(t.reference), cell(t.virtual_account), cell(format_amount(t.amount, t.currency)),
                       cell(t.received_at.strftime("%Y-%m-%d %H:%M")), cell(t.held_reason or "(not recorded)"))
