@@ -105,7 +105,7 @@ def test_ops_cannot_book_a_bank_transfer_that_never_arrived(bespoke: Bespoke) ->
     pay = ["order", "pay", oid, "--as", "ops:x", "--method", "bank_transfer", "--amount", "100000.00",
            "--reference", "OPS-REF-1"]
     assert "--reason" in bespoke.fails(EXIT_REJECTED, *pay)
-    assert "more than the deposit due" in bespoke.fails(EXIT_REJECTED, *pay, "--reason", "seen on the statement")
+    assert "amount 100,000.00 CNY is more than the price due (500.00 CNY)" in bespoke.fails(EXIT_REJECTED, *pay, "--reason", "seen on the statement")
     assert "bank receive" in bespoke.fails(EXIT_REJECTED, "order", "pay", oid, "--as", "system:bank", "--method",
                                            "bank_transfer", "--amount", "100000.00", "--reference", "OPS-REF-2")
     view = bespoke.status(oid)
