@@ -119,3 +119,14 @@ def test_histories_cover_an_order_that_continued_as_new() -> None:
     last, end = run("continued_as_new_last_run")
     assert last["state"]["runs"] > middle["state"]["runs"] > 1
     assert "workflowExecutionCompletedEventAttributes" in end
+
+
+def test_histories_cover_both_sides_of_the_cancel_shipped_and_window_patches() -> None:
+    """Cancelling while shipped ("cancel-shipped-v1") and the after-sales window
+    counted from delivery ("aftersales-window-from-delivery-v1"): histories from
+    before replay the old path, the new scenarios the patched one."""
+    window = {p.stem for p in HISTORIES if "aftersales-window-from-delivery-v1" in _patches(p)}
+    assert "aftersales_window_from_delivery" in window
+    assert {"aftersales_window_closes", "return_after_completion"}.isdisjoint(window)
+    shipped = {p.stem for p in HISTORIES if "cancel-shipped-v1" in _patches(p)}
+    assert shipped == {"buyer_cancels_while_shipped"}

@@ -35,7 +35,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "order": ("bespoke.cli.order", "app", "Create orders, act on them, and read their state."),
     "policy": ("bespoke.cli.policy", "app", "Rule policies: list them, read one in plain words, check a policy file."),
     "buyer": ("bespoke.cli.accounts", "buyer_app", "Buyer payment accounts: credit lines and collection accounts."),
-    "bank": ("bespoke.cli.accounts", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
+    "bank": ("bespoke.cli.bank", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
     "db": ("bespoke.cli.db", "app", "Database schema: migrate to the newest revision, or show the current one."),
     "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
 }

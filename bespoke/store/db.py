@@ -42,7 +42,7 @@ BASELINE_TABLES = ("orders", "ledger_entries", "timeline", "decisions", "buyer_a
 # The newest revision in migrations/versions (a test keeps the two equal). A
 # database already there is opened without importing Alembic at all: every CLI
 # command opens the database, and Alembic costs more than the check.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 # pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
 # (bytes of "bespoke" as a signed 64-bit integer).
 MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")
@@ -160,11 +160,9 @@ def _upgrade(connection: Connection, revision: str) -> None:
     if MigrationContext.configure(connection).get_current_revision() is None and inspect(connection).has_table(
         "orders"
     ):
-        # Built by `create_all` before migrations existed: add any missing table as
-        # create_all would have, then adopt the database at the baseline revision.
-        baseline = [SQLModel.metadata.tables[name] for name in BASELINE_TABLES]
-        SQLModel.metadata.create_all(connection, tables=baseline)
-        command.stamp(config, BASELINE_REVISION)
+        # Built by `create_all` before migrations existed: the baseline revision
+        # creates only the tables it lacks (if_not_exists), the later ones follow.
+        command.upgrade(config, BASELINE_REVISION)
     command.upgrade(config, revision)
 
 

@@ -114,8 +114,14 @@ class BankTransfer(SQLModel, table=True):
     amount: int = Field(sa_column=Column(BigInteger, nullable=False))
     currency: str = Field(max_length=3)
     matched_order_id: str | None = None
-    status: str = Field(max_length=32)  # matched | unmatched
+    # held (waiting for ops; "unmatched" in rows written before `bank held`) |
+    # matched | refunded; "matching" while `bank match` is paying it to an order.
+    status: str = Field(max_length=32)
     received_at: datetime
+    held_reason: str = Field(default="", sa_column_kwargs={"server_default": ""})
+    resolved_by: str = Field(default="", max_length=200, sa_column_kwargs={"server_default": ""})
+    resolved_reason: str = Field(default="", max_length=500, sa_column_kwargs={"server_default": ""})
+    resolved_at: datetime | None = None
 
 
 class CreditChange(SQLModel, table=True):

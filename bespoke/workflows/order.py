@@ -56,6 +56,9 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.settlement import settle
 
 AFTERSALES_PATCH = "aftersales-v1"
+# The after-sales window is N days from delivery (it used to start at completion,
+# while `policy show` and the return rules counted from delivery).
+WINDOW_FROM_DELIVERY_PATCH = "aftersales-window-from-delivery-v1"
 # The workflow checks its own start input (and the pinned policy's hash).
 INPUT_CHECK_PATCH = "validate-input-v1"
 # An order someone other than the buyer (or ops for the buyer) created waits for
@@ -287,6 +290,8 @@ class OrderWorkflow(Actions, AfterSales):
             # After-sales (returns, repairs, disputes) arrived with this patch;
             # orders whose history predates it replay the original path.
             self.s.aftersales = workflow.patched(AFTERSALES_PATCH)
+            if self.s.aftersales:
+                self.s.window_from_delivery = workflow.patched(WINDOW_FROM_DELIVERY_PATCH)
         return await self.plan.after_delivery(self, resuming)
 
     async def _settlement(self, resuming: bool) -> bool:
@@ -396,7 +401,7 @@ class OrderWorkflow(Actions, AfterSales):
                 return "buyer agrees to the order" if s.accepted else "seller accepts and buyer agrees to the order"
             return "seller accepts the order"
         if part is not None:
-            return f"buyer pays the {part.name}"
+            return f"buyer pays the {self._part_label(part)}"
         by_plan = self.plan.next_step(self)
         if by_plan is not None:
             return by_plan

@@ -1,0 +1,29 @@
+"""The self-service web portal: server-rendered pages for buyers, sellers and
+operations, served by the same app as the HTTP API.
+
+`install_portal(app)` adds the portal's routers to a FastAPI app. Pages call the
+same functions the API and the CLI call; nothing here reaches past them.
+
+    public.py   policies in plain words and the what-if calculator (no sign-in)
+    web.py      templates, security headers, error pages
+    i18n.py     language (Accept-Language, a switch), money and dates per language
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+
+def install_portal(app: FastAPI) -> None:
+    """Mount the portal's pages on `app` (the API's app, or a test app)."""
+    from bespoke.portal import lang, public
+
+    app.include_router(public.router)
+    app.include_router(lang.router)
+
+
+def create_app() -> FastAPI:
+    """A FastAPI app serving only the portal (tests, and until the API's app mounts it)."""
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    install_portal(app)
+    return app
