@@ -27,6 +27,7 @@ from sqlmodel import Session, col, select
 from temporalio import activity
 
 from bespoke.domain.models import TERMINAL_STAGES, Account, Frozen
+from bespoke.store.db import check_file
 from bespoke.store.tables import LedgerEntry, OrderRow
 
 # A report lists at most this many orders in full (payload size); the count is exact.
@@ -132,6 +133,7 @@ def _load(session: Session, order_ids: list[str]) -> tuple[dict[str, OrderRow], 
 def reconcile_batch(*, engine: Engine, batch: ReconcileBatch, sleep=time.sleep) -> BatchReport:
     """Check the next `batch.limit` orders (by id) after `batch.after`, plus any
     ledger-only order ids in the same id range."""
+    check_file(engine)  # never vouch for a deleted or replaced SQLite file
     with Session(engine) as session:
         ids = list(session.exec(
             select(OrderRow.order_id).where(OrderRow.order_id > batch.after)
