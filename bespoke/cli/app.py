@@ -38,6 +38,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "bank": ("bespoke.cli.bank", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
     "db": ("bespoke.cli.db", "app", "Database schema: migrate to the newest revision, or show the current one."),
     "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
+    "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
 }
 
 

@@ -77,11 +77,18 @@ async def serve() -> AsyncIterator[Callable[[FastAPI], Any]]:
 
 
 @pytest.fixture
-async def public_portal(serve) -> LiveServer:
-    """The portal alone (its public pages need neither Temporal nor a database)."""
+def portal_settings(tmp_path, database_url):
+    from bespoke.settings import Settings
+
+    return Settings(_environ={}, home=tmp_path / "home", database_url=database_url)
+
+
+@pytest.fixture
+async def public_portal(serve, portal_settings) -> LiveServer:
+    """The portal alone, on its own database (no Temporal: public pages and sign-in)."""
     from bespoke.portal import create_app
 
-    return await serve(create_app())
+    return await serve(create_app(portal_settings))
 
 
 @pytest.fixture
@@ -106,6 +113,7 @@ async def browser() -> AsyncIterator[Any]:
 async def page(browser) -> AsyncIterator[Any]:
     """A fresh browser context (no cookies) and page; JavaScript errors fail the test."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
+    context.set_default_timeout(10_000)
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
