@@ -164,7 +164,7 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):
         async with server:
-            client = await connect(server.settings)
+            client = await connect(server.settings, worker=True)
             await ensure_search_attributes(client, server.namespace)
             store = "in memory (lost on exit)" if server.db_path is None else str(server.db_path)
             if server.all_interfaces:
@@ -199,7 +199,7 @@ async def _worker(settings: Settings) -> None:
 
     from bespoke.runtime.client import connect
 
-    client = await connect(settings)
+    client = await connect(settings, worker=True)
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):

@@ -81,3 +81,8 @@ def date_formatter(lang: str) -> Callable[[datetime | None], str]:
         return f"{at.day} {at:%b %Y, %H:%M} UTC"
 
     return fmt
+
+
+def plain_amount(minor: int, currency: str) -> str:
+    """Major units as a form field takes them back: 120050 CNY -> `1200.50`."""
+    return format_amount(minor, currency).rsplit(" ", 1)[0].replace(",", "")

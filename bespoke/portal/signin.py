@@ -12,7 +12,7 @@ from bespoke.portal.web import SESSION_COOKIE, PortalError, PortalRoute, engine_
 router = APIRouter(route_class=PortalRoute, include_in_schema=False)
 
 # Each role's start page (the order pages replace /account as they land).
-HOME_BY_ROLE = {"buyer": "/account", "seller": "/account", "ops": "/account"}
+HOME_BY_ROLE = {"buyer": "/orders", "seller": "/orders", "ops": "/orders"}
 
 
 def _signed_in(request: Request, principal: auth.Principal, token: str, target: str | None) -> Response:

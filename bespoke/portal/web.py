@@ -71,6 +71,7 @@ def render(request: Request, template: str, status: int = 200, **context: Any) -
         "t": i18n.translator(lang),
         "money": i18n.money_formatter(lang),
         "when": i18n.date_formatter(lang),
+        "plain_amount": i18n.plain_amount,
         "principal": getattr(request.state, "principal", None),
         "principal_links": LINKS.get(getattr(getattr(request.state, "principal", None), "role", ""), []),
         "csrf_token": getattr(request.state, "csrf_token", ""),
@@ -93,7 +94,11 @@ def error_page(request: Request, status: int, message: str) -> HTMLResponse:
 SESSION_COOKIE = "bespoke_session"
 CSRF_COOKIE = "bespoke_csrf"  # before sign-in only: the sign-in form's double-submit token
 
-LINKS: dict[str, list[tuple[str, str]]] = {"buyer": [], "seller": [], "ops": []}  # filled as pages land
+LINKS: dict[str, list[tuple[str, str]]] = {
+    "buyer": [("/orders", "My orders")],
+    "seller": [("/orders", "My orders")],
+    "ops": [("/ops", "Queues"), ("/orders", "All orders")],
+}
 
 
 def settings_for(request: Request) -> Any:
