@@ -36,7 +36,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("bespoke.cli.policy", "app", "Rule policies: list them, read one in plain words, check a policy file."),
     "buyer": ("bespoke.cli.accounts", "buyer_app", "Buyer payment accounts: credit lines and collection accounts."),
     "bank": ("bespoke.cli.bank", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
-    "db": ("bespoke.cli.db", "app", "Database schema: migrate to the newest revision, or show the current one."),
+    "db": ("bespoke.cli.db", "app",
+           "Database schema (migrate, show the revision); rebuild the read model from the workflows."),
     "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
     "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
 }

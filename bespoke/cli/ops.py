@@ -52,7 +52,10 @@ async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, set
                 f"is a worker polling task queue {settings.task_queue!r}? (`bespoke worker`)"
             )
         else:
-            failure = CliError(f"reconciliation {workflow_id} failed: {err.cause}")
+            cause = err.cause
+            while getattr(cause, "cause", None) is not None:  # the activity's own error says what went wrong
+                cause = cause.cause
+            failure = CliError(f"reconciliation {workflow_id} failed: {getattr(cause, 'message', None) or cause}")
     raise failure
 
 

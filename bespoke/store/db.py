@@ -255,8 +255,8 @@ def check_file(engine: Engine) -> None:
             return
         problem = "was replaced by another file"
     message = (f"the read-model database {path} {problem} after this process opened it; nothing more is "
-               f"written until the original file is back, or until this process is restarted on a restored "
-               f"one")
+               f"written until the original file is back, or until it is rebuilt (`bespoke db rebuild`) and "
+               f"this process restarted")
     _log.error(message)
     raise DatabaseFileChanged(message)
 
