@@ -205,7 +205,8 @@ async def my_orders(request: Request, stage: str | None = None) -> Response:
     except _SignIn:
         return RedirectResponse("/sign-in?next=/orders", status_code=303)
     stage = stage if stage and len(stage) <= 32 else None
-    return render(request, "orders.html", orders=list_orders(request, principal, stage=stage), stage=stage)
+    return render(request, "orders.html", orders=list_orders(request, principal, stage=stage), stage=stage,
+                  stages=LIFECYCLE + AFTERSALES + ("refunded", "cancelled"))
 
 
 @router.get("/orders/{order_id}")
