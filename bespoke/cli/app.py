@@ -40,6 +40,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
            "Database schema (migrate, show the revision); rebuild the read model from the workflows."),
     "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
     "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
+    "demo": ("bespoke.cli.demo", "app", "Create the portal's demo accounts (printed passwords) and demo orders."),
 }
 
 
