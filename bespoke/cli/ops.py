@@ -74,7 +74,8 @@ async def _with_progress(handle):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     result = asyncio.ensure_future(handle.result())
-    labels = {"books": "books", "workflows": "books vs workflows", "done": "done"}
+    labels = {"books": "books", "workflows": "books vs workflows", "read model": "open orders' workflows",
+              "done": "done"}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)
