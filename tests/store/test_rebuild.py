@@ -171,3 +171,45 @@ def test_db_rebuild_with_temporal_unreachable_exits_4(tmp_path: Path):
     proc = subprocess.run([*bespoke_command(), "db", "rebuild"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+
+
+async def test_an_encrypted_namespace_is_rebuilt_with_its_key_and_refused_without(dev_server, engine,
+                                                                                  empty_url: str):
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pydantic import SecretStr
+
+    from bespoke.runtime.codec import generate_key
+    from bespoke.worker import build_worker
+
+    key = f"k1:{generate_key()}"
+    task_queue = f"encrypted-{uuid.uuid4()}"  # not the plaintext `worker` fixture's queue
+    keyed = dev_server.settings.model_copy(update={"payload_key": SecretStr(key)})
+    client = await connect(keyed)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with build_worker(await connect(keyed, worker=True), task_queue=task_queue, engine=engine,
+                                executor=executor):
+            handle = await create_order(client, task_queue, price=90_000)
+            await accept(handle)
+            await pay(handle, 90_000)
+            await _until_idle(handle)
+            before = _tables(engine)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
+            env.update(TEMPORAL_ADDRESS=client.service_client.config.target_host, BESPOKE_TASK_QUEUE=task_queue,
+                       BESPOKE_DATABASE_URL=empty_url)
+
+            def rebuild(**extra: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run([*bespoke_command(), "db", "rebuild", "--json"], env={**env, **extra},
+                                      capture_output=True, text=True, timeout=120)
+
+            keyless = await asyncio.to_thread(rebuild)
+            assert keyless.returncode == 1, keyless.stderr
+            (line,) = keyless.stderr.splitlines()
+            assert line.startswith("error: ") and "BESPOKE_PAYLOAD_KEY" in line, line
+            done = await asyncio.to_thread(rebuild, BESPOKE_PAYLOAD_KEY=key)
+            assert done.returncode == 0, done.stderr
+            rebuilt = get_engine(empty_url)
+            assert _tables(rebuilt) == before and before["ledger_entries"]
+            rebuilt.dispose()
+            await handle.terminate("test finished")
