@@ -8,7 +8,9 @@ from temporalio import activity
 
 from bespoke.domain.models import ProjectInput
 from bespoke.store.db import session_scope
-from bespoke.store.tables import DecisionRow, OrderRow, TimelineRow
+from sqlmodel import delete
+
+from bespoke.store.tables import DebtRow, DecisionRow, OrderRow, TimelineRow
 
 
 def project_order(*, engine: Engine, data: ProjectInput) -> None:
@@ -35,6 +37,10 @@ def project_order(*, engine: Engine, data: ProjectInput) -> None:
             for entry in data.timeline:
                 if entry.seq not in have:
                     session.add(TimelineRow(order_id=p.order_id, **entry.model_dump()))
+        if data.owes is not None:
+            session.exec(delete(DebtRow).where(DebtRow.order_id == p.order_id))
+            for debt in data.owes:
+                session.add(DebtRow(order_id=p.order_id, currency=p.currency, **debt.model_dump()))
         for decision in data.decisions:
             if session.get(DecisionRow, decision["decision_id"]) is None:
                 session.add(

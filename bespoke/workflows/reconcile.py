@@ -45,7 +45,7 @@ class ReconcileWorkflow:
     @workflow.run
     async def run(self, inp: ReconcileInput) -> ReconcileReport:
         after = ""
-        checked = transactions = off = open_credit = 0
+        checked = transactions = off = open_credit = debts = debt_orders = 0
         listed = []
         while True:
             batch = await workflow.execute_activity_method(
@@ -56,6 +56,8 @@ class ReconcileWorkflow:
             checked += batch.checked
             transactions += batch.transactions
             open_credit += batch.open_credit
+            debts += batch.debts
+            debt_orders += batch.debt_orders
             off += len(batch.discrepancies)
             listed.extend(batch.discrepancies[: max(MAX_LISTED - len(listed), 0)])
             if batch.last_order_id is None:
@@ -63,7 +65,7 @@ class ReconcileWorkflow:
             after = batch.last_order_id
         report = ReconcileReport(
             orders_checked=checked, transactions_checked=transactions, orders_off=off,
-            open_credit=open_credit, discrepancies=listed, truncated=off > len(listed),
+            open_credit=open_credit, debts=debts, debt_orders=debt_orders, discrepancies=listed, truncated=off > len(listed),
         )
         if off:
             workflow.logger.warning("reconciliation: %d of %d orders' books are off", off, checked)
