@@ -74,6 +74,16 @@ def _integer(low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return text
+
+    return parse
+
+
 def _seconds(value: Any) -> float:
     try:
         number = float(value)
@@ -119,6 +129,9 @@ FIELDS: tuple[_Field, ...] = (
     _Field("payload_key_file", _path, None,
            "File holding payload keys in the same format, one per line (added after `payload_key`).",
            optional=True),
+    _Field("payload_plaintext", _choice("refuse", "accept"), "refuse",
+           "With payload keys: `refuse` plaintext payloads (a client without the key), or `accept` them while "
+           "orders started before encryption was turned on are still open."),
     _Field("task_queue", _text, "bespoke-orders", "Task queue the workers poll."),
     _Field("ui_port", _integer(0, 65535), 8233, "Port of the embedded server's Web UI."),
     _Field("policy_dir", _path, None, "Extra directory of policy TOML files, searched before the bundled ones.",
@@ -153,6 +166,7 @@ class Settings:
     temporal_api_key: Any  # Secret | pydantic.SecretStr | None
     payload_key: Any
     payload_key_file: Path | None
+    payload_plaintext: str
     task_queue: str
     ui_port: int
     policy_dir: Path | None

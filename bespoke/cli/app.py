@@ -35,9 +35,10 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "order": ("bespoke.cli.order", "app", "Create orders, act on them, and read their state."),
     "policy": ("bespoke.cli.policy", "app", "Rule policies: list them, read one in plain words, check a policy file."),
     "buyer": ("bespoke.cli.accounts", "buyer_app", "Buyer payment accounts: credit lines and collection accounts."),
-    "bank": ("bespoke.cli.accounts", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
+    "bank": ("bespoke.cli.bank", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
     "db": ("bespoke.cli.db", "app", "Database schema: migrate to the newest revision, or show the current one."),
     "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
+    "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
 }
 
 
@@ -162,7 +163,7 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):
         async with server:
-            client = await connect(server.settings)
+            client = await connect(server.settings, worker=True)
             await ensure_search_attributes(client, server.namespace)
             store = "in memory (lost on exit)" if server.db_path is None else str(server.db_path)
             if server.all_interfaces:
@@ -197,7 +198,7 @@ async def _worker(settings: Settings) -> None:
 
     from bespoke.runtime.client import connect
 
-    client = await connect(settings)
+    client = await connect(settings, worker=True)
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):

@@ -136,8 +136,10 @@ class OrderWorkflow(Actions, AfterSales):
                     f"check`: {'; '.join(check.problems[:3])}", type="InvalidOrderInput", non_retryable=True)
         if not self._resuming:
             workflow.upsert_search_attributes([
-                sa.STAGE.value_set(s.stage.value), sa.BUYER.value_set(inp.buyer),
-                sa.SELLER.value_set(inp.seller), sa.PAYMENT_PLAN.value_set(inp.plan.kind.value),
+                # Names in clear unless the client indexed them by a keyed hash
+                # (payload encryption on): search attributes are not encrypted.
+                sa.STAGE.value_set(s.stage.value), sa.BUYER.value_set(inp.index_buyer or inp.buyer),
+                sa.SELLER.value_set(inp.index_seller or inp.seller), sa.PAYMENT_PLAN.value_set(inp.plan.kind.value),
             ])
             self._event(EventKind.CREATED, inp.created_by,
                         f"order created: {inp.title or 'untitled'}, {self._money(inp.price)}, "
