@@ -114,10 +114,9 @@ def steps(stage: str) -> list[tuple[str, str]]:
     if anchor is None:
         return [(s, "todo") for s in LIFECYCLE] + [("cancelled", "current")]
     i = LIFECYCLE.index(anchor)
-    out = [(s, "done" if n < i else "current" if n == i else "todo") for n, s in enumerate(LIFECYCLE)]
-    if stage not in LIFECYCLE:
-        out.append((stage, "current"))
-    return out
+    if stage not in LIFECYCLE:  # after-sales, refunded: the anchor is done, the stage itself is current
+        return [(s, "done" if n <= i else "todo") for n, s in enumerate(LIFECYCLE)] + [(stage, "current")]
+    return [(s, "done" if n < i else "current" if n == i else "todo") for n, s in enumerate(LIFECYCLE)]
 
 
 def time_left(due: datetime, now: datetime) -> str:
@@ -219,7 +218,8 @@ async def order_page(request: Request, order_id: str, done: str | None = None) -
 
 
 async def _order_page(request: Request, principal: Principal, order_id: str, *, done: str | None = None,
-                      error: str | None = None, status: int = 200) -> Response:
+                      error: str | None = None, status: int = 200, preview: Any = None,
+                      preview_refund: str = "", preview_note: str = "") -> Response:
     view = await view_for(request, principal, order_id)
     oc = await order_client(request)
     actions = actions_now(principal, view)
@@ -229,7 +229,8 @@ async def _order_page(request: Request, principal: Principal, order_id: str, *, 
     return render(
         request, "order.html", status=status, view=view, steps=steps(view.stage.value), deadlines=deadlines,
         actions=actions, quote=quote, done=ACTION_DONE.get(done or ""), error=error,
-        timeline=list(reversed(view.timeline)),
+        timeline=list(reversed(view.timeline)), preview=preview, preview_refund=preview_refund,
+        preview_note=preview_note,
     )
 
 
