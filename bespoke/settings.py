@@ -134,6 +134,8 @@ FIELDS: tuple[_Field, ...] = (
            "orders started before encryption was turned on are still open."),
     _Field("task_queue", _text, "bespoke-orders", "Task queue the workers poll."),
     _Field("ui_port", _integer(0, 65535), 8233, "Port of the embedded server's Web UI."),
+    _Field("api_bind", _text, "127.0.0.1:8000",
+           "host:port the HTTP API (and the portal) listens on: `bespoke up` and `bespoke api`."),
     _Field("policy_dir", _path, None, "Extra directory of policy TOML files, searched before the bundled ones.",
            optional=True),
     _Field("default_policy", _text, "default", "Policy new orders pin when none is given."),
@@ -172,6 +174,7 @@ class Settings:
     payload_plaintext: str
     task_queue: str
     ui_port: int
+    api_bind: str
     policy_dir: Path | None
     default_policy: str
     metrics_bind: str | None

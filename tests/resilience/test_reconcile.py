@@ -396,3 +396,22 @@ async def test_an_open_order_whose_workflow_is_gone_is_reported(client, task_que
                              f"workflow order-{oid}"]
     # A closed order's workflow may be gone (the namespace's retention): not a problem.
     assert closed not in _workflow(report)
+
+
+async def test_an_order_whose_workflow_refused_its_input_is_counted_not_reported(client, task_queue, engine):
+    from temporalio.client import WorkflowFailureError
+
+    from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
+    from tests.workflows.test_start_input import genuine
+
+    kept = await _completed_order(client, task_queue, engine)
+    # A raw client starting an order the CLI would refuse: the workflow fails it at
+    # once, before the books ever see it. Not an order, so not a problem.
+    bad = genuine(price=10**13)
+    handle = await client.start_workflow(ORDER_WORKFLOW, bad, id=workflow_id_for(bad.order_id),
+                                         task_queue=task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    report = await _reconcile(client, task_queue)
+    assert report.clean and report.refused == 1 and report.workflows_checked == 2, report
+    assert kept not in _workflow(report)

@@ -22,7 +22,7 @@ from bespoke.runtime.embedded import EmbeddedServer
 from bespoke.settings import Settings
 from bespoke.store.db import get_engine
 from bespoke.workflows.order import OrderWorkflow
-from tests.conftest import _TrackStarted, _until_idle
+from tests.conftest import _TrackStarted, _until_idle, postgres_schema, postgres_test_url
 from tests.helpers import (
     BUYER,
     accept,
@@ -65,6 +65,22 @@ async def client(dev_server) -> Client:
     config = (await connect(dev_server.settings)).config()
     config["interceptors"] = [*config["interceptors"], _TrackStarted()]
     return Client(**config)
+
+
+@pytest.fixture
+def empty_url(tmp_path: Path):
+    """A second, empty database of the same kind as the test's (SQLite file or
+    PostgreSQL schema): where a lost database is rebuilt."""
+    server = postgres_test_url()
+    if server is None:
+        yield f"sqlite:///{tmp_path}/rebuilt.db"
+        return
+    with postgres_schema(server) as url:
+        yield url
+
+
+def _url(engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
 
 
 def _tables(engine) -> dict[str, list[tuple]]:
@@ -112,13 +128,13 @@ async def _orders(client: Client, task_queue: str, engine) -> list[str]:
 
 
 async def test_a_deleted_read_model_is_rebuilt_to_the_same_rows_and_a_second_rebuild_changes_nothing(
-        client, task_queue, engine, tmp_path: Path):
+        client, task_queue, engine, empty_url: str):
     await _orders(client, task_queue, engine)
     before = _tables(engine)
     assert all(before.values()) and len(before["orders"]) == 4
 
-    # The database file lost: rebuild into a new, empty one.
-    fresh = f"sqlite:///{tmp_path}/rebuilt.db"
+    # The database lost: rebuild into a new, empty one.
+    fresh = empty_url
     first = await asyncio.to_thread(_rebuild, client, task_queue, fresh)
     assert first.returncode == 0 and first.stderr == "", first.stderr
     body = json.loads(first.stdout)
@@ -131,7 +147,7 @@ async def test_a_deleted_read_model_is_rebuilt_to_the_same_rows_and_a_second_reb
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["added"] == {name: 0 for name in TABLES}
     assert _tables(rebuilt) == before
-    rebuilt.dispose()
+    rebuilt.dispose()  # PostgreSQL: before the schema is dropped
 
 
 async def test_rows_deleted_under_a_running_worker_are_restored_in_place(client, task_queue, engine):
@@ -141,7 +157,7 @@ async def test_rows_deleted_under_a_running_worker_are_restored_in_place(client,
         for name in TABLES:
             session.exec(text(f"DELETE FROM {name}"))
         session.commit()
-    done = await asyncio.to_thread(_rebuild, client, task_queue, str(engine.url))
+    done = await asyncio.to_thread(_rebuild, client, task_queue, _url(engine))
     assert done.returncode == 0, done.stderr
     assert _tables(engine) == before
     # The worker keeps writing into the same rows afterwards.
@@ -155,3 +171,45 @@ def test_db_rebuild_with_temporal_unreachable_exits_4(tmp_path: Path):
     proc = subprocess.run([*bespoke_command(), "db", "rebuild"], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 4, proc.stderr
     assert proc.stderr.startswith("error: ") and len(proc.stderr.splitlines()) == 1
+
+
+async def test_an_encrypted_namespace_is_rebuilt_with_its_key_and_refused_without(dev_server, engine,
+                                                                                  empty_url: str):
+    import uuid
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pydantic import SecretStr
+
+    from bespoke.runtime.codec import generate_key
+    from bespoke.worker import build_worker
+
+    key = f"k1:{generate_key()}"
+    task_queue = f"encrypted-{uuid.uuid4()}"  # not the plaintext `worker` fixture's queue
+    keyed = dev_server.settings.model_copy(update={"payload_key": SecretStr(key)})
+    client = await connect(keyed)
+    with ThreadPoolExecutor(max_workers=4) as executor:
+        async with build_worker(await connect(keyed, worker=True), task_queue=task_queue, engine=engine,
+                                executor=executor):
+            handle = await create_order(client, task_queue, price=90_000)
+            await accept(handle)
+            await pay(handle, 90_000)
+            await _until_idle(handle)
+            before = _tables(engine)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
+            env.update(TEMPORAL_ADDRESS=client.service_client.config.target_host, BESPOKE_TASK_QUEUE=task_queue,
+                       BESPOKE_DATABASE_URL=empty_url)
+
+            def rebuild(**extra: str) -> subprocess.CompletedProcess[str]:
+                return subprocess.run([*bespoke_command(), "db", "rebuild", "--json"], env={**env, **extra},
+                                      capture_output=True, text=True, timeout=120)
+
+            keyless = await asyncio.to_thread(rebuild)
+            assert keyless.returncode == 1, keyless.stderr
+            (line,) = keyless.stderr.splitlines()
+            assert line.startswith("error: ") and "BESPOKE_PAYLOAD_KEY" in line, line
+            done = await asyncio.to_thread(rebuild, BESPOKE_PAYLOAD_KEY=key)
+            assert done.returncode == 0, done.stderr
+            rebuilt = get_engine(empty_url)
+            assert _tables(rebuilt) == before and before["ledger_entries"]
+            rebuilt.dispose()
+            await handle.terminate("test finished")
