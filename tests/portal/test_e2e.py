@@ -95,3 +95,23 @@ async def test_seller_records_a_milestone_from_the_order_page(portal, page, clie
     view = await status(handle)
     assert view.costs_incurred == 125_000
     await screenshot(page, "seller-order")
+
+
+async def test_seller_cash_flow_shows_escrow_per_order_and_its_release(portal, page, client, task_queue):
+    first = await delivered(client, task_queue)
+    second = await create_order(client, task_queue, price=300_000)
+    await accept(second)
+    await pay(second, 300_000)
+    held = {h.id.removeprefix("order-"): (await status(h)).escrow for h in (first, second)}
+    assert held[first.id.removeprefix("order-")] == 120_000
+    await browser_sign_in(page, portal, "seller:acme")
+    await page.click("text=Cash flow")
+    table = await page.text_content("[data-testid=cashflow]")
+    for oid in held:
+        assert oid in table
+    assert "1,200.00 CNY" in table and "3,000.00 CNY" in table
+    assert "when the inspection window ends" in table and "estimate" in table
+    assert await page.locator("[data-testid=chart] rect").count() >= 2
+    totals = await page.text_content("[data-testid=totals]")
+    assert sum(held.values()) == 420_000 and "4,200.00 CNY" in totals
+    await screenshot(page, "seller-cash-flow")
