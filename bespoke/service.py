@@ -124,7 +124,14 @@ def _pinned(policy: Policy) -> tuple[dict[str, Any], dict[str, Any]]:
 
 async def start_order(client: Client, inp: OrderInput, *, task_queue: str) -> WorkflowHandle[Any, Any]:
     """Start the order's workflow; raises OrderExists if the id is taken (even
-    by a closed order), which makes bulk imports safe to run twice."""
+    by a closed order), which makes bulk imports safe to run twice. With payload
+    encryption the buyer and seller are indexed by a keyed hash, not by name."""
+    from bespoke.runtime.codec import EncryptionCodec
+
+    codec = client.data_converter.payload_codec
+    if isinstance(codec, EncryptionCodec):
+        inp = inp.model_copy(update={"index_buyer": codec.index_value(inp.buyer),
+                                     "index_seller": codec.index_value(inp.seller)})
     try:
         return await client.start_workflow(
             ORDER_WORKFLOW,

@@ -74,6 +74,16 @@ def _integer(low: int, high: int) -> Callable[[Any], int]:
     return parse
 
 
+def _choice(*allowed: str) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return text
+
+    return parse
+
+
 def _seconds(value: Any) -> float:
     try:
         number = float(value)
@@ -119,8 +129,13 @@ FIELDS: tuple[_Field, ...] = (
     _Field("payload_key_file", _path, None,
            "File holding payload keys in the same format, one per line (added after `payload_key`).",
            optional=True),
+    _Field("payload_plaintext", _choice("refuse", "accept"), "refuse",
+           "With payload keys: `refuse` plaintext payloads (a client without the key), or `accept` them while "
+           "orders started before encryption was turned on are still open."),
     _Field("task_queue", _text, "bespoke-orders", "Task queue the workers poll."),
     _Field("ui_port", _integer(0, 65535), 8233, "Port of the embedded server's Web UI."),
+    _Field("api_bind", _text, "127.0.0.1:8000",
+           "host:port the HTTP API (and the portal) listens on: `bespoke up` and `bespoke api`."),
     _Field("policy_dir", _path, None, "Extra directory of policy TOML files, searched before the bundled ones.",
            optional=True),
     _Field("default_policy", _text, "default", "Policy new orders pin when none is given."),
@@ -133,6 +148,9 @@ FIELDS: tuple[_Field, ...] = (
     _Field("cli_timeout", _seconds, 30.0,
            "Seconds a `bespoke` command waits for an order to answer a query or an action before it "
            "gives up (exit 4): a worker that is down or stuck must not hang a script."),
+    _Field("evidence_dir", _path, None,
+           "Where uploaded evidence files are kept, content-addressed by sha256; default `evidence/` in `home`.",
+           optional=True),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -153,13 +171,16 @@ class Settings:
     temporal_api_key: Any  # Secret | pydantic.SecretStr | None
     payload_key: Any
     payload_key_file: Path | None
+    payload_plaintext: str
     task_queue: str
     ui_port: int
+    api_bind: str
     policy_dir: Path | None
     default_policy: str
     metrics_bind: str | None
     worker_cache_size: int
     cli_timeout: float
+    evidence_dir: Path | None
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
         unknown = sorted(set(given) - set(_BY_NAME))

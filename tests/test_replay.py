@@ -140,3 +140,14 @@ def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
     for stem in patched:
         assert reminder_entries(stem) > 0, stem
     assert reminder_entries("deadlines_overridden_by_ops_batched") == 0
+
+
+def test_histories_cover_both_sides_of_the_cancel_shipped_and_window_patches() -> None:
+    """Cancelling while shipped ("cancel-shipped-v1") and the after-sales window
+    counted from delivery ("aftersales-window-from-delivery-v1"): histories from
+    before replay the old path, the new scenarios the patched one."""
+    window = {p.stem for p in HISTORIES if "aftersales-window-from-delivery-v1" in _patches(p)}
+    assert "aftersales_window_from_delivery" in window
+    assert {"aftersales_window_closes", "return_after_completion"}.isdisjoint(window)
+    shipped = {p.stem for p in HISTORIES if "cancel-shipped-v1" in _patches(p)}
+    assert shipped == {"buyer_cancels_while_shipped"}

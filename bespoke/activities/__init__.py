@@ -31,6 +31,8 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         ledger.post_transaction,
         store.project_order,
         reconcile.reconcile_batch,
+        reconcile.reconcile_workflows,
+        reconcile.reconcile_rows,
         credit.reserve_credit,
         credit.release_credit,
         credit.mark_credit_overdue,

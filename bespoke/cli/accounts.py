@@ -1,5 +1,5 @@
-"""`bespoke buyer ...` and `bespoke bank ...`: buyer payment accounts (credit
-lines, dedicated collection accounts) and incoming bank transfers."""
+"""`bespoke buyer ...`: buyer payment accounts (credit lines, dedicated
+collection accounts). Incoming bank transfers: `bespoke/cli/bank.py`."""
 
 from __future__ import annotations
 
@@ -12,8 +12,6 @@ import typer
 from bespoke.cli.errors import Rejected
 from bespoke.cli.output import LazyConsole, text
 from bespoke.cli.parsing import minor_units
-from bespoke.domain.accounts import virtual_account_for
-from bespoke.domain.models import Actor, PayInput, PlanKind, Stage
 from bespoke.domain.money import MoneyError, check_currency, format_amount
 from bespoke.settings import get_settings
 
@@ -21,7 +19,6 @@ from bespoke.settings import get_settings
 # `bespoke order ...` commands, which talk to Temporal only, start faster.
 
 buyer_app = typer.Typer(help="Buyer payment accounts: credit lines and collection accounts.", no_args_is_help=True)
-bank_app = typer.Typer(help="Incoming bank transfers to dedicated collection accounts.", no_args_is_help=True)
 out = LazyConsole()
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
@@ -133,54 +130,3 @@ def _reason(value: str) -> str:
     if any(unicodedata.category(c) in ("Cc", "Cf") for c in value):
         raise Rejected("--reason contains control or invisible characters")
     return value
-
-
-@bank_app.command("receive")
-def receive(
-    account: Annotated[str, typer.Option(help="The dedicated collection account number the money arrived on.")],
-    amount: Annotated[str, typer.Option(help="Amount received, in major units.")],
-    reference: Annotated[str, typer.Option(help="The bank's transfer reference (each is processed once).")],
-    currency: Annotated[str, typer.Option(help="Currency of the transfer.")] = "CNY",
-    as_json: JsonOpt = False,
-) -> None:
-    """Match an incoming transfer to the buyer's oldest open collection-account
-    order and pay it; under-payments leave the rest due, over-payments are refunded."""
-    from sqlmodel import Session, select
-
-    from bespoke.cli.order.client import run
-    from bespoke.store.db import session_scope
-    from bespoke.store.tables import BankTransfer, OrderRow
-
-    try:
-        cur = check_currency(currency)
-    except MoneyError as err:
-        raise Rejected(str(err)) from None
-    minor = minor_units(amount, cur)
-    engine = _engine()
-    with Session(engine) as session:
-        if session.get(BankTransfer, reference) is not None:
-            raise Rejected(f"transfer {reference} was already processed")
-        candidates = session.exec(
-            select(OrderRow)
-            .where(OrderRow.payment_plan == PlanKind.COLLECTION_ACCOUNT.value,
-                   OrderRow.stage.in_([Stage.AWAITING_DEPOSIT.value, Stage.AWAITING_BALANCE.value]),
-                   OrderRow.currency == cur)
-            .order_by(OrderRow.created_at)
-        ).all()
-    match = next((o for o in candidates if virtual_account_for(o.buyer) == account), None)
-    status, message = "unmatched", "no open order for this account: held for ops review"
-    if match is not None:
-        payload = PayInput(actor=Actor.parse("system:bank"), amount=minor, currency=cur, reference=reference,
-                           method="bank_transfer")
-        order_id = match.order_id
-        result = run(lambda client: client.update(order_id, "pay", payload))
-        status, message = "matched", result.message
-    with session_scope(engine) as session:
-        session.add(BankTransfer(reference=reference, virtual_account=account, amount=minor, currency=cur,
-                                 matched_order_id=match.order_id if match else None, status=status,
-                                 received_at=datetime.now(UTC)))
-    if as_json:
-        typer.echo(json.dumps({"reference": reference, "status": status,
-                               "order_id": match.order_id if match else None, "message": message}))
-    else:
-        out.print(text(reference, f": {status}", f" → {match.order_id}" if match else "", f": {message}"))

@@ -1,8 +1,9 @@
 """`bespoke ops ...`: operator commands.
 
-`bespoke ops reconcile` checks every order's books against the ledger (the same
-ReconcileWorkflow the daily schedule runs) and prints what is off; it writes
-nothing. Exit 0 when every order balances, 2 when any order is off.
+`bespoke ops reconcile` checks every order's books, and then the books against
+every order's workflow (the same ReconcileWorkflow the daily schedule runs), and
+prints what is off; it writes nothing. Exit 0 when every order balances, 2 when
+any order is off.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, set
 
     failure: CliError | None = None
     try:
-        return workflow_id, await handle.result()
+        return workflow_id, await _with_progress(handle)
     except WorkflowFailureError as err:
         if isinstance(err.cause, TemporalTimeout):
             failure = CliError(
@@ -51,8 +52,41 @@ async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, set
                 f"is a worker polling task queue {settings.task_queue!r}? (`bespoke worker`)"
             )
         else:
-            failure = CliError(f"reconciliation {workflow_id} failed: {err.cause}")
+            cause = err.cause
+            while getattr(cause, "cause", None) is not None:  # the activity's own error says what went wrong
+                cause = cause.cause
+            failure = CliError(f"reconciliation {workflow_id} failed: {getattr(cause, 'message', None) or cause}")
     raise failure
+
+
+async def _with_progress(handle):
+    """The workflow's result; meanwhile a progress bar on stderr, drawn from its
+    `progress` query, when stderr is a terminal (scripts see nothing there)."""
+    import asyncio
+
+    from rich.console import Console
+
+    from bespoke.workflows.reconcile import ReconcileWorkflow
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        return await handle.result()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    result = asyncio.ensure_future(handle.result())
+    labels = {"books": "books", "workflows": "books vs workflows", "read model": "open orders' workflows",
+              "done": "done"}
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("starting", total=None)
+        while not result.done():
+            try:
+                now = await handle.query(ReconcileWorkflow.progress)
+                bar.update(task, description=labels.get(now.phase, now.phase), completed=now.done, total=now.total)
+            except Exception:  # noqa: BLE001 - no worker has picked it up yet: keep waiting
+                pass
+            await asyncio.wait([result], timeout=0.5)
+    return result.result()
 
 
 async def _schedule(settings: Settings) -> tuple[bool, str]:
@@ -81,7 +115,10 @@ def reconcile(
 ) -> None:
     """Check every order's books: each transaction sums to zero, escrow never goes
     negative and is empty once an order is completed, refunded or cancelled, and the
-    read model's paid/refunded/released match the ledger. Writes nothing.
+    read model's paid/refunded/released match the ledger. Then the books against
+    every order workflow on the task queue: a running one's status, a completed
+    one's result; a terminated or failed order (with any escrow it strands) and an
+    order the read model lacks are reported. Writes nothing.
 
     Runs the ReconcileWorkflow on the worker's task queue (a worker must be running);
     exits 0 when all orders balance, 2 when any is off.
@@ -107,19 +144,21 @@ def reconcile(
 
 
 def _print(workflow_id: str, report) -> None:
-    summary = (f"{report.orders_checked} orders, {report.transactions_checked} transactions checked "
-               f"({workflow_id})")
+    summary = (f"{report.orders_checked} orders, {report.transactions_checked} transactions, "
+               f"{report.workflows_checked} workflows checked ({workflow_id})")
     if report.clean:
         out.print(text(("books balance", "green"), f": {summary}"))
         return
     from rich.table import Table
 
-    table = Table(title=f"{report.orders_off} order(s) off — {summary}")
+    table = Table(title=f"{report.orders_off + report.workflows_off} problem(s) — {summary}")
     table.add_column("order")
     table.add_column("stage")
+    table.add_column("check")
     table.add_column("problems")
     for d in report.discrepancies:
-        table.add_row(cell(d.order_id), cell(d.stage or "(not in read model)"), lines(d.problems))
+        table.add_row(cell(d.order_id), cell(d.stage or "(not in read model)"),
+                      cell("books vs workflow" if d.check == "workflow" else "books"), lines(d.problems))
     out.print(table)
     if report.truncated:
         out.print(f"(first {len(report.discrepancies)} listed)")

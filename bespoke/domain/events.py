@@ -23,6 +23,7 @@ class EventKind(StrEnum):
     CREATED = "created"
     STAGE = "stage"
     CANCELLED = "cancelled"
+    GOODS_RETURNING = "goods_returning"  # cancelled while shipped: the goods go back to the seller
     # acceptance and money in
     ACCEPTED = "accepted"
     CONSENTED = "consented"  # the buyer agreed to an order someone else created

@@ -263,6 +263,10 @@ class OrderInput(Frozen):
     created_by: Actor
     virtual_account: str | None = None
     shipping_address: str = Field(default="", max_length=1000)
+    # With payload encryption: what the BespokeBuyer / BespokeSeller search
+    # attributes hold instead of the names (a keyed hash, set by start_order).
+    index_buyer: str | None = Field(default=None, max_length=64)
+    index_seller: str | None = Field(default=None, max_length=64)
     # Set only when a run continues as new: everything the order knows so far.
     state: OrderState | None = None
 

@@ -223,6 +223,10 @@ class OrderState(Mutable):
     credit_kept: bool = False
     aftersales: bool = False  # after-sales support applies (see AFTERSALES_PATCH)
     aftersales_done: bool = False
+    # The after-sales window counts from delivery, as the policy and the return
+    # rules say (time a case is open does not count); None/False: orders whose
+    # window started at completion (before WINDOW_FROM_DELIVERY_PATCH).
+    window_from_delivery: bool | None = None
     reinspecting: bool = False  # repaired goods under a fresh inspection, inside the after-sales window
     # Deadlines running now, and when each last fell due (ops may move them).
     deadlines: dict[str, DeadlineView] = {}

@@ -79,7 +79,8 @@ _DEADLINE_WORDS = {
     "credit_reminder_interval": "Credit payment reminders go out every {d}.",
     "production_grace": "If the promised date passes, the seller has {d} of grace; after that the buyer may cancel free of cost.",
     "cod_remittance": "The carrier remits cash-on-delivery money within {d}.",
-    "aftersales_window": "Returns, repairs and disputes may be opened within {d} of delivery.",
+    "aftersales_window": "Returns, repairs and disputes may be opened within {d} of delivery (time a case is "
+                         "open does not count).",
     "return_response": "The seller has {d} to answer a return request; silence approves it.",
     "return_ship": "After approval the buyer has {d} to ship the return; otherwise the case closes.",
     "return_receive": "The seller has {d} to confirm the returned goods; otherwise the buyer is refunded.",

@@ -7,7 +7,6 @@ converter (pydantic), TLS/API-key handling and the friendly "unreachable" error.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import logging
 import os
@@ -15,7 +14,6 @@ import socket
 
 from temporalio.client import Client
 from temporalio.converter import DataConverter
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.runtime import LogForwardingConfig, LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter
 from temporalio.service import RPCError, RPCStatusCode, TLSConfig
 
@@ -25,18 +23,24 @@ from bespoke.settings import Settings, get_settings
 DEFAULT_CONNECT_TIMEOUT = 5.0
 
 
-def data_converter(settings: Settings) -> DataConverter:
+def data_converter(settings: Settings, *, worker: bool = False) -> DataConverter:
     """The converter every client and worker uses: pydantic JSON, plus AES-GCM payload
-    encryption when a payload key is configured (see :mod:`bespoke.runtime.codec`)."""
-    if not (settings.payload_key or settings.payload_key_file):
-        return pydantic_data_converter
-    from bespoke.runtime.codec import codec_from_sources
+    encryption when a payload key is configured (see :mod:`bespoke.runtime.codec`),
+    enforced: with keys, no plaintext payload is read; without, an encrypted one is
+    a clear error. `worker`: refuse an unreadable payload by failing the order or
+    the update (a client raises instead)."""
+    from bespoke.runtime.codec import KeylessCodec, RefusingPayloadConverter, codec_from_sources
 
-    codec = codec_from_sources(
-        settings.payload_key.get_secret_value() if settings.payload_key else None,
-        settings.payload_key_file,
-    )
-    return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
+    codec = None
+    if settings.payload_key or settings.payload_key_file:
+        codec = codec_from_sources(
+            settings.payload_key.get_secret_value() if settings.payload_key else None,
+            settings.payload_key_file,
+            worker=worker,
+            accept_plaintext=settings.payload_plaintext == "accept",
+        )
+    return DataConverter(payload_converter_class=RefusingPayloadConverter,
+                         payload_codec=codec or KeylessCodec(worker=worker))
 
 
 def tls_config(settings: Settings) -> TLSConfig | bool:
@@ -92,8 +96,10 @@ async def connect(
     *,
     address: str | None = None,
     timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    worker: bool = False,
 ) -> Client:
-    """Connect to the Temporal frontend named by ``settings`` (or ``address``).
+    """Connect to the Temporal frontend named by ``settings`` (or ``address``);
+    ``worker``: the client a worker runs on (see :func:`data_converter`).
 
     Raises :class:`TemporalUnreachable` if nothing answers within ``timeout`` seconds.
     """
@@ -105,7 +111,7 @@ async def connect(
             Client.connect(
                 target,
                 namespace=settings.temporal_namespace,
-                data_converter=data_converter(settings),
+                data_converter=data_converter(settings, worker=worker),
                 tls=tls_config(settings),
                 api_key=api_key,
                 identity=client_identity(),

@@ -100,6 +100,12 @@ def _bind_ip(host: str) -> str:
     )
 
 
+def _free_loopback_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def is_listening(host: str, port: int, timeout: float = 0.5) -> bool:
     """Whether something accepts TCP connections at host:port."""
     if host in ("0.0.0.0", "::"):
@@ -188,6 +194,10 @@ class EmbeddedServer:
         )
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
+        # The dev server's own Web UI listens on loopback at this port; the UI port
+        # people open is a read-only proxy in front of it (runtime/ui_proxy.py).
+        self._ui_upstream_port: int | None = None
+        self._ui_proxy = None
         self.startup_seconds: float | None = None
 
     @property
@@ -301,7 +311,9 @@ class EmbeddedServer:
         if self.headless:
             cmd += ["--headless"]
         else:
-            cmd += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"]
+            if self._ui_upstream_port is None:
+                self._ui_upstream_port = _free_loopback_port()
+            cmd += ["--ui-ip", "127.0.0.1", "--ui-port", str(self._ui_upstream_port), "--ui-disable-news-fetch"]
         for key in ALL_KEYS:
             cmd += ["--search-attribute", f"{key.name}=Keyword"]
         return cmd
@@ -371,6 +383,11 @@ class EmbeddedServer:
         )
         self.pid_path.write_text(f"{self._proc.pid} {self.address} {os.getpid()}\n")
         try:
+            if not self.headless:
+                from bespoke.runtime.ui_proxy import ReadOnlyUIProxy
+
+                self._ui_proxy = ReadOnlyUIProxy(self.ip, self.ui_port, f"127.0.0.1:{self._ui_upstream_port}")
+                self._ui_proxy.start()
             await self._wait_ready(began)
         except BaseException:
             await self.stop()
@@ -417,6 +434,9 @@ class EmbeddedServer:
     async def stop(self) -> None:
         """Stop the server: SIGTERM, then SIGKILL after ``stop_timeout`` seconds."""
         proc, self._proc = self._proc, None
+        proxy, self._ui_proxy = self._ui_proxy, None
+        if proxy is not None:
+            proxy.stop()
         try:
             if proc is not None and proc.poll() is None:
                 if os.name == "posix":

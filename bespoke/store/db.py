@@ -13,6 +13,8 @@ find the schema at head and do nothing.
 from __future__ import annotations
 
 import functools
+import logging
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +42,7 @@ BASELINE_TABLES = ("orders", "ledger_entries", "timeline", "decisions", "buyer_a
 # The newest revision in migrations/versions (a test keeps the two equal). A
 # database already there is opened without importing Alembic at all: every CLI
 # command opens the database, and Alembic costs more than the check.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0005"
 # pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
 # (bytes of "bespoke" as a signed 64-bit integer).
 MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")
@@ -108,6 +110,8 @@ def _engine_for(url: str) -> Engine:
     try:
         if not _at_head(engine):
             migrate(engine)
+        if url.startswith("sqlite") and (path := sqlite_file(url)):
+            guard_file(engine, path)
     except BaseException:
         engine.dispose()
         raise
@@ -156,11 +160,9 @@ def _upgrade(connection: Connection, revision: str) -> None:
     if MigrationContext.configure(connection).get_current_revision() is None and inspect(connection).has_table(
         "orders"
     ):
-        # Built by `create_all` before migrations existed: add any missing table as
-        # create_all would have, then adopt the database at the baseline revision.
-        baseline = [SQLModel.metadata.tables[name] for name in BASELINE_TABLES]
-        SQLModel.metadata.create_all(connection, tables=baseline)
-        command.stamp(config, BASELINE_REVISION)
+        # Built by `create_all` before migrations existed: the baseline revision
+        # creates only the tables it lacks (if_not_exists), the later ones follow.
+        command.upgrade(config, BASELINE_REVISION)
     command.upgrade(config, revision)
 
 
@@ -203,11 +205,70 @@ def migrate(engine: Engine, revision: str = "head") -> None:
             _upgrade(connection, revision)
 
 
+# --- The SQLite file under us ---------------------------------------------------------
+#
+# Deleting `.bespoke/bespoke.db` under a running worker used to lose the read model
+# silently: the worker's pooled connections kept writing to the deleted file (its
+# inode lives on while a descriptor is open), and a reconciliation read the same
+# ghost and said every order balanced. A SQLite engine therefore remembers the
+# file's identity (device and inode) once migrated, and every session checks it:
+# a file that vanished or was swapped for another fails the session with
+# DatabaseFileChanged, before anything is read or written.
+
+
+class DatabaseFileChanged(RuntimeError):
+    """The SQLite file this process opened was deleted, moved or replaced."""
+
+
+_log = logging.getLogger("bespoke.store")
+
+
+def _identity(path: str) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def guard_file(engine: Engine, path: str) -> None:
+    """Remember the identity of `engine`'s SQLite file (it exists: migrated), and
+    refuse a new connection when the file is gone: sqlite3 would create an empty
+    one at the path and carry on."""
+    engine._bespoke_file = (str(Path(path).resolve()), _identity(path))  # type: ignore[attr-defined]
+
+    @event.listens_for(engine, "do_connect")
+    def _before_connect(_dialect, _record, _cargs, _cparams) -> None:
+        check_file(engine)
+
+
+def check_file(engine: Engine) -> None:
+    """Raise DatabaseFileChanged (and log it as an error) when the SQLite file
+    `engine` opened is no longer the file at its path. No-op for other databases."""
+    guard = getattr(engine, "_bespoke_file", None)
+    if guard is None:
+        return
+    path, identity = guard
+    try:
+        found = _identity(path)
+    except FileNotFoundError:
+        problem = "was deleted or moved away"
+    else:
+        if found == identity:
+            return
+        problem = "was replaced by another file"
+    message = (f"the read-model database {path} {problem} after this process opened it; nothing more is "
+               f"written until the original file is back, or until it is rebuilt (`bespoke db rebuild`) and "
+               f"this process restarted")
+    _log.error(message)
+    raise DatabaseFileChanged(message)
+
+
 # --- Sessions ---------------------------------------------------------------------
 
 
 @contextmanager
 def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session committed at the end (rolled back on error). Checks first that a
+    SQLite file is still the one this process opened (see DatabaseFileChanged)."""
+    check_file(engine)
     with Session(engine) as session:
         try:
             yield session

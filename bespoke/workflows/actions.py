@@ -37,7 +37,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from bespoke.rules.durations import duration_words
     from bespoke.workflows import cancellation
-    from bespoke.workflows.core import OrderCore
+    from bespoke.workflows.core import CANCEL_IN_PROGRESS, OrderCore
     from bespoke.workflows.deadlines import MOVABLE_DEADLINES
     from bespoke.workflows.payment_plans import REPAYABLE
 
@@ -105,7 +105,8 @@ class Actions(OrderCore):
         s.payments.append(PaymentRecord(reference=inp.reference, amount=inp.amount, method=inp.method,
                                         actor=str(inp.actor), at=workflow.now(), part=part.name,
                                         reason=reason))
-        message = f"paid {self._money(inp.amount)} toward the {part.name} ({inp.reference})"
+        # A one-part plan (full prepayment, collection account) is paid toward the price.
+        message = f"paid {self._money(inp.amount)} toward the {self._part_label(part)} ({inp.reference})"
         if reason:
             message += f", recorded by hand: {reason}"
         if excess:
@@ -145,13 +146,17 @@ class Actions(OrderCore):
         self._limit(len(s.payments), self.policy.limits.max_payments, "payments")
         if s.stage in REPAYABLE and s.credit_outstanding:
             if inp.amount > s.credit_outstanding:
-                raise ValueError(f"amount {inp.amount} exceeds the credit outstanding ({s.credit_outstanding})")
+                raise ValueError(f"amount {self._money(inp.amount)} exceeds the credit outstanding "
+                                 f"({self._money(s.credit_outstanding)})")
             return
+        if s.closing:
+            raise ValueError(CANCEL_IN_PROGRESS)
         part = s.current_part()
-        if part is None or part.due == 0 or s.closing:
+        if part is None or part.due == 0:
             raise ValueError(f"nothing is due in stage {s.stage.value}")
         if inp.amount > part.due and (inp.method != "bank_transfer" or by_hand):
-            raise ValueError(f"amount {inp.amount} is more than the {part.name} due ({part.due})")
+            raise ValueError(f"amount {self._money(inp.amount)} is more than the {self._part_label(part)} due "
+                             f"({self._money(part.due)})")
 
     # ------------------------------------------------------------ production
 
@@ -262,7 +267,7 @@ class Actions(OrderCore):
             raise ValueError("the goods have not passed the quality check")
         part = self.s.current_part()
         if part is not None and part.due:
-            raise ValueError(f"the {part.name} ({part.due}) must be paid before shipping")
+            raise ValueError(f"the {self._part_label(part)} ({self._money(part.due)}) must be paid before shipping")
 
     @workflow.update
     async def deliver(self, inp: DeliverInput) -> ActionResult:
@@ -324,7 +329,7 @@ class Actions(OrderCore):
         if not self.plan.cash_on_delivery or self.s.cod_remitted:
             raise ValueError("there is no cash collection to remit")
         if inp.amount != self.s.balances[Account.CARRIER_COD]:
-            raise ValueError(f"remit exactly the {self.s.balances[Account.CARRIER_COD]} collected")
+            raise ValueError(f"remit exactly the {self._money(self.s.balances[Account.CARRIER_COD])} collected")
 
     @workflow.update
     async def confirm(self, inp: ActorInput) -> ActionResult:
@@ -380,6 +385,8 @@ class Actions(OrderCore):
     @override_deadline.validator
     def _validate_override_deadline(self, inp: OverrideDeadlineInput) -> None:
         self._require(inp.actor, Role.OPS)
+        if self.s.closing and self.s.stage is not Stage.CANCELLED:
+            raise ValueError(CANCEL_IN_PROGRESS)
         if self.s.closing or self.s.closed:
             raise ValueError(f"the order is {self.s.stage.value}: no deadline left to override")
         if inp.deadline not in MOVABLE_DEADLINES:

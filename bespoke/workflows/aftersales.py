@@ -15,7 +15,8 @@ open, the inspection or after-sales window it interrupted is paused.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+import math
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.settlement import settle
 
 INSPECTION_ACTION = "receipt auto-confirmed, escrow released to the seller"
+WINDOW_ACTION = "after-sales window closes; funds final"
 OFFERED = (CaseState.OFFERED_PARTIAL, CaseState.OFFERED_REPAIR)
 
 
@@ -107,7 +109,11 @@ class AfterSales(OrderCore):
                 self._set_stage(Stage.COMPLETED)
                 continue
             if s.case is None or not s.case.started:
-                self.deadlines.resume("aftersales_window", d.aftersales_window, "after-sales window closes; funds final")
+                if s.window_from_delivery:
+                    self.deadlines.forget_pause("aftersales_window")
+                    self.deadlines.mark("aftersales_window", self._window_due(), WINDOW_ACTION)
+                else:
+                    self.deadlines.resume("aftersales_window", d.aftersales_window, WINDOW_ACTION)
                 await self._sync()
                 if not await self._wait(lambda: s.case is not None, "aftersales_window"):
                     self._event(EventKind.AFTERSALES_CLOSED, SystemActor.TIMER, "after-sales window closed")
@@ -121,6 +127,32 @@ class AfterSales(OrderCore):
             elif outcome == "redelivered":
                 s.confirmed_by = None
                 s.reinspecting = True
+
+    def _case_time(self) -> timedelta:
+        """How long closed cases were open since the goods were last delivered:
+        time that does not count toward the after-sales window."""
+        s = self.s
+        return sum(((c.closed_at - c.opened_at) for c in s.cases
+                    if c.closed_at is not None and s.delivered_at is not None and c.opened_at >= s.delivered_at),
+                   timedelta(0))
+
+    def _window_due(self) -> datetime:
+        """The after-sales window closes N days (the policy's) after delivery, later
+        by the time cases kept it paused."""
+        return self.s.delivered_at + self.policy.deadlines.aftersales_window + self._case_time()
+
+    def _window_days(self) -> int:
+        """Days of the after-sales window used so far, counting the day begun (day 1
+        is the first 24 hours after delivery), as the return rules count them."""
+        s = self.s
+        if s.delivered_at is None:
+            return 0
+        used = max(workflow.now() - s.delivered_at - self._case_time(), timedelta(0))
+        days = math.ceil(used / timedelta(days=1))
+        window = self.policy.deadlines.aftersales_window
+        if used <= window:  # open, as the deadline says: never more days than the window has
+            return min(days, window // timedelta(days=1))
+        return days
 
     # ------------------------------------------------------------ the case machine
 
@@ -149,7 +181,9 @@ class AfterSales(OrderCore):
                                facts=ReturnFacts(
                                    reason=case.reason,
                                    stage="completed" if case.back_to is Stage.COMPLETED else "delivered",
-                                   remedy=case.remedy, days_since_delivery=self._days_since_delivery(),
+                                   remedy=case.remedy,
+                                   days_since_delivery=(self._window_days() if s.window_from_delivery
+                                                        else self._days_since_delivery()),
                                    repair_rounds=s.repair_rounds, price=self.inp.price,
                                    currency=self.inp.currency, as_of=workflow.now())),
             "return terms",
@@ -420,7 +454,7 @@ class AfterSales(OrderCore):
         case = self._require_case(CaseState.REQUESTED)
         refundable = self.books.refundable()
         if inp.action == "offer_partial" and inp.amount >= refundable:
-            raise ValueError(f"a partial refund must be less than the {refundable} refundable")
+            raise ValueError(f"a partial refund must be less than the {self._money(refundable)} refundable")
         if inp.action == "offer_repair" and not case.repair_allowed:
             raise ValueError("the repair limit is reached: the buyer may demand a refund")
         self._note(inp.reason, "reason")
@@ -521,7 +555,7 @@ class AfterSales(OrderCore):
         case = self._require_case(*DISPUTABLE)
         refundable = self.books.refundable()
         if inp.claim is not None and inp.claim > refundable:
-            raise ValueError(f"the claim exceeds the {refundable} refundable")
+            raise ValueError(f"the claim exceeds the {self._money(refundable)} refundable")
         if inp.actor.party.role is Role.SELLER and inp.claim is not None:
             raise ValueError("only the buyer claims a refund")
         if case.state is CaseState.RECEIVED and case.remedy != "repair":
@@ -571,5 +605,5 @@ class AfterSales(OrderCore):
             raise ValueError("already arbitrated")
         refundable = self.books.refundable()
         if inp.refund > refundable:
-            raise ValueError(f"the refund exceeds the {refundable} refundable")
+            raise ValueError(f"the refund exceeds the {self._money(refundable)} refundable")
         self._note(inp.note)

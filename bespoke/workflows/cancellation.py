@@ -4,14 +4,14 @@ order is being cancelled, the earnest deposit at stake, and carrying it out."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.activities.rules import CancellationRequest, cancellation_decision
-    from bespoke.domain.events import EventKind
+    from bespoke.domain.events import EventKind, SystemActor
     from bespoke.domain.models import Account, Actor, Role, Stage
     from bespoke.rules import CancellationFacts
 
@@ -27,9 +27,12 @@ LATE_DELIVERY = "late_delivery"
 BUYER_REQUEST = "buyer_request"
 SELLER_REQUEST = "seller_request"
 QC_REWORK_LIMIT = "qc_rework_limit"
-# Stages a party may cancel from (before the goods leave the seller).
+# Stages a party may cancel from: any before delivery. Once shipped, the goods
+# come back to the seller (the cancellation rows for `shipped`, R10 and R14).
 CANCELLABLE = (Stage.AWAITING_ACCEPTANCE, Stage.AWAITING_BALANCE, Stage.AWAITING_DEPOSIT, Stage.IN_PRODUCTION,
-               Stage.QUALITY_CHECK)
+               Stage.QUALITY_CHECK, Stage.SHIPPED)
+# A party cancelling while the goods are on their way (orders before it could not).
+CANCEL_SHIPPED_PATCH = "cancel-shipped-v1"
 MILESTONE_NAMES = ("materials", "fabrication", "finishing")
 
 
@@ -79,12 +82,24 @@ def reason_for(wf: OrderCore, by: Role, at: datetime | None = None) -> str:
     if by is Role.BUYER:
         if wf._days_late(at) > 0 and s.promised_at is not None and (
             at >= s.promised_at + wf.policy.deadlines.production_grace
-        ) and s.stage in (Stage.IN_PRODUCTION, Stage.QUALITY_CHECK):
+        ) and s.stage in (Stage.IN_PRODUCTION, Stage.QUALITY_CHECK, Stage.SHIPPED):
             return LATE_DELIVERY
         return BUYER_REQUEST
     if by is Role.SELLER and rework_limit_reached(wf):
         return QC_REWORK_LIMIT
     return SELLER_REQUEST
+
+
+def return_shipping_payer(explanation: Any) -> str:
+    """Who pays to bring cancelled goods back: the party the matched rule finds in
+    breach (the buyer who changes their mind, R10; the seller who withdraws, R14;
+    the seller who delivers late, R19); nobody in breach: the seller, whose goods
+    they are."""
+    for rule in explanation.matched:
+        breach = (rule.outputs or {}).get("breach")
+        if breach in ("buyer", "seller"):
+            return breach
+    return "seller"
 
 
 def decided_by(actor_role: Role, reason: str) -> Role:
@@ -97,6 +112,9 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
     """Cancel the order as the policy decides: refund, costs to the seller, fee,
     any compensation; close it. Returns the timeline message."""
     s, inp = wf.s, wf.inp
+    # Goods on their way come back: only a party's cancellation while shipped (a
+    # refusal at the door is its own path, with the goods already returning).
+    returning = s.stage is Stage.SHIPPED and reason != COD_REFUSED and workflow.patched(CANCEL_SHIPPED_PATCH)
     s.closing = True
     request = CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.party.role, reason), reason),
                                   decision_id=wf._next_decision_id("cancellation"))
@@ -107,11 +125,14 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
         raise
     wf._record_decision(decision.explanation.model_dump(mode="json"))
     now = workflow.now()
+    # Credit that funded escrow at shipment goes back to the credit line first.
+    to_buyer = (wf.books.to_buyer(decision.refund_to_buyer) if returning and wf.plan.on_credit
+                else [(Account.BUYER, decision.refund_to_buyer)])
     wf.books.post(
         "cancellation",
         [
             (Account.ESCROW, -(decision.refund_to_buyer + decision.to_seller + decision.platform_fee)),
-            (Account.BUYER, decision.refund_to_buyer),
+            *to_buyer,
             (Account.SELLER, decision.to_seller),
             (Account.PLATFORM_FEE, decision.platform_fee),
         ],
@@ -126,6 +147,11 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
     wf.deadlines.clear()
     text = f"{message} ({reason}); {decision.explanation.summary}"
     wf._event(EventKind.CANCELLED, actor, text)
+    if returning:
+        payer = return_shipping_payer(decision.explanation)
+        wf._event(EventKind.GOODS_RETURNING, SystemActor.RULES,
+                  f"the goods return to the seller ({s.shipment['carrier']}, tracking {s.shipment['tracking']}); "
+                  f"return shipping is paid by the {payer}")
     wf._set_stage(Stage.CANCELLED)
     await wf._sync()
     await wf.plan.after_cancel(wf)

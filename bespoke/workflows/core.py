@@ -57,6 +57,8 @@ TIMELINE_MESSAGE_MAX = 4_500
 SYNC_CHUNK_EVENTS = 100
 SYNC_CHUNK_DECISIONS = 20
 SYNC_CHUNKED_PATCH = "sync-chunked-v1"
+# Why any action is refused while a cancellation is being carried out.
+CANCEL_IN_PROGRESS = "the order is being cancelled: nothing else can be done now"
 # A failing rules decision due by the lifecycle is retried after these delays.
 DECISION_RETRY_FIRST = timedelta(minutes=1)
 DECISION_RETRY_MAX = timedelta(hours=1)
@@ -112,6 +114,11 @@ class OrderCore:
     def _money(self, amount: int) -> str:
         return format_amount(amount, self.inp.currency)
 
+    def _part_label(self, part: Any) -> str:
+        """What a payment is toward: the price when the plan has one part (a full
+        prepayment, a collection account), else the part's name (deposit, balance…)."""
+        return "price" if len(self.s.parts) == 1 else part.name
+
     # ------------------------------------------------------------ who may act
 
     _refused: str | None = None
@@ -155,7 +162,7 @@ class OrderCore:
 
     def _require_stage(self, *stages: Stage) -> None:
         if self.s.closing:
-            raise ValueError("the order is being cancelled: nothing else can be done now")
+            raise ValueError(CANCEL_IN_PROGRESS)
         if self.s.stage not in stages:
             allowed = ", ".join(st.value for st in stages)
             raise ValueError(f"not allowed in stage {self.s.stage.value} (allowed in: {allowed})")

@@ -57,6 +57,9 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.settlement import settle
 
 AFTERSALES_PATCH = "aftersales-v1"
+# The after-sales window is N days from delivery (it used to start at completion,
+# while `policy show` and the return rules counted from delivery).
+WINDOW_FROM_DELIVERY_PATCH = "aftersales-window-from-delivery-v1"
 # The workflow checks its own start input (and the pinned policy's hash).
 INPUT_CHECK_PATCH = "validate-input-v1"
 # An order someone other than the buyer (or ops for the buyer) created waits for
@@ -138,8 +141,10 @@ class OrderWorkflow(Actions, AfterSales):
                     f"check`: {'; '.join(check.problems[:3])}", type="InvalidOrderInput", non_retryable=True)
         if not self._resuming:
             workflow.upsert_search_attributes([
-                sa.STAGE.value_set(s.stage.value), sa.BUYER.value_set(inp.buyer),
-                sa.SELLER.value_set(inp.seller), sa.PAYMENT_PLAN.value_set(inp.plan.kind.value),
+                # Names in clear unless the client indexed them by a keyed hash
+                # (payload encryption on): search attributes are not encrypted.
+                sa.STAGE.value_set(s.stage.value), sa.BUYER.value_set(inp.index_buyer or inp.buyer),
+                sa.SELLER.value_set(inp.index_seller or inp.seller), sa.PAYMENT_PLAN.value_set(inp.plan.kind.value),
             ])
             self._event(EventKind.CREATED, inp.created_by,
                         f"order created: {inp.title or 'untitled'}, {self._money(inp.price)}, "
@@ -292,6 +297,8 @@ class OrderWorkflow(Actions, AfterSales):
             # After-sales (returns, repairs, disputes) arrived with this patch;
             # orders whose history predates it replay the original path.
             self.s.aftersales = workflow.patched(AFTERSALES_PATCH)
+            if self.s.aftersales:
+                self.s.window_from_delivery = workflow.patched(WINDOW_FROM_DELIVERY_PATCH)
         return await self.plan.after_delivery(self, resuming)
 
     async def _settlement(self, resuming: bool) -> bool:
@@ -401,7 +408,7 @@ class OrderWorkflow(Actions, AfterSales):
                 return "buyer agrees to the order" if s.accepted else "seller accepts and buyer agrees to the order"
             return "seller accepts the order"
         if part is not None:
-            return f"buyer pays the {part.name}"
+            return f"buyer pays the {self._part_label(part)}"
         by_plan = self.plan.next_step(self)
         if by_plan is not None:
             return by_plan

@@ -66,10 +66,11 @@ def test_bank_transfers_are_matched_to_the_collection_account_order(bespoke: Bes
     # A transfer to an account with no open order is held for ops, not guessed.
     unknown = bespoke.json("bank", "receive", "--account", "NO-SUCH-ACCOUNT", "--amount", "10.00",
                            "--reference", f"{oid}-T3")
-    assert (unknown["status"], unknown["order_id"]) == ("unmatched", None)
-    # Nothing is open for this buyer any more either: the next transfer is unmatched too.
+    assert (unknown["status"], unknown["order_id"]) == ("held", None)
+    assert unknown["reason"] == "no buyer has this collection account"
+    # Nothing is due on this buyer's order any more: the next transfer is held too.
     late = bespoke.json(*receive, "--amount", "10.00", "--reference", f"{oid}-T4")
-    assert late["status"] == "unmatched"
+    assert late["status"] == "held" and late["reason"] == f"nothing is due now on order {oid} (in_production)"
     assert bespoke.status(oid)["paid"] == 110_000
 
 
@@ -104,7 +105,7 @@ def test_ops_cannot_book_a_bank_transfer_that_never_arrived(bespoke: Bespoke) ->
     pay = ["order", "pay", oid, "--as", "ops:x", "--method", "bank_transfer", "--amount", "100000.00",
            "--reference", "OPS-REF-1"]
     assert "--reason" in bespoke.fails(EXIT_REJECTED, *pay)
-    assert "more than the deposit due" in bespoke.fails(EXIT_REJECTED, *pay, "--reason", "seen on the statement")
+    assert "amount 100,000.00 CNY is more than the price due (500.00 CNY)" in bespoke.fails(EXIT_REJECTED, *pay, "--reason", "seen on the statement")
     assert "bank receive" in bespoke.fails(EXIT_REJECTED, "order", "pay", oid, "--as", "system:bank", "--method",
                                            "bank_transfer", "--amount", "100000.00", "--reference", "OPS-REF-2")
     view = bespoke.status(oid)
@@ -146,3 +147,64 @@ def test_a_credit_order_for_a_frozen_buyer_is_refused_at_creation_saying_since_w
                  "--unfreeze")
     bespoke.json("order", "create", "--id", f"{oid}-C", "--buyer", buyer, "--seller", "acme", "--price", "100.00",
                  "--plan", "credit")
+
+
+def test_held_transfers_say_why_and_ops_list_match_and_refund_them(bespoke: Bespoke) -> None:
+    # The report: a transfer in another currency, or one before the seller accepts,
+    # was "held for ops review: no open order for this account" though an order was
+    # open, and nothing listed, matched or refunded held transfers.
+    t = uuid.uuid4().hex[:6].upper()
+    buyer, oid = f"ivy-{t.lower()}", f"HELD-{t}"
+    bespoke.json("order", "create", "--id", oid, "--buyer", buyer, "--seller", "acme", "--price", "500.00",
+                 "--plan", "collection_account")
+    account = bespoke.json("buyer", "show", buyer)["virtual_account"]
+    receive = ["bank", "receive", "--account", account]
+
+    early = bespoke.json(*receive, "--amount", "300.00", "--reference", f"{t}-EARLY")
+    assert early["status"] == "held" and early["order_id"] is None and early["postings"] == []
+    assert early["reason"].startswith(f"order {oid} is not accepted by the seller yet")
+    bespoke.json("order", "accept", oid, "--as", "seller:acme")
+    usd = bespoke.json(*receive, "--amount", "80.00", "--currency", "USD", "--reference", f"{t}-USD")
+    assert usd["status"] == "held" and usd["reason"] == f"the transfer is in USD, but order {oid} is in CNY"
+    assert "no open order" not in early["reason"] + usd["reason"]
+    assert bespoke.status(oid)["paid"] == 0
+    with Session(bespoke.engine) as session:  # held money is on no order's books
+        assert session.exec(select(LedgerEntry).where(LedgerEntry.order_id == oid)).all() == []
+
+    listed = bespoke.json("bank", "held", "--limit", "1000")
+    mine = {h["reference"]: h for h in listed["held"] if h["reference"].startswith(t)}
+    assert set(mine) == {f"{t}-EARLY", f"{t}-USD"}
+    assert mine[f"{t}-USD"]["reason"] == usd["reason"] and mine[f"{t}-EARLY"]["amount"] == 30_000
+    assert listed["total"]["USD"] >= 8_000 and listed["count"] >= 2
+    assert "not accepted by the seller yet" in bespoke.ok("bank", "held").stdout
+
+    # Only ops, with a reason; a transfer the order cannot take stays held.
+    match = ["bank", "match", f"{t}-EARLY", "--order", oid]
+    assert "only ops" in bespoke.fails(EXIT_REJECTED, *match, "--as", f"buyer:{buyer}", "--reason", "mine")
+    assert "--reason" in bespoke.fails(EXIT_REJECTED, *match, "--as", "ops:olga", "--reason", " ")
+    line = bespoke.fails(EXIT_REJECTED, "bank", "match", f"{t}-USD", "--order", oid, "--as", "ops:olga",
+                         "--reason", "wrong currency")
+    assert "currency USD does not match the order's CNY" in line
+    assert {h["reference"] for h in bespoke.json("bank", "held", "--limit", "1000")["held"]} >= {f"{t}-USD"}
+
+    # Matching posts the order's payment: buyer -300.00, escrow +300.00.
+    matched = bespoke.json(*match, "--as", "ops:olga", "--reason", "arrived before acceptance")
+    assert matched["status"] == "matched" and matched["order_id"] == oid
+    assert [(p["txn"], p["account"], p["amount"]) for p in matched["postings"]] == [
+        (f"{oid}:pay:{t}-EARLY", "buyer", -30_000), (f"{oid}:pay:{t}-EARLY", "escrow", 30_000)]
+    view = bespoke.status(oid)
+    assert (view["paid"], view["amount_due"]) == (30_000, 20_000)
+    assert view["payments"][0]["actor"] == "ops:olga for system:bank"
+    assert "held transfer matched: arrived before acceptance" in view["payments"][0]["reason"]
+    assert "not held (it is matched)" in bespoke.fails(EXIT_REJECTED, *match, "--as", "ops:omar", "--reason", "again")
+
+    # Refunding sends it back and posts nothing on any order.
+    refunded = bespoke.json("bank", "refund", f"{t}-USD", "--as", "ops:olga", "--reason", "sender asked, wrong currency")
+    assert (refunded["status"], refunded["amount"], refunded["postings"]) == ("refunded", 8_000, [])
+    assert "not held (it is refunded)" in bespoke.fails(EXIT_REJECTED, "bank", "refund", f"{t}-USD", "--as",
+                                                        "ops:olga", "--reason", "twice")
+    assert "no transfer" in bespoke.fails(EXIT_REJECTED, "bank", "refund", f"{t}-NOPE", "--as", "ops:olga",
+                                          "--reason", "x")
+    assert not any(h["reference"].startswith(t) for h in bespoke.json("bank", "held", "--limit", "1000")["held"])
+    balances = assert_ledger(bespoke.engine, oid, closed=False)
+    assert balances == {"buyer": -30_000, "escrow": 30_000}

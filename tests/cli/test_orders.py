@@ -138,7 +138,8 @@ def test_rejected_actions_exit_2_with_one_line_and_change_nothing(bespoke: Bespo
     assert "12.345" in bespoke.fails(EXIT_REJECTED, *pay, "--amount", "12.345", "--reference", f"{oid}-2")
     assert "unknown currency 'XYZ'" in bespoke.fails(
         EXIT_REJECTED, *pay, "--amount", "12.00", "--currency", "XYZ", "--reference", f"{oid}-2")
-    assert "more than the deposit due" in bespoke.fails(
+    # Amounts as the CLI prints them, never minor units ("90001 ... (90000)").
+    assert "amount 900.01 CNY is more than the price due (900.00 CNY)" in bespoke.fails(
         EXIT_REJECTED, *pay, "--amount", "900.01", "--reference", f"{oid}-2")
     assert "duplicate payment reference" in bespoke.fails(
         EXIT_REJECTED, *pay, "--amount", "100.00", "--reference", f"{oid}-1")

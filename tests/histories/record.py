@@ -305,6 +305,28 @@ async def _return_after_completion(client, tq, engine):
     return h, Stage.REFUNDED
 
 
+@scenario("buyer_cancels_while_shipped")
+async def _cancel_shipped(client, tq, engine):
+    h = await create_order(client, tq, order_id=_oid("cship"), price=100_000)
+    await accept(h)
+    await pay(h, 100_000, "FULL-1")
+    await produce(h)
+    await ship(h)
+    await h.execute_update(OrderWorkflow.cancel, CancelInput(actor=BUYER, reason="no longer needed"))
+    return h, Stage.CANCELLED  # patch cancel-shipped-v1: the goods come back
+
+
+@scenario("aftersales_window_from_delivery")
+async def _window_from_delivery(client, tq, engine):
+    h = await _delivered(client, tq, "wfd")
+    await confirm(h)
+    await _request_return(h)
+    await _respond(h, "reject", reason="within tolerance")
+    # No dispute: the case closes after the escalation period, the window resumes
+    # (counted from delivery, the case's time added) and closes in virtual time.
+    return h, Stage.COMPLETED
+
+
 @scenario("dispute_arbitrated")
 async def _dispute(client, tq, engine):
     from bespoke.domain.models import ArbitrateInput, DisputeInput, EvidenceInput

@@ -1,6 +1,9 @@
-"""Ledger reconciliation on the time-skipping server: clean books pass, a
-deliberately corrupted ledger or read-model row is reported (and nothing is
-written), and `bespoke ops reconcile` exits 0 / 2 accordingly."""
+"""Ledger reconciliation on the embedded dev server (the reconciliation lists the
+order workflows through Temporal's visibility, which the time-skipping server
+lacks): clean books pass; a deliberately corrupted ledger or read-model row is
+reported (and nothing is written); so are a terminated order with its stranded
+escrow, a closed order whose ledger still holds escrow, and an order the read
+model lost; `bespoke ops reconcile` exits 0 / 2 accordingly."""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import uuid
 
 import pytest
 from sqlalchemy import text
+from temporalio.client import Client
 from sqlmodel import Session, select
 
 from bespoke.activities.reconcile import (
@@ -37,9 +41,39 @@ from tests.helpers import (
     ship,
 )
 
-from .harness import bespoke_command
+from bespoke.runtime.client import connect
+from bespoke.runtime.embedded import EmbeddedServer
+from bespoke.settings import Settings
+from tests.conftest import _TrackStarted
+
+from .harness import bespoke_command, free_port
 
 pytestmark = pytest.mark.usefixtures("worker")
+
+
+@pytest.fixture(scope="module")
+async def dev_server(tmp_path_factory):
+    settings = Settings(home=tmp_path_factory.mktemp("temporal"), temporal_address=f"127.0.0.1:{free_port()}",
+                        ui_port=free_port())
+    async with EmbeddedServer(settings, headless=True) as server:
+        yield server
+
+
+@pytest.fixture
+async def client(dev_server):
+    # Each test has its own task queue, and a reconciliation looks only at the
+    # orders on its own, so tests sharing the server do not see each other's.
+    config = (await connect(dev_server.settings)).config()
+    config["interceptors"] = [*config["interceptors"], _TrackStarted()]
+    return Client(**config)
+
+
+def _books(report) -> list:
+    return [d for d in report.discrepancies if d.check == "books"]
+
+
+def _workflow(report) -> dict:
+    return {d.order_id: d for d in report.discrepancies if d.check == "workflow"}
 
 
 async def _completed_order(client, task_queue, engine, price: int = 100_000) -> str:
@@ -119,6 +153,7 @@ async def test_reconcile_finds_completed_cancelled_and_returned_orders_balanced(
     report = await _reconcile(client, task_queue)
     assert report.clean and report.orders_off == 0 and report.discrepancies == []
     assert report.orders_checked == 3
+    assert report.workflows_checked == 3 and report.workflows_off == 0  # one running, two closed
     # payment + settlement; payment + cancellation (refund and seller's share in one transaction)
     with Session(engine) as session:
         keys = {r.txn_key for r in session.exec(select(LedgerEntry))}
@@ -137,18 +172,20 @@ async def test_corrupted_ledger_leg_is_reported_and_nothing_is_written(client, t
     report = await _reconcile(client, task_queue)
     assert _ledger_snapshot(engine) == before  # read-only
     assert not report.clean and report.orders_off == 1 and report.orders_checked == 2
-    (off,) = report.discrepancies
+    (off,) = _books(report)
     assert off.order_id == bad and off.stage == "completed"
     assert any(p == f"transaction {bad}:settlement sums to -1000, not 0" for p in off.problems), off.problems
     assert any("released_to_seller 95000 != ledger 94000" in p for p in off.problems), off.problems
     assert good not in {d.order_id for d in report.discrepancies}
+    # The workflow says what the seller got; the ledger no longer does.
+    assert _workflow(report)[bad].problems == ["workflow released_to_seller 95000 != ledger 94000"]
 
 
 async def test_lost_settlement_leaves_escrow_in_a_completed_order_and_is_reported(client, task_queue, engine):
     oid = await _completed_order(client, task_queue, engine)
     _execute(engine, "DELETE FROM ledger_entries WHERE order_id = :oid AND kind = 'settlement'", oid=oid)
     report = await _reconcile(client, task_queue)
-    (off,) = report.discrepancies
+    (off,) = _books(report)
     assert "escrow holds 100000 although the order is completed" in off.problems
     assert "read model released_to_seller 95000 != ledger 0" in off.problems
 
@@ -160,8 +197,9 @@ async def test_read_model_drift_and_orphan_ledger_entries_are_reported(client, t
                      "VALUES ('GHOST', 'GHOST:payment:1', 0, 'payment', 'escrow', 500, 'CNY', '', '2026-01-01')")
     report = await _reconcile(client, task_queue, batch_size=1)  # pages one order at a time
     assert report.orders_checked == 2
-    problems = {d.order_id: d for d in report.discrepancies}
+    problems = {d.order_id: d for d in _books(report)}
     assert problems[oid].problems == ["read model paid 100001 != ledger 100000"]
+    assert report.workflows_checked == 1 and report.workflows_off == 0  # the ledger agrees with the workflow
     assert problems["GHOST"].stage is None
     assert problems["GHOST"].problems == [
         "transaction GHOST:payment:1 sums to 500, not 0",
@@ -235,8 +273,145 @@ async def test_ops_reconcile_cli_exits_0_when_clean_and_2_with_the_order_when_of
     off = await asyncio.to_thread(run, "--json")
     assert off.returncode == 2, off.stderr
     body = json.loads(off.stdout)
-    assert body["clean"] is False and [d["order_id"] for d in body["discrepancies"]] == [oid]
+    assert body["clean"] is False and {d["order_id"] for d in body["discrepancies"]} == {oid}
+    assert {d["check"] for d in body["discrepancies"]} == {"books", "workflow"}
 
     human = await asyncio.to_thread(run)
     assert human.returncode == 2
     assert oid in human.stdout and "sums to 7" in human.stdout
+
+
+async def _paid_order(client, task_queue, engine, price: int = 100_000):
+    handle = await create_order(client, task_queue, price=price)
+    await accept(handle)
+    await pay(handle, price)  # in production, the whole price in escrow
+    oid = handle.id.removeprefix("order-")
+    assert_ledger(engine, oid, closed=False)
+    return handle, oid
+
+
+async def test_a_terminated_order_and_its_stranded_escrow_are_reported(client, task_queue, engine):
+    handle, oid = await _paid_order(client, task_queue, engine)
+    fine = await _completed_order(client, task_queue, engine, price=50_000)
+    # What "Terminate" in the Web UI did: the books are internally consistent, so
+    # the database alone says all is well.
+    await handle.terminate(reason="clicked in the Web UI")
+    report = await _reconcile(client, task_queue)
+    assert _books(report) == [] and report.orders_off == 0
+    assert not report.clean and report.workflows_off == 1 and report.workflows_checked == 2
+    off = _workflow(report)[oid]
+    assert off.stage == "in_production"
+    assert off.problems == [
+        "workflow terminated (read model stage in_production): terminated: clicked in the Web UI",
+        "100000 stranded in escrow: the workflow is terminated and can never release it",
+    ]
+    assert fine not in _workflow(report)
+
+
+async def test_escrow_left_in_the_ledger_of_a_closed_order_is_reported(client, task_queue, engine):
+    oid = await _cancelled_order(client, task_queue, engine)
+    # The cancellation's refund never reached the ledger: the workflow is closed
+    # (cancelled, escrow empty in its books), the ledger still holds the deposit.
+    _execute(engine, "DELETE FROM ledger_entries WHERE order_id = :oid AND kind = 'cancellation'", oid=oid)
+    _execute(engine, "UPDATE orders SET refunded = 0, released_to_seller = 0 WHERE order_id = :oid", oid=oid)
+    report = await _reconcile(client, task_queue)
+    off = _workflow(report)[oid]
+    assert off.stage == "cancelled"
+    assert "workflow escrow 0 != ledger 30000" in off.problems, off.problems
+    assert "workflow refunded 30000 != ledger 0" in off.problems, off.problems
+
+
+async def test_an_order_the_read_model_lost_is_reported(client, task_queue, engine):
+    handle, lost = await _paid_order(client, task_queue, engine)
+    kept = await _completed_order(client, task_queue, engine, price=50_000)
+    # Every trace of the order gone from the database (a deleted or restored file).
+    for table in ("orders", "ledger_entries", "timeline", "decisions"):
+        _execute(engine, f"DELETE FROM {table} WHERE order_id = :oid", oid=lost)
+    report = await _reconcile(client, task_queue)
+    assert _books(report) == [] and report.orders_checked == 1  # the database alone sees one order, balanced
+    off = _workflow(report)[lost]
+    assert off.stage == "in_production"  # from the workflow: the read model has none
+    assert off.problems == [
+        f"workflow order-{lost} is running but the read model has no such order",
+        "workflow paid 100000 != ledger 0",
+        "workflow escrow 100000 != ledger 0",
+    ]
+    assert kept not in _workflow(report)
+
+
+async def test_reconcile_reports_its_progress_when_done(client, task_queue, engine):
+    await _completed_order(client, task_queue, engine)
+    await _cancelled_order(client, task_queue, engine)
+    handle = await client.start_workflow(ReconcileWorkflow.run, ReconcileInput(settle_seconds=0, batch_size=1),
+                                         id=f"reconcile-{uuid.uuid4()}", task_queue=task_queue)
+    report = await handle.result()
+    assert report.clean and report.workflows_checked == 2  # one page of one at a time
+    progress = await handle.query(ReconcileWorkflow.progress)
+    assert (progress.phase, progress.done, progress.total) == ("done", 2, 2)
+
+
+async def test_ops_reconcile_cli_exits_2_for_a_terminated_order(client, task_queue, engine):
+    handle, oid = await _paid_order(client, task_queue, engine)
+    await handle.terminate(reason="oops")
+    env = _cli_env(client, task_queue, engine)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*bespoke_command(), "ops", "reconcile", "--settle", "0", *args], env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    off = await asyncio.to_thread(run, "--json")
+    assert off.returncode == 2 and off.stderr == "", off.stderr  # no progress bar when stderr is no terminal
+    body = json.loads(off.stdout)
+    assert body["clean"] is False and body["workflows_off"] == 1
+    (entry,) = body["discrepancies"]
+    assert entry["order_id"] == oid and entry["check"] == "workflow"
+    assert "100000 stranded in escrow" in entry["problems"][1]
+    human = await asyncio.to_thread(run)
+    assert human.returncode == 2
+    assert oid in human.stdout and "stranded in escrow" in human.stdout
+
+
+async def test_an_open_order_whose_workflow_is_gone_is_reported(client, task_queue, engine):
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+    from temporalio.service import RPCError
+
+    handle, oid = await _paid_order(client, task_queue, engine)
+    closed = await _cancelled_order(client, task_queue, engine)
+    # "Delete" in the Web UI, or `temporal workflow delete`: the workflow and its
+    # history are gone, the read model still shows the order in production.
+    for h in (handle, client.get_workflow_handle(f"order-{closed}")):
+        await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
+            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=h.id)))
+    for _ in range(200):
+        try:
+            await handle.describe()
+        except RPCError:
+            break
+        await asyncio.sleep(0.05)
+    report = await _reconcile(client, task_queue)
+    gone = _workflow(report)[oid]
+    assert gone.stage == "in_production"
+    assert gone.problems == [f"the read model has the order in stage in_production, but Temporal has no "
+                             f"workflow order-{oid}"]
+    # A closed order's workflow may be gone (the namespace's retention): not a problem.
+    assert closed not in _workflow(report)
+
+
+async def test_an_order_whose_workflow_refused_its_input_is_counted_not_reported(client, task_queue, engine):
+    from temporalio.client import WorkflowFailureError
+
+    from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
+    from tests.workflows.test_start_input import genuine
+
+    kept = await _completed_order(client, task_queue, engine)
+    # A raw client starting an order the CLI would refuse: the workflow fails it at
+    # once, before the books ever see it. Not an order, so not a problem.
+    bad = genuine(price=10**13)
+    handle = await client.start_workflow(ORDER_WORKFLOW, bad, id=workflow_id_for(bad.order_id),
+                                         task_queue=task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    report = await _reconcile(client, task_queue)
+    assert report.clean and report.refused == 1 and report.workflows_checked == 2, report
+    assert kept not in _workflow(report)

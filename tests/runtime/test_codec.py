@@ -9,7 +9,16 @@ from temporalio.api.common.v1 import Payload
 from temporalio.worker import Worker
 
 from bespoke.runtime.client import connect, data_converter
-from bespoke.runtime.codec import ENCODING, KEY_ID_META, EncryptionCodec, PayloadKeyError, generate_key, parse_keys
+from bespoke.runtime.codec import (
+    ENCODING,
+    KEY_ID_META,
+    REFUSED,
+    EncryptionCodec,
+    KeylessCodec,
+    PayloadKeyError,
+    generate_key,
+    parse_keys,
+)
 from bespoke.runtime.embedded import EmbeddedServer
 from bespoke.settings import Settings
 
@@ -44,9 +53,32 @@ async def test_rotation_new_key_encrypts_old_key_still_decrypts() -> None:
         await EncryptionCodec(parse_keys(old)).decode([after])
 
 
-async def test_unencrypted_payloads_pass_through_decode() -> None:
-    codec = EncryptionCodec(parse_keys(generate_key()))
-    assert await codec.decode([_payload("legacy")]) == [_payload("legacy")]
+async def test_unencrypted_payloads_are_refused_unless_plaintext_is_accepted() -> None:
+    keys = parse_keys(generate_key())
+    with pytest.raises(PayloadKeyError, match="a plaintext payload"):
+        await EncryptionCodec(keys).decode([_payload("legacy")])
+    [refused] = await EncryptionCodec(keys, worker=True).decode([_payload("legacy")])
+    assert refused.metadata["encoding"] == REFUSED and b"plaintext" in refused.data
+    # While orders from before encryption are open: BESPOKE_PAYLOAD_PLAINTEXT=accept.
+    assert await EncryptionCodec(keys, accept_plaintext=True).decode([_payload("legacy")]) == [_payload("legacy")]
+
+
+async def test_a_wrong_secret_is_one_clear_error_not_invalid_tag() -> None:
+    [encrypted] = await EncryptionCodec(parse_keys(f"k1:{generate_key()}")).encode([_payload("x")])
+    with pytest.raises(PayloadKeyError, match="does not decrypt it") as info:
+        await EncryptionCodec(parse_keys(f"k1:{generate_key()}")).decode([encrypted])
+    assert "InvalidTag" not in str(info.value) and "\n" not in str(info.value)
+    with pytest.raises(PayloadKeyError, match="this process has no payload key"):
+        await KeylessCodec().decode([encrypted])
+
+
+def test_search_attribute_index_is_a_keyed_hash() -> None:
+    key = generate_key()
+    a, b = EncryptionCodec(parse_keys(key)), EncryptionCodec(parse_keys(key))
+    other = EncryptionCodec(parse_keys(generate_key()))
+    assert a.index_value("alice") == b.index_value("alice") != other.index_value("alice")
+    assert a.index_value("alice") != a.index_value("bob") and "alice" not in a.index_value("alice")
+    assert a.index_value("alice").startswith("h:") and len(a.index_value("alice")) == 34
 
 
 @pytest.mark.parametrize(
@@ -62,8 +94,8 @@ def test_malformed_keys_are_rejected(text: str, message: str) -> None:
         parse_keys(text)
 
 
-def test_no_key_configured_means_no_codec(tmp_path: Path) -> None:
-    assert data_converter(Settings(home=tmp_path)).payload_codec is None
+def test_no_key_configured_means_no_encryption(tmp_path: Path) -> None:
+    assert isinstance(data_converter(Settings(home=tmp_path)).payload_codec, KeylessCodec)
     key_file = tmp_path / "keys"
     key_file.write_text(f"# rotated 2026-01\nk2:{generate_key()}\n")
     codec = data_converter(Settings(home=tmp_path, payload_key_file=key_file)).payload_codec

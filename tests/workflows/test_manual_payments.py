@@ -28,7 +28,7 @@ async def test_ops_bank_transfer_beyond_what_is_due_is_refused_and_books_nothing
     before = await status(handle)
 
     await rejected(handle.execute_update(OrderWorkflow.pay, ops_pay(10_000_000, "OPS-1", "seen on statement")),
-                   "more than the deposit due")
+                   "amount 100,000.00 CNY is more than the price due (500.00 CNY)")
     await rejected(handle.execute_update(OrderWorkflow.pay, ops_pay(50_000, "OPS-2")), "needs a reason")
     await rejected(handle.execute_update(OrderWorkflow.pay, ops_pay(50_000, "OPS-3", "  ")), "needs a reason")
 

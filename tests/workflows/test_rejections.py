@@ -53,7 +53,7 @@ async def test_bad_amounts_and_currencies_are_rejected(client, task_queue, engin
         PayInput(actor=BUYER, amount=10**15, currency="CNY", reference="r")
     with pytest.raises(ValidationError, match="unknown currency"):
         PayInput(actor=BUYER, amount=5, currency="XYZ", reference="r")
-    await _rejected(pay(handle, 100_001), "more than the deposit due")
+    await _rejected(pay(handle, 100_001), "amount 1,000.01 CNY is more than the price due (1,000.00 CNY)")
     await _rejected(pay(handle, 100_000, currency="USD"), "does not match the order's CNY")
     await _rejected(pay(handle, 100_000, actor=Actor.parse("buyer:eve")), "not this order's buyer")
     assert ledger_balances(engine, handle.id.removeprefix("order-")) == {}

@@ -7,6 +7,10 @@ Create Date: 2026-11-21
 
 Plain SQLAlchemy types, not SQLModel's, so this file keeps its meaning if the
 models' library changes: AutoString is String, UTCDateTime is DateTime(timezone=True).
+
+`if_not_exists`: a database `create_all` built before migrations existed is
+adopted by running this revision over it (the tables it has are kept, any missing
+one is created as this revision defines it, not as today's models would).
 """
 from typing import Sequence, Union
 
@@ -31,9 +35,10 @@ def upgrade() -> None:
     sa.Column('matched_order_id', sa.String(), nullable=True),
     sa.Column('status', sa.String(length=32), nullable=False),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('reference')
+    sa.PrimaryKeyConstraint('reference'),
+    if_not_exists=True,
     )
-    op.create_index('ix_bank_transfers_virtual_account', 'bank_transfers', ['virtual_account'], unique=False)
+    op.create_index('ix_bank_transfers_virtual_account', 'bank_transfers', ['virtual_account'], unique=False, if_not_exists=True)
 
     op.create_table('buyer_accounts',
     sa.Column('buyer', sa.String(), nullable=False),
@@ -43,7 +48,8 @@ def upgrade() -> None:
     sa.Column('frozen', sa.Boolean(), nullable=False),
     sa.Column('frozen_reason', sa.String(), nullable=False),
     sa.PrimaryKeyConstraint('buyer'),
-    sa.UniqueConstraint('virtual_account')
+    sa.UniqueConstraint('virtual_account'),
+    if_not_exists=True,
     )
     op.create_table('credit_reservations',
     sa.Column('order_id', sa.String(length=64), nullable=False),
@@ -52,9 +58,10 @@ def upgrade() -> None:
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('released', sa.Boolean(), nullable=False),
     sa.Column('overdue', sa.Boolean(), nullable=False),
-    sa.PrimaryKeyConstraint('order_id')
+    sa.PrimaryKeyConstraint('order_id'),
+    if_not_exists=True,
     )
-    op.create_index('ix_credit_reservations_buyer', 'credit_reservations', ['buyer'], unique=False)
+    op.create_index('ix_credit_reservations_buyer', 'credit_reservations', ['buyer'], unique=False, if_not_exists=True)
 
     op.create_table('decisions',
     sa.Column('decision_id', sa.String(length=200), nullable=False),
@@ -62,9 +69,10 @@ def upgrade() -> None:
     sa.Column('kind', sa.String(length=64), nullable=False),
     sa.Column('explanation', sa.JSON(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('decision_id')
+    sa.PrimaryKeyConstraint('decision_id'),
+    if_not_exists=True,
     )
-    op.create_index('ix_decisions_order_id', 'decisions', ['order_id'], unique=False)
+    op.create_index('ix_decisions_order_id', 'decisions', ['order_id'], unique=False, if_not_exists=True)
 
     op.create_table('ledger_entries',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -78,10 +86,11 @@ def upgrade() -> None:
     sa.Column('memo', sa.String(), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('txn_key', 'leg', name='uq_ledger_txn_leg')
+    sa.UniqueConstraint('txn_key', 'leg', name='uq_ledger_txn_leg'),
+    if_not_exists=True,
     )
-    op.create_index('ix_ledger_entries_order_id', 'ledger_entries', ['order_id'], unique=False)
-    op.create_index('ix_ledger_entries_txn_key', 'ledger_entries', ['txn_key'], unique=False)
+    op.create_index('ix_ledger_entries_order_id', 'ledger_entries', ['order_id'], unique=False, if_not_exists=True)
+    op.create_index('ix_ledger_entries_txn_key', 'ledger_entries', ['txn_key'], unique=False, if_not_exists=True)
 
     op.create_table('orders',
     sa.Column('order_id', sa.String(length=64), nullable=False),
@@ -99,12 +108,13 @@ def upgrade() -> None:
     sa.Column('released_to_seller', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('order_id')
+    sa.PrimaryKeyConstraint('order_id'),
+    if_not_exists=True,
     )
-    op.create_index('ix_orders_buyer', 'orders', ['buyer'], unique=False)
-    op.create_index('ix_orders_payment_plan', 'orders', ['payment_plan'], unique=False)
-    op.create_index('ix_orders_seller', 'orders', ['seller'], unique=False)
-    op.create_index('ix_orders_stage', 'orders', ['stage'], unique=False)
+    op.create_index('ix_orders_buyer', 'orders', ['buyer'], unique=False, if_not_exists=True)
+    op.create_index('ix_orders_payment_plan', 'orders', ['payment_plan'], unique=False, if_not_exists=True)
+    op.create_index('ix_orders_seller', 'orders', ['seller'], unique=False, if_not_exists=True)
+    op.create_index('ix_orders_stage', 'orders', ['stage'], unique=False, if_not_exists=True)
 
     op.create_table('timeline',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -115,9 +125,10 @@ def upgrade() -> None:
     sa.Column('actor', sa.String(), nullable=False),
     sa.Column('message', sa.String(), nullable=False),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('order_id', 'seq', name='uq_timeline_order_seq')
+    sa.UniqueConstraint('order_id', 'seq', name='uq_timeline_order_seq'),
+    if_not_exists=True,
     )
-    op.create_index('ix_timeline_order_id', 'timeline', ['order_id'], unique=False)
+    op.create_index('ix_timeline_order_id', 'timeline', ['order_id'], unique=False, if_not_exists=True)
 
 
 
