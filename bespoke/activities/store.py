@@ -40,7 +40,7 @@ def project_into(session, data: ProjectInput) -> None:
         )
         for entry in data.timeline:
             if entry.seq not in have:
-                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump()))
+                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump(exclude={"data"})))
     for decision in data.decisions:
         if session.get(DecisionRow, decision["decision_id"]) is None:
             session.add(
