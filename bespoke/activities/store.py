@@ -40,7 +40,7 @@ def project_into(session, data: ProjectInput) -> None:
         )
         for entry in data.timeline:
             if entry.seq not in have:
-                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump()))
+                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump(exclude={"data"})))
     if data.owes is not None:  # the order's debts as they stand now replace the stored ones
         session.exec(delete(DebtRow).where(DebtRow.order_id == p.order_id))
         for debt in data.owes:

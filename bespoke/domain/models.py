@@ -379,6 +379,9 @@ class TimelineEntry(Frozen):
     kind: str
     actor: str
     message: str
+    # Structured detail for machines (a reminder's deadline, due time, lead, party
+    # and default action); None for entries whose message says it all.
+    data: dict[str, Any] | None = None
 
 
 class DeadlineView(Frozen):

@@ -89,14 +89,15 @@ class OrderCore:
 
     # ------------------------------------------------------------ timeline
 
-    def _event(self, kind: EventKind, actor: Actor | str, message: str) -> None:
+    def _event(self, kind: EventKind, actor: Actor | str, message: str, data: dict[str, Any] | None = None) -> None:
         s = self.s
         s.updated_at = workflow.now()
         s.timeline_seq += 1
         if len(message) > TIMELINE_MESSAGE_MAX:
             message = message[:TIMELINE_MESSAGE_MAX - 1] + "…"
         s.timeline.append(
-            TimelineEntry(seq=s.timeline_seq, at=s.updated_at, kind=kind, actor=str(actor), message=message)
+            TimelineEntry(seq=s.timeline_seq, at=s.updated_at, kind=kind, actor=str(actor), message=message,
+                          data=data)
         )
 
     def _set_stage(self, stage: Stage) -> None:

@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.deadlines import Deadlines
     from bespoke.workflows.loop import ContinueAsNewWanted, Loop
     from bespoke.workflows.payment_plans import plan_for
+    from bespoke.workflows.reminders import REMINDER_PATCH, Reminders
     from bespoke.workflows.settlement import settle
 
 AFTERSALES_PATCH = "aftersales-v1"
@@ -100,6 +101,10 @@ class OrderWorkflow(Actions, AfterSales):
         self.loop = Loop(batched=workflow.patched(SYNC_BATCHED_PATCH), flush=self._flush,
                          continue_wanted=self._continue_wanted)
         self.deadlines = Deadlines(self.s, self.loop, continued=continued)
+        if self.s.reminders_on is None and self.policy.reminders is not None:
+            # Decided once per order (a continued run keeps the answer it carries).
+            self.s.reminders_on = workflow.patched(REMINDER_PATCH)
+        self.deadlines.reminders = Reminders(self)
         # The workflow checks its own input, as the CLI does (orders started before
         # this patch were checked by the client only, and replay as they ran).
         self._checks_input = not continued and workflow.patched(INPUT_CHECK_PATCH)
