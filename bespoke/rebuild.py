@@ -51,6 +51,7 @@ from bespoke.store.tables import DecisionRow, LedgerEntry, OrderRow, TimelineRow
 # each input decodes to.
 RECORDED = {"post_transaction": Transaction, "project_order": ProjectInput}
 PAGE_SIZE = 200
+CONCURRENCY = 4
 TABLES = {"orders": OrderRow, "ledger_entries": LedgerEntry, "timeline": TimelineRow, "decisions": DecisionRow}
 
 
@@ -121,20 +122,37 @@ def apply(engine: Engine, inputs: list[Any]) -> None:
 async def rebuild(client: Client, engine: Engine, *, task_queue: str,
                   progress: Callable[[int, int | None], None] = lambda done, total: None) -> RebuildReport:
     """Rebuild the read model from every order workflow on `task_queue`; calls
-    `progress(done, total)` after each order. Memory: one run's inputs at a time."""
+    `progress(done, total)` after each order. Memory: a page of the listing and
+    CONCURRENCY runs' inputs at a time."""
     query = orders_query(task_queue)
     total = (await client.count_workflows(query)).count
     before = await asyncio.to_thread(count_rows, engine)
     report = RebuildReport()
     progress(0, total)
-    async for execution in client.list_workflows(query, page_size=PAGE_SIZE):
-        for run_id in await runs_oldest_first(client, execution.id, execution.run_id):
-            inputs = await recorded_inputs(client, execution.id, run_id)
-            await asyncio.to_thread(apply, engine, inputs)
-            report.runs += 1
-            report.inputs += len(inputs)
-        report.orders += 1
-        progress(report.orders, max(total, report.orders))
+    # A few orders at a time (reading histories is mostly waiting on the server);
+    # each order's runs one after the other, oldest first, so its ledger rows keep
+    # their posting order.
+    slots = asyncio.Semaphore(CONCURRENCY)
+
+    async def one(workflow_id: str, run_id: str) -> None:
+        try:
+            for run in await runs_oldest_first(client, workflow_id, run_id):
+                inputs = await recorded_inputs(client, workflow_id, run)
+                await asyncio.to_thread(apply, engine, inputs)
+                report.runs += 1
+                report.inputs += len(inputs)
+            report.orders += 1
+            progress(report.orders, max(total, report.orders))
+        finally:
+            slots.release()
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            async for execution in client.list_workflows(query, page_size=PAGE_SIZE):
+                await slots.acquire()  # at most CONCURRENCY orders in memory
+                group.create_task(one(execution.id, execution.run_id))
+    except BaseExceptionGroup as failed:  # the first order that failed says why (a key missing, a database error)
+        raise failed.exceptions[0] from None
     after = await asyncio.to_thread(count_rows, engine)
     report.added = {name: after[name] - before[name] for name in TABLES}
     return report

@@ -148,6 +148,9 @@ FIELDS: tuple[_Field, ...] = (
     _Field("cli_timeout", _seconds, 30.0,
            "Seconds a `bespoke` command waits for an order to answer a query or an action before it "
            "gives up (exit 4): a worker that is down or stuck must not hang a script."),
+    _Field("evidence_dir", _path, None,
+           "Where uploaded evidence files are kept, content-addressed by sha256; default `evidence/` in `home`.",
+           optional=True),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -177,6 +180,7 @@ class Settings:
     metrics_bind: str | None
     worker_cache_size: int
     cli_timeout: float
+    evidence_dir: Path | None
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
         unknown = sorted(set(given) - set(_BY_NAME))

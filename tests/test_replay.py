@@ -137,6 +137,27 @@ def test_histories_cover_an_order_that_continued_as_new() -> None:
     assert "workflowExecutionCompletedEventAttributes" in end
 
 
+def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
+    """Orders started before "deadline-reminders-v1" wait on one timer per deadline
+    and replay without reminders; orders after it record reminder entries."""
+    def reminder_entries(stem: str) -> int:
+        # Reminder entries the order sent to the read model (project_order inputs).
+        count = 0
+        for event in json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]:
+            attrs = event.get("activityTaskScheduledEventAttributes")
+            for payload in (attrs or {}).get("input", {}).get("payloads", []):
+                count += base64.b64decode(payload["data"]).count(b'"kind":"deadline_reminder"')
+        return count
+
+    patched = {p.stem for p in HISTORIES if "deadline-reminders-v1" in _patches(p)}
+    assert {"reminders_full_prepayment", "reminders_deadlines_overridden_by_ops",
+            "reminders_dispute_default_no_seller_evidence"} <= patched
+    assert {"full_prepayment_batched", "deadlines_overridden_by_ops_batched"}.isdisjoint(patched)
+    for stem in patched:
+        assert reminder_entries(stem) > 0, stem
+    assert reminder_entries("deadlines_overridden_by_ops_batched") == 0
+
+
 def test_histories_cover_both_sides_of_the_cancel_shipped_and_window_patches() -> None:
     """Cancelling while shipped ("cancel-shipped-v1") and the after-sales window
     counted from delivery ("aftersales-window-from-delivery-v1"): histories from

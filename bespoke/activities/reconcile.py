@@ -43,9 +43,10 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from bespoke.domain import search_attributes as sa
 from bespoke.domain.models import TERMINAL_STAGES, Account, Frozen
 from bespoke.store.db import check_file
-from bespoke.store.tables import LedgerEntry, OrderRow
+from bespoke.store.tables import DebtRow, LedgerEntry, OrderRow
 
 # A report lists at most this many orders in full (payload size); the count is exact.
 MAX_LISTED = 500
@@ -77,6 +78,8 @@ class BatchReport(Frozen):
     last_order_id: str | None
     discrepancies: list[Discrepancy] = []
     open_credit: int = 0  # orders whose buyer still owes an account-period credit
+    debts: int = 0  # debts and claims open on the orders (see bespoke.domain.models.Debt)
+    debt_orders: int = 0  # orders with at least one
     total: int | None = None  # orders in the read model (first batch only: progress)
 
 
@@ -123,6 +126,8 @@ class ReconcileReport(Frozen):
     transactions_checked: int
     orders_off: int  # orders whose books disagree with themselves
     open_credit: int = 0
+    debts: int = 0  # debts and claims a party owes on an order, as the workflows last projected them
+    debt_orders: int = 0
     discrepancies: list[Discrepancy] = []  # the first MAX_LISTED
     truncated: bool = False
     workflows_checked: int = 0
@@ -237,6 +242,8 @@ def reconcile_batch(*, engine: Engine, batch: ReconcileBatch, sleep=time.sleep) 
         if sum(leg.amount for leg in legs.get(oid, ()) if leg.account == Account.CREDIT_LINE) < 0
     )
     transactions = sum(len({leg.txn_key for leg in legs.get(oid, ())}) for oid in checked)
+    with Session(engine) as session:
+        debt_rows = session.exec(select(DebtRow.order_id).where(col(DebtRow.order_id).in_(ids))).all() if ids else []
     suspects = [oid for oid, found in problems.items() if found]
     if suspects and batch.settle_seconds:
         # An order mid-_sync (ledger posted, read model not yet) settles within moments.
@@ -257,6 +264,8 @@ def reconcile_batch(*, engine: Engine, batch: ReconcileBatch, sleep=time.sleep) 
         last_order_id=last,
         discrepancies=discrepancies,
         open_credit=open_credit,
+        debts=len(debt_rows),
+        debt_orders=len(set(debt_rows)),
         total=_count_orders(engine) if not batch.after else None,
     )
 
@@ -389,6 +398,10 @@ async def reconcile_workflows(*, client, engine: Engine, page: WorkflowPage, sle
                                     next_page_token=base64.b64decode(page.page_token) if page.page_token else None)
     await listing.fetch_next_page()
     executions = [(e.id, e.run_id, int(e.status)) for e in listing.current_page or ()]
+    # The stage each workflow last published (search attribute BespokeStage): what
+    # a report shows for an order the read model lacks and its workflow cannot say.
+    published = {e.id.removeprefix("order-"): e.typed_search_attributes.get(sa.STAGE)
+                 for e in listing.current_page or ()}
     token = listing.next_page_token
     total = (await client.count_workflows(query)).count if not page.page_token else None
     semaphore = asyncio.Semaphore(QUERY_CONCURRENCY)
@@ -414,8 +427,8 @@ async def reconcile_workflows(*, client, engine: Engine, page: WorkflowPage, sle
         await sleep(page.settle_seconds)
         results.update(await check(suspects))
     discrepancies = [
-        Discrepancy(order_id=oid, stage=order.stage if order is not None else facts.stage, problems=problems,
-                    check="workflow")
+        Discrepancy(order_id=oid, stage=order.stage if order is not None else facts.stage or published.get(oid),
+                    problems=problems, check="workflow")
         for oid, (facts, problems, order) in sorted(results.items()) if problems
     ]
     refused = sum(1 for facts, problems, _ in results.values() if facts.refused and not problems)

@@ -415,3 +415,19 @@ async def test_an_order_whose_workflow_refused_its_input_is_counted_not_reported
     report = await _reconcile(client, task_queue)
     assert report.clean and report.refused == 1 and report.workflows_checked == 2, report
     assert kept not in _workflow(report)
+
+
+async def test_a_terminated_order_the_read_model_lost_shows_the_stage_its_workflow_published(client, task_queue,
+                                                                                              engine):
+    handle, oid = await _paid_order(client, task_queue, engine)
+    await handle.terminate(reason="cleanup")
+    _execute(engine, "DELETE FROM orders WHERE order_id = :oid", oid=oid)
+    report = await _reconcile(client, task_queue)
+    off = _workflow(report)[oid]
+    assert off.stage == "in_production"  # BespokeStage, the search attribute: neither the row nor the workflow says
+    assert off.problems == [
+        f"workflow order-{oid} is terminated but the read model has no such order",
+        "workflow terminated: terminated: cleanup",
+        "100000 stranded in escrow: the workflow is terminated and can never release it",
+    ]
+    assert [d.order_id for d in _books(report)] == [oid]  # ledger entries without an order
