@@ -24,7 +24,7 @@ from bespoke.api.routes.orders import (
     order_client,
     visible_view,
 )
-from bespoke.cli.errors import CliError
+from bespoke.cli.errors import CliError, NotFound
 from bespoke.domain import extensions as ext
 from bespoke.domain import models as m
 from bespoke.domain.names import ORDER_ID_PATTERN
@@ -87,6 +87,8 @@ def _add_action_route(action: str) -> None:
             oc = await order_client(request)
             try:
                 result = await oc.update(order_id, action, payload)
+            except NotFound:  # it answered the status query a moment ago: its run has closed
+                raise Problem("rejected", "rejected: the order is closed") from None
             except CliError as err:
                 raise from_cli_error(err) from None
             return 200, result.model_dump(mode="json")
