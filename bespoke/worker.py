@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bespoke.activities import build_activities
 from bespoke.settings import Settings
@@ -27,19 +29,47 @@ ACTIVITY_THREADS = 16
 WORKFLOW_TASK_SLOTS = 10
 
 
+def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The sandbox workflows run in.
+
+    By default bespoke's own modules are passed through: the sandbox then re-imports
+    nothing of ours per workflow run. Without it every cached order held its own
+    copy of `bespoke.workflows` (order, cancellation, reconcile: code, classes,
+    handler tables), which was most of a cached order's memory and a share of each
+    run's CPU. The price is that the sandbox no longer traps a wall-clock read or
+    I/O in our workflow code; `strict=True` keeps the trap, and the test suite's
+    scenario worker and the replay tests run strict so such a call still fails a
+    test before it ships."""
+    if strict:
+        return SandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("bespoke"))
+
+
 def build_worker(
-    client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, **options: Any
+    client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, strict_sandbox: bool = False,
+    **options: Any,
 ) -> Worker:
-    """`options` pass through to `Worker` (e.g. max_cached_workflows in tests)."""
+    """`options` pass through to `Worker` (e.g. max_cached_workflows in tests);
+    `strict_sandbox` see `workflow_runner`."""
     return Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(strict=strict_sandbox),
         activities=build_activities(engine),
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,  # never more than the pool can run
         **options,
     )
+
+
+def freeze_startup_objects() -> int:
+    """Move every object alive now (modules, classes, policies: what start-up built)
+    out of the collector's reach, so a full collection walks only what the cached
+    workflows hold. Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Event) -> None:
@@ -66,4 +96,5 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
             max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS, max_cached_workflows=settings.worker_cache_size,
         )
         async with worker:
+            freeze_startup_objects()
             await shutdown.wait()

@@ -20,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from bespoke.worker import workflow_runner
 from bespoke.workflows import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -47,6 +48,21 @@ async def test_recorded_history_replays_on_current_code(path: Path) -> None:
     last = history.events[-1]
     assert (last.HasField("workflow_execution_completed_event_attributes")
             or last.HasField("workflow_execution_continued_as_new_event_attributes"))
+
+
+async def test_recorded_histories_replay_with_the_production_sandbox_passthrough() -> None:
+    """The worker passes bespoke's modules through the sandbox (`workflow_runner`);
+    every recorded history replays the same under it as under the strict sandbox."""
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+                        workflow_runner=workflow_runner())
+
+    async def histories():
+        for p in HISTORIES:
+            yield WorkflowHistory.from_json(f"replay-{p.stem}", p.read_text())
+
+    results = await replayer.replay_workflows(histories(), raise_on_replay_failure=False)
+    assert results.replay_failures == {}
+    assert len(HISTORIES) >= 10
 
 
 async def test_replay_detects_a_history_that_does_not_match_the_code() -> None:

@@ -25,6 +25,7 @@ from bespoke.domain.models import (
     OrderInput,
     CaseView,
     DeadlineView,
+    Debt,
     EvidenceItem,
     MilestoneRecord,
     PaymentRecord,
@@ -234,6 +235,9 @@ class OrderState(Mutable):
     paused: dict[str, int] = {}  # microseconds a paused window had left (a case paused it)
     cases: list[Case] = []
     repair_rounds: int = 0
+    # Claims decisions recorded (a party owes another beyond what escrow covered);
+    # status adds the debts that follow from the books (see OrderCore._owes).
+    claims: list[Debt] = []
     closing: bool = False  # a cancellation is being carried out
     blocked: str | None = None  # why a due decision keeps failing (it is retried)
     closed: bool = False
