@@ -37,6 +37,7 @@ BODIES = {
     "ship_return": {"carrier": "sf-express", "tracking": "T3"}, "receive_return": {"disposition": "scrap"},
     "evidence": {"items": ["photo"]}, "arbitrate": {"refund": 0, "note": "n"},
     "override_deadline": {"deadline": "inspection_window", "now": True, "reason": "r"},
+    "ask_more_time": {"extend_seconds": 86400, "reason": "r"}, "answer_more_time": {"accept": True},
 }
 
 
