@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
+    from bespoke.workflows.extensions import PartyExtensions
     from bespoke.workflows.loop import ContinueAsNewWanted, Loop
     from bespoke.workflows.payment_plans import plan_for
     from bespoke.workflows.reminders import REMINDER_PATCH, Reminders
@@ -75,7 +76,7 @@ TIMER = Actor(role=Role.SYSTEM, name="timer")
 
 
 @workflow.defn
-class OrderWorkflow(Actions, AfterSales):
+class OrderWorkflow(Actions, AfterSales, PartyExtensions):
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         continued = inp.state is not None
@@ -237,21 +238,26 @@ class OrderWorkflow(Actions, AfterSales):
             self.deadlines.mark("promised_delivery", s.promised_at,
                                 "late penalty accrues per day; after the grace period the buyer may cancel free")
             await self._sync()
-        markers = [
-            (s.promised_at, EventKind.PROMISED_DATE_PASSED,
-             f"promised date passed: late penalty accrues at {self.policy.fees.late_penalty_bps_per_day} bp/day"),
-            (s.promised_at + d.production_grace, EventKind.GRACE_PERIOD_OVER,
-             "grace period over: the buyer may cancel free of cost"),
-        ][s.markers_passed:]
         while True:
+            # Recomputed each time round: the buyer may agree to a later promised date.
+            promised = s.promised_at
+            markers = [
+                (promised, EventKind.PROMISED_DATE_PASSED,
+                 f"promised date passed: late penalty accrues at {self.policy.fees.late_penalty_bps_per_day} bp/day"),
+                (promised + d.production_grace, EventKind.GRACE_PERIOD_OVER,
+                 "grace period over: the buyer may cancel free of cost"),
+            ][s.markers_passed:]
             timeout = max(markers[0][0] - workflow.now(), timedelta(0)) if markers else None
             try:
-                await self.loop.block(lambda: s.qc_passed or s.closing or s.closed, timeout=timeout)
+                await self.loop.block(lambda: s.qc_passed or s.closing or s.closed or s.promised_at != promised,
+                                      timeout=timeout)
             except asyncio.TimeoutError:
                 _, kind, message = markers.pop(0)
                 s.markers_passed += 1
                 self._event(kind, TIMER, message)
                 await self._sync()
+                continue
+            if s.promised_at != promised and not (s.qc_passed or s.closing or s.closed):
                 continue
             return not (s.closing or s.closed)
 

@@ -25,6 +25,7 @@ from bespoke.api.routes.orders import (
     visible_view,
 )
 from bespoke.cli.errors import CliError, NotFound
+from bespoke.domain import extensions as ext
 from bespoke.domain import models as m
 from bespoke.domain.names import ORDER_ID_PATTERN
 
@@ -39,6 +40,9 @@ ACTION_MODELS: dict[str, type[m.ActorInput]] = {
     "respond_return": m.ReturnResponseInput, "answer_offer": m.OfferAnswerInput, "ship_return": m.ShipReturnInput,
     "receive_return": m.ReceiveReturnInput, "reship": m.ShipInput, "dispute": m.DisputeInput,
     "evidence": m.EvidenceInput, "arbitrate": m.ArbitrateInput, "override_deadline": m.OverrideDeadlineInput,
+    # Party-requested extensions (policy [extensions]).
+    "extend_inspection": ext.ExtendInspectionInput, "ask_more_time": ext.AskMoreTimeInput,
+    "answer_more_time": ext.AnswerMoreTimeInput,
 }
 
 
