@@ -15,8 +15,7 @@ open, the inspection or after-sales window it interrupted is paused.
 from __future__ import annotations
 
 from collections.abc import Callable
-import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -51,13 +50,14 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.core import OrderCore
     from bespoke.workflows.deadlines import CASE_DEADLINES
     from bespoke.workflows.settlement import settle
+    from bespoke.workflows.windows import Windows
 
 INSPECTION_ACTION = "receipt auto-confirmed, escrow released to the seller"
 WINDOW_ACTION = "after-sales window closes; funds final"
 OFFERED = (CaseState.OFFERED_PARTIAL, CaseState.OFFERED_REPAIR)
 
 
-class AfterSales(OrderCore):
+class AfterSales(Windows):
     # ------------------------------------------------------------ windows
 
     async def _inspect(self, resuming: bool) -> bool:
@@ -127,32 +127,6 @@ class AfterSales(OrderCore):
             elif outcome == "redelivered":
                 s.confirmed_by = None
                 s.reinspecting = True
-
-    def _case_time(self) -> timedelta:
-        """How long closed cases were open since the goods were last delivered:
-        time that does not count toward the after-sales window."""
-        s = self.s
-        return sum(((c.closed_at - c.opened_at) for c in s.cases
-                    if c.closed_at is not None and s.delivered_at is not None and c.opened_at >= s.delivered_at),
-                   timedelta(0))
-
-    def _window_due(self) -> datetime:
-        """The after-sales window closes N days (the policy's) after delivery, later
-        by the time cases kept it paused."""
-        return self.s.delivered_at + self.policy.deadlines.aftersales_window + self._case_time()
-
-    def _window_days(self) -> int:
-        """Days of the after-sales window used so far, counting the day begun (day 1
-        is the first 24 hours after delivery), as the return rules count them."""
-        s = self.s
-        if s.delivered_at is None:
-            return 0
-        used = max(workflow.now() - s.delivered_at - self._case_time(), timedelta(0))
-        days = math.ceil(used / timedelta(days=1))
-        window = self.policy.deadlines.aftersales_window
-        if used <= window:  # open, as the deadline says: never more days than the window has
-            return min(days, window // timedelta(days=1))
-        return days
 
     # ------------------------------------------------------------ the case machine
 
