@@ -12,7 +12,7 @@ import pytest
 from bespoke.activities.rules import policy_from_dict
 from bespoke.domain.models import ActorInput, MilestoneInput, QcInput, Role, SalvageInput
 from bespoke.rules import decide_cancellation, find_policy
-from bespoke.rules.whatif import WhatIfError, paid_by_stage, whatif_cancellation
+from bespoke.rules.whatif import WhatIfError, paid_by_stage, unpaid_by_stage, whatif_cancellation
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import SELLER, accept, create_order, pay, ship, status
 
@@ -39,6 +39,10 @@ def test_paid_by_stage_follows_the_plan_schedule():
     assert paid_by_stage("staged", (30, 70), 1000, "awaiting_balance") == (300, 300)
     assert paid_by_stage("full_prepayment", (), 1000, "awaiting_deposit") == (0, 0)
     assert paid_by_stage("credit", (), 1000, "shipped") == (0, 0)
+    assert unpaid_by_stage("staged", (30, 60, 10), 1001, "awaiting_balance") == 601
+    assert unpaid_by_stage("full_prepayment", (), 1000, "awaiting_deposit") == 1000
+    assert unpaid_by_stage("credit", (), 1000, "in_production") == 1000
+    assert unpaid_by_stage("staged", (30, 70), 1000, "in_production") == 0
 
 
 @pytest.mark.parametrize(
