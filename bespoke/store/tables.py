@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, JSON, UniqueConstraint
+from sqlalchemy import BigInteger, Column, JSON, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -75,6 +75,20 @@ class DecisionRow(SQLModel, table=True):
     kind: str = Field(max_length=64)
     explanation: dict = Field(sa_column=Column(JSON, nullable=False))
     at: datetime
+
+
+class PolicyRow(SQLModel, table=True):
+    """A pinned policy, stored once, by the sha256 of its canonical content (the
+    bytes `bespoke.rules.canonical_json` writes). Written when an order pins it;
+    read by the rules activities, which hash the content again before use."""
+
+    __tablename__ = "policies"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    name: str = Field(index=True)
+    version: str
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    stored_at: datetime
 
 
 class BuyerAccount(SQLModel, table=True):

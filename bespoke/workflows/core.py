@@ -248,6 +248,13 @@ class OrderCore:
                 self._event(EventKind.DECISION_UNBLOCKED, SystemActor.RULES, f"the {what} decision went through")
             return result
 
+    def _rules_input(self) -> dict[str, Any]:
+        """What a rules request names the policy by: the order's pin, and the whole
+        policy where the input carries it (orders started before the policy store)."""
+        if self.inp.policy is not None:
+            return {"policy": self.inp.policy, "pin": self.inp.pin}
+        return {"pin": self.inp.pin}
+
     def _next_decision_id(self, kind: str) -> str:
         self.s.decision_seq += 1
         return f"{self.inp.order_id}:{kind}:{self.s.decision_seq}"
