@@ -103,6 +103,10 @@ def _pin_ref(pin: dict | None) -> str:
     return f"{pin.get('name')}@{pin.get('version')} (sha256 {str(pin.get('sha256', ''))[:12]})"
 
 
+def _words(plugins: list) -> str:
+    return ", ".join(f"{p.name}={p.distribution} {p.version}" for p in plugins) or "none"
+
+
 def _failure(message: str) -> ApplicationError:
     return ApplicationError(message, type=PIN_FAILURE, non_retryable=True)
 
@@ -160,16 +164,24 @@ class RulesActivities:
             if req.terms_sha256 != genuine:
                 problems.append(f"terms: not the terms of the pinned policy {_pin_ref(req.pin)}")
         if req.pin is not None:
-            try:
-                installed = pin_policy(policy).plugins
-            except PolicyError as err:
-                problems.append(f"pin: {err}")
+            pinned = PolicyPin.model_validate(req.pin).plugins
+            if sorted(p.name for p in pinned) != policy.plugins.names():
+                # The pin does not describe this policy: refused.
+                problems.append(f"pin: pinned plugins {_words(pinned)}, but the policy uses "
+                                f"{', '.join(policy.plugins.names()) or 'none'}")
             else:
-                pinned = PolicyPin.model_validate(req.pin).plugins
-                if pinned != installed:
-                    def words(plugins: list) -> str:
-                        return ", ".join(f"{p.name}={p.distribution} {p.version}" for p in plugins) or "none"
-                    problems.append(f"pin: pinned plugins {words(pinned)}; this worker has {words(installed)}")
+                try:
+                    installed = pin_policy(policy).plugins
+                except PolicyError as err:
+                    installed = None
+                    why = str(err)
+                if installed != pinned:
+                    # This worker cannot check for the order (it was routed here by
+                    # mistake): not the order's fault, so no verdict; the order waits.
+                    raise ApplicationError(
+                        f"pinned plugins {_words(pinned)}; this worker has "
+                        f"{_words(installed) if installed is not None else why}", type="PluginMismatch",
+                        non_retryable=True)
         if problems:
             return PolicyCheckResult(problems=problems)
         return PolicyCheckResult(problems=policy_problems(policy))

@@ -43,11 +43,12 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.domain.state import OrderState, Part, Phase
     from bespoke.activities.rules import PolicyCheckRequest, pinned_policy_check
     from bespoke.domain.checks import order_problems
-    from bespoke.rules import CancellationFacts, Policy, decision_entry
+    from bespoke.rules import CancellationFacts, Policy, PolicyPin, decision_entry
+    from bespoke.rules.plugins import rules_task_queue
     from bespoke.rules.pins import load_pinned
     from bespoke.workflows import cancellation
     from bespoke.workflows.actions import Actions
-    from bespoke.workflows.core import same_name
+    from bespoke.workflows.core import RULES_ROUTED_PATCH, same_name
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
@@ -99,6 +100,16 @@ class OrderWorkflow(Actions, AfterSales):
             self.policy, policy_sha = Policy(name="unreadable", version="0"), None
             unreadable = f"policy: not a valid policy ({str(err).splitlines()[0][:200]})"
         self._policy_sha = policy_sha  # computed from the content or verified, never the claimed one
+        # An order that pins plugins has its decisions made only by a worker with
+        # those plugin versions installed: on the rules queue of its plugin set.
+        try:
+            plugins = PolicyPin.model_validate(inp.pin).plugins
+        except ValueError as err:
+            plugins = []
+            unreadable = unreadable or f"pin: not a valid policy pin ({str(err).splitlines()[0][:200]})"
+        if plugins and workflow.patched(RULES_ROUTED_PATCH):
+            self._rules_queue = rules_task_queue(workflow.info().task_queue,
+                                                 [(p.distribution, p.version) for p in plugins])
         self.plan = plan_for(inp.plan.kind)
         now = workflow.now()
         self.s = inp.state if continued else OrderState(created_at=now, updated_at=now,

@@ -141,7 +141,7 @@ async def test_an_order_fails_at_start_when_its_pin_claims_other_plugins(client,
     pin = {**inp.pin, "plugins": [{"name": "example.materials_reuse", "distribution": "bespoke-rules-example",
                                    "version": "0.1.0"}]}
     message = await refused_at_start(client, task_queue, engine, inp.model_copy(update={"pin": pin}))
-    assert "pinned plugins" in message, message
+    assert "pinned plugins" in message and "the policy uses none" in message, message
 
 
 def test_the_store_keeps_each_policy_once_under_the_hash_it_computes(engine):
