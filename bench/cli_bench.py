@@ -124,7 +124,7 @@ def main() -> None:
     home = Path(tempfile.mkdtemp(prefix="bespoke-cli-bench-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
     env.update(BESPOKE_HOME=str(home), TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
-               BESPOKE_UI_PORT=str(free_port()), COLUMNS="200")
+               BESPOKE_UI_PORT=str(free_port()), BESPOKE_API_BIND="127.0.0.1:0", COLUMNS="200")
     minimal = home / "minimal_query.py"
     minimal.write_text(MINIMAL_QUERY)
     server = start_server(env, home)

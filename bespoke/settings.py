@@ -134,6 +134,8 @@ FIELDS: tuple[_Field, ...] = (
            "orders started before encryption was turned on are still open."),
     _Field("task_queue", _text, "bespoke-orders", "Task queue the workers poll."),
     _Field("ui_port", _integer(0, 65535), 8233, "Port of the embedded server's Web UI."),
+    _Field("api_bind", _text, "127.0.0.1:8000",
+           "host:port the HTTP API (and the portal) listens on: `bespoke up` and `bespoke api`."),
     _Field("policy_dir", _path, None, "Extra directory of policy TOML files, searched before the bundled ones.",
            optional=True),
     _Field("default_policy", _text, "default", "Policy new orders pin when none is given."),
@@ -146,6 +148,9 @@ FIELDS: tuple[_Field, ...] = (
     _Field("cli_timeout", _seconds, 30.0,
            "Seconds a `bespoke` command waits for an order to answer a query or an action before it "
            "gives up (exit 4): a worker that is down or stuck must not hang a script."),
+    _Field("evidence_dir", _path, None,
+           "Where uploaded evidence files are kept, content-addressed by sha256; default `evidence/` in `home`.",
+           optional=True),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -169,11 +174,13 @@ class Settings:
     payload_plaintext: str
     task_queue: str
     ui_port: int
+    api_bind: str
     policy_dir: Path | None
     default_policy: str
     metrics_bind: str | None
     worker_cache_size: int
     cli_timeout: float
+    evidence_dir: Path | None
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
         unknown = sorted(set(given) - set(_BY_NAME))

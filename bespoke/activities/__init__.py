@@ -25,6 +25,7 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         store.project_order,
         reconcile.reconcile_batch,
         reconcile.reconcile_workflows,
+        reconcile.reconcile_rows,
         credit.reserve_credit,
         credit.release_credit,
         credit.mark_credit_overdue,

@@ -19,25 +19,30 @@ def record_transaction(*, engine: Engine, txn: Transaction) -> bool:
     constraint on (txn_key, leg) backs this check against concurrent retries.
     """
     with session_scope(engine) as session:
-        exists = session.exec(select(LedgerEntry.id).where(LedgerEntry.txn_key == txn.key)).first()
-        if exists is not None:
-            return False
-        for index, leg in enumerate(txn.legs):
-            session.add(
-                LedgerEntry.model_validate(
-                    {
-                        "order_id": txn.order_id,
-                        "txn_key": txn.key,
-                        "leg": index,
-                        "kind": txn.kind,
-                        "account": leg.account.value,
-                        "amount": leg.amount,
-                        "currency": txn.currency,
-                        "memo": txn.memo,
-                        "at": txn.at,
-                    }
-                )
+        return record_into(session, txn)
+
+
+def record_into(session, txn: Transaction) -> bool:
+    """`record_transaction` in the caller's session."""
+    exists = session.exec(select(LedgerEntry.id).where(LedgerEntry.txn_key == txn.key)).first()
+    if exists is not None:
+        return False
+    for index, leg in enumerate(txn.legs):
+        session.add(
+            LedgerEntry.model_validate(
+                {
+                    "order_id": txn.order_id,
+                    "txn_key": txn.key,
+                    "leg": index,
+                    "kind": txn.kind,
+                    "account": leg.account.value,
+                    "amount": leg.amount,
+                    "currency": txn.currency,
+                    "memo": txn.memo,
+                    "at": txn.at,
+                }
             )
+        )
     return True
 
 

@@ -18,7 +18,8 @@ included. A running order's ledger must hold what its `status` query says
 with escrow empty; an order whose workflow was terminated, failed, cancelled or
 timed out is reported (it can never move its money again), with any escrow it
 still holds as stranded; and a workflow the read model has no row for is
-reported as missing. The ledger is the database's, the truth is the workflow's:
+reported as missing; so is, the other way round, an order the read model holds
+open whose workflow Temporal does not have (`reconcile_rows`). The ledger is the database's, the truth is the workflow's:
 this is what catches a database that lost orders or a workflow killed from the
 Web UI, which the database alone cannot see.
 
@@ -42,6 +43,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 from temporalio import activity
 
+from bespoke.domain import search_attributes as sa
 from bespoke.domain.models import TERMINAL_STAGES, Account, Frozen
 from bespoke.store.db import check_file
 from bespoke.store.tables import LedgerEntry, OrderRow
@@ -94,6 +96,19 @@ class WorkflowPageReport(Frozen):
     discrepancies: list[Discrepancy] = []
     refused: int = 0  # orders whose input the workflow refused at start (never in the books)
     total: int | None = None  # order workflows on the task queue (first page only: progress)
+
+
+class RowsPage(Frozen):
+    """Read-model orders not yet closed, by id, after `after`: does each still have a workflow?"""
+
+    after: str = ""
+    limit: int = Field(default=500, ge=1, le=10_000)
+
+
+class RowsReport(Frozen):
+    checked: int
+    last_order_id: str | None  # None: this was the last page
+    discrepancies: list[Discrepancy] = []
 
 
 class ReconcileProgress(Frozen):
@@ -375,6 +390,10 @@ async def reconcile_workflows(*, client, engine: Engine, page: WorkflowPage, sle
                                     next_page_token=base64.b64decode(page.page_token) if page.page_token else None)
     await listing.fetch_next_page()
     executions = [(e.id, e.run_id, int(e.status)) for e in listing.current_page or ()]
+    # The stage each workflow last published (search attribute BespokeStage): what
+    # a report shows for an order the read model lacks and its workflow cannot say.
+    published = {e.id.removeprefix("order-"): e.typed_search_attributes.get(sa.STAGE)
+                 for e in listing.current_page or ()}
     token = listing.next_page_token
     total = (await client.count_workflows(query)).count if not page.page_token else None
     semaphore = asyncio.Semaphore(QUERY_CONCURRENCY)
@@ -400,8 +419,8 @@ async def reconcile_workflows(*, client, engine: Engine, page: WorkflowPage, sle
         await sleep(page.settle_seconds)
         results.update(await check(suspects))
     discrepancies = [
-        Discrepancy(order_id=oid, stage=order.stage if order is not None else facts.stage, problems=problems,
-                    check="workflow")
+        Discrepancy(order_id=oid, stage=order.stage if order is not None else facts.stage or published.get(oid),
+                    problems=problems, check="workflow")
         for oid, (facts, problems, order) in sorted(results.items()) if problems
     ]
     refused = sum(1 for facts, problems, _ in results.values() if facts.refused and not problems)
@@ -409,6 +428,43 @@ async def reconcile_workflows(*, client, engine: Engine, page: WorkflowPage, sle
         checked=len(executions), discrepancies=discrepancies, refused=refused, total=total,
         next_page_token=base64.b64encode(token).decode() if token else None,
     )
+
+
+def _open_rows(engine: Engine, page: RowsPage) -> list[tuple[str, str]]:
+    check_file(engine)
+    closed = [s.value for s in TERMINAL_STAGES]
+    with Session(engine) as session:
+        return [tuple(r) for r in session.exec(
+            select(OrderRow.order_id, OrderRow.stage).where(OrderRow.order_id > page.after)
+            .where(col(OrderRow.stage).not_in(closed)).order_by(col(OrderRow.order_id)).limit(page.limit)
+        )]
+
+
+async def reconcile_rows(*, client, engine: Engine, page: RowsPage, heartbeat=lambda: None) -> RowsReport:
+    """The other direction: an order the read model holds open must have a workflow.
+    (A closed order's workflow may be gone legitimately, after the namespace's
+    retention period.) Each is asked with `describe`, which is strongly consistent
+    where the visibility list may lag."""
+    from temporalio.service import RPCError, RPCStatusCode
+
+    rows = await asyncio.to_thread(_open_rows, engine, page)
+    semaphore = asyncio.Semaphore(QUERY_CONCURRENCY)
+
+    async def missing(oid: str, stage: str) -> Discrepancy | None:
+        async with semaphore:
+            heartbeat()
+            try:
+                await client.get_workflow_handle(f"order-{oid}").describe(rpc_timeout=QUERY_TIMEOUT)
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                return Discrepancy(order_id=oid, stage=stage, check="workflow", problems=[
+                    f"the read model has the order in stage {stage}, but Temporal has no workflow order-{oid}"])
+            return None
+
+    found = await asyncio.gather(*(missing(oid, stage) for oid, stage in rows))
+    return RowsReport(checked=len(rows), last_order_id=rows[-1][0] if len(rows) == page.limit else None,
+                      discrepancies=[d for d in found if d is not None])
 
 
 def _load_readonly(engine: Engine, order_ids: list[str]):
@@ -440,6 +496,14 @@ class ReconcileActivities:
         for d in report.discrepancies:
             activity.logger.warning("books and workflow disagree for order %s (%s): %s", d.order_id, d.stage,
                                     "; ".join(d.problems))
+        return report
+
+    @activity.defn(name="reconcile_rows")
+    async def reconcile_rows(self, page: RowsPage) -> RowsReport:
+        report = await reconcile_rows(client=activity.client(), engine=self._engine, page=page,
+                                      heartbeat=activity.heartbeat)
+        for d in report.discrepancies:
+            activity.logger.warning("order %s (%s) has no workflow", d.order_id, d.stage)
         return report
 
     @staticmethod

@@ -13,39 +13,45 @@ from bespoke.store.tables import DecisionRow, OrderRow, TimelineRow
 
 def project_order(*, engine: Engine, data: ProjectInput) -> None:
     """Upsert the order row; insert timeline entries and decisions not yet stored."""
-    p = data.projection
     with session_scope(engine) as session:
-        row = session.get(OrderRow, p.order_id)
-        values = p.model_dump()
-        values["stage"] = p.stage.value
-        if row is None:
-            session.add(OrderRow.model_validate(values))
-        elif row.updated_at <= p.updated_at.replace(tzinfo=row.updated_at.tzinfo):
-            for key, value in values.items():
-                setattr(row, key, value)
-        if data.timeline:
-            seqs = [e.seq for e in data.timeline]
-            have = set(
-                session.exec(
-                    select(TimelineRow.seq).where(
-                        TimelineRow.order_id == p.order_id, TimelineRow.seq.in_(seqs)
-                    )
-                ).all()
-            )
-            for entry in data.timeline:
-                if entry.seq not in have:
-                    session.add(TimelineRow(order_id=p.order_id, **entry.model_dump()))
-        for decision in data.decisions:
-            if session.get(DecisionRow, decision["decision_id"]) is None:
-                session.add(
-                    DecisionRow(
-                        decision_id=decision["decision_id"],
-                        order_id=p.order_id,
-                        kind=decision.get("kind", ""),
-                        explanation=decision,
-                        at=p.updated_at,
-                    )
+        project_into(session, data)
+
+
+def project_into(session, data: ProjectInput) -> None:
+    """`project_order` in the caller's session (`bespoke db rebuild` applies a run's
+    projections in one transaction)."""
+    p = data.projection
+    row = session.get(OrderRow, p.order_id)
+    values = p.model_dump()
+    values["stage"] = p.stage.value
+    if row is None:
+        session.add(OrderRow.model_validate(values))
+    elif row.updated_at <= p.updated_at.replace(tzinfo=row.updated_at.tzinfo):
+        for key, value in values.items():
+            setattr(row, key, value)
+    if data.timeline:
+        seqs = [e.seq for e in data.timeline]
+        have = set(
+            session.exec(
+                select(TimelineRow.seq).where(
+                    TimelineRow.order_id == p.order_id, TimelineRow.seq.in_(seqs)
                 )
+            ).all()
+        )
+        for entry in data.timeline:
+            if entry.seq not in have:
+                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump()))
+    for decision in data.decisions:
+        if session.get(DecisionRow, decision["decision_id"]) is None:
+            session.add(
+                DecisionRow(
+                    decision_id=decision["decision_id"],
+                    order_id=p.order_id,
+                    kind=decision.get("kind", ""),
+                    explanation=decision,
+                    at=p.updated_at,
+                )
+            )
 
 
 class StoreActivities:

@@ -36,9 +36,13 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "policy": ("bespoke.cli.policy", "app", "Rule policies: list them, read one in plain words, check a policy file."),
     "buyer": ("bespoke.cli.accounts", "buyer_app", "Buyer payment accounts: credit lines and collection accounts."),
     "bank": ("bespoke.cli.bank", "bank_app", "Incoming bank transfers to dedicated collection accounts."),
-    "db": ("bespoke.cli.db", "app", "Database schema: migrate to the newest revision, or show the current one."),
+    "db": ("bespoke.cli.db", "app",
+           "Database schema (migrate, show the revision); rebuild the read model from the workflows."),
     "ops": ("bespoke.cli.ops", "app", "Operator commands: ledger reconciliation."),
     "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
+    "principal": ("bespoke.cli.principal", "app",
+                  "HTTP API principals: add one (its token is printed once), list, revoke, rotate."),
+    "demo": ("bespoke.cli.demo", "app", "Create the portal's demo accounts (printed passwords) and demo orders."),
 }
 
 
@@ -166,6 +170,7 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
             client = await connect(server.settings, worker=True)
             await ensure_search_attributes(client, server.namespace)
             store = "in memory (lost on exit)" if server.db_path is None else str(server.db_path)
+            api = await _start_api(server.settings, client)
             if server.all_interfaces:
                 typer.echo(
                     f"warning: the Temporal server (and its Web UI) listens on ALL network interfaces "
@@ -182,15 +187,107 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
                         f"  Workflow data: {store}",
                         f"  Server log:    {server.log_path}",
                         f"  Read model:    {server.settings.effective_database_url}",
+                        f"  HTTP API:      {api.url}  (docs {api.url}/docs, portal {api.url}/)",
                         f"Worker polling task queue {server.settings.task_queue!r}. Press Ctrl-C to stop.",
                     ]
                 )
             )
             sys.stdout.flush()
-            if not shutdown.is_set():
-                await run_worker(client, server.settings, shutdown=shutdown)
+            try:
+                if not shutdown.is_set():
+                    await run_worker(client, server.settings, shutdown=shutdown)
+            finally:
+                await api.stop()
             typer.echo("Worker stopped; stopping Temporal server...", err=True)
     typer.echo("Stopped.", err=True)
+
+
+def _server_class() -> Any:
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        """uvicorn without its own signal handling: Ctrl-C is this process's
+        (`_shutdown_on_signals`), which stops the API and the worker in order;
+        uvicorn's would re-raise SIGINT after serving and exit 130."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    return Server
+
+
+class _ApiServer:
+    """The HTTP API served by uvicorn inside this process's event loop."""
+
+    def __init__(self, settings: Settings, client: Any) -> None:
+        import uvicorn
+
+        from bespoke.api.app import create_app, parse_bind
+
+        try:
+            self.host, self.port = parse_bind(settings.api_bind)
+        except ValueError as err:
+            raise CliError(str(err)) from None
+        config = uvicorn.Config(create_app(settings, client=client), host=self.host, port=self.port,
+                                log_level="warning", lifespan="off", access_log=False)
+        self.server = _server_class()(config)
+        self.task: Any = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> _ApiServer:
+        import asyncio
+        import socket
+
+        # Bound here, not by uvicorn: a port in use is an OSError we can report,
+        # where uvicorn would sys.exit inside the event loop.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((self.host, self.port))
+        except OSError as err:
+            sock.close()
+            raise CliError(f"the HTTP API cannot listen on {self.host}:{self.port}: {err.strerror} "
+                           "(BESPOKE_API_BIND sets the address)") from None
+        self.port = sock.getsockname()[1]
+        self.task = asyncio.get_running_loop().create_task(self.server.serve(sockets=[sock]))
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+                raise CliError("the HTTP API stopped while starting")
+            await asyncio.sleep(0.02)
+        return self
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        if self.task is not None:
+            await self.task
+
+    async def serve_until(self, shutdown: Any) -> None:
+        await shutdown.wait()
+        await self.stop()
+
+
+async def _start_api(settings: Settings, client: Any) -> _ApiServer:
+    return await _ApiServer(settings, client).start()
+
+
+async def _api(settings: Settings) -> None:
+    import asyncio
+
+    shutdown = asyncio.Event()
+    with _shutdown_on_signals(shutdown):
+        server = await _start_api(settings, None)  # connects to Temporal on first use
+        typer.echo(f"HTTP API listening on {server.url} (docs {server.url}/docs), Temporal at "
+                   f"{settings.temporal_address}. Press Ctrl-C to stop.")
+        sys.stdout.flush()
+        await server.serve_until(shutdown)
+    typer.echo("API stopped.", err=True)
 
 
 async def _worker(settings: Settings) -> None:
@@ -228,6 +325,19 @@ def up(
 
     long_running()
     run_async(_up(get_settings(), in_memory=in_memory, headless=headless))
+
+
+@app.command()
+def api() -> None:
+    """Serve only the HTTP API (and portal) on BESPOKE_API_BIND (default 127.0.0.1:8000).
+
+    Stateless: it keeps nothing but what is in the database and Temporal, so run
+    several behind a load balancer. Talks to the Temporal at TEMPORAL_ADDRESS.
+    """
+    from bespoke.settings import get_settings
+
+    long_running()
+    run_async(_api(get_settings()))
 
 
 @app.command()

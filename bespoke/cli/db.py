@@ -2,6 +2,7 @@
 
 Every process already migrates to head when it opens the database; these
 commands let an operator do it ahead of a deploy, or check where a database is.
+`bespoke db rebuild` restores the read model from the workflows (bespoke/rebuild.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import typer
 from bespoke.cli.errors import CliError
 from bespoke.settings import get_settings
 
-app = typer.Typer(help="Database schema: migrate to the newest revision, or show the current one.", no_args_is_help=True)
+app = typer.Typer(help="Database schema (migrate, show the revision); rebuild the read model from the workflows.",
+                  no_args_is_help=True)
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object for scripts.")]
 
 
@@ -99,3 +101,56 @@ def upgrade(as_json: JsonOpt = False) -> None:
         typer.echo(f"{shown}: already at revision {after} (head)")
     else:
         typer.echo(f"{shown}: migrated from {before or 'empty'} to {after}")
+
+
+@app.command()
+def rebuild(as_json: JsonOpt = False) -> None:
+    """Restore the orders, ledger, timeline and decisions tables from the order
+    workflows on the task queue (running and closed), e.g. after the database was
+    lost: each workflow's recorded ledger postings and read-model updates are
+    applied again. Idempotent (a second run adds nothing) and safe while workers
+    run. Buyer accounts, credit lines and bank transfers are not in the workflows
+    and are not restored."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bespoke.cli.errors import long_running, run_async
+    from bespoke.store.db import get_engine
+
+    long_running()
+    url, shown = _target()
+    settings = get_settings()
+    try:
+        engine = get_engine(url)
+    except SQLAlchemyError as err:
+        raise _database_error(shown, err) from None
+    try:
+        report = run_async(_rebuild(settings, engine))
+    except SQLAlchemyError as err:
+        raise _database_error(shown, err) from None
+    data = {"url": shown, "orders": report.orders, "runs": report.runs, "inputs": report.inputs,
+            "added": report.added}
+    if as_json:
+        typer.echo(json.dumps(data))
+        return
+    added = ", ".join(f"{n} {name}" for name, n in report.added.items())
+    typer.echo(f"{shown}: rebuilt from {report.orders} order workflows ({report.runs} runs, {report.inputs} recorded "
+               f"writes); rows added: {added}")
+
+
+async def _rebuild(settings, engine):
+    from rich.console import Console
+
+    from bespoke.rebuild import rebuild
+    from bespoke.runtime.client import connect
+
+    client = await connect(settings)
+    console = Console(stderr=True)
+    if not console.is_terminal:  # scripts: nothing on stderr
+        return await rebuild(client, engine, task_queue=settings.task_queue)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("rebuilding"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as bar:
+        task = bar.add_task("rebuild", total=None)
+        return await rebuild(client, engine, task_queue=settings.task_queue,
+                             progress=lambda done, total: bar.update(task, completed=done, total=total))

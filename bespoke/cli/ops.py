@@ -52,7 +52,10 @@ async def _reconcile(settings: Settings, *, timeout: float, batch_size: int, set
                 f"is a worker polling task queue {settings.task_queue!r}? (`bespoke worker`)"
             )
         else:
-            failure = CliError(f"reconciliation {workflow_id} failed: {err.cause}")
+            cause = err.cause
+            while getattr(cause, "cause", None) is not None:  # the activity's own error says what went wrong
+                cause = cause.cause
+            failure = CliError(f"reconciliation {workflow_id} failed: {getattr(cause, 'message', None) or cause}")
     raise failure
 
 
@@ -71,7 +74,8 @@ async def _with_progress(handle):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     result = asyncio.ensure_future(handle.result())
-    labels = {"books": "books", "workflows": "books vs workflows", "done": "done"}
+    labels = {"books": "books", "workflows": "books vs workflows", "read model": "open orders' workflows",
+              "done": "done"}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as bar:
         task = bar.add_task("starting", total=None)

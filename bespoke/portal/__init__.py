@@ -19,12 +19,14 @@ from fastapi import FastAPI
 
 def install_portal(app: FastAPI) -> None:
     """Mount the portal's pages on `app` (the API's app, or a test app)."""
-    from bespoke.portal import lang, orders, public, signin
+    from bespoke.portal import lang, ops, orders, public, seller, signin
 
     app.include_router(public.router)
     app.include_router(lang.router)
     app.include_router(signin.router)
+    app.include_router(ops.router)  # before orders: /orders/{id}/arbitrate/preview
     app.include_router(orders.router)
+    app.include_router(seller.router)
 
 
 def create_app(settings: Any = None) -> FastAPI:

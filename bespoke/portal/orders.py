@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import FileResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlmodel import Session, col, select
 
@@ -22,6 +22,7 @@ from bespoke.cli.errors import CliError, NotFound, Rejected, Unreachable
 from bespoke.domain import models as m
 from bespoke.domain.money import MoneyError, parse_amount
 from bespoke.portal.auth import Principal
+from bespoke.portal.files import REF, SIGNATURES, FileRejected, refs_in, sniff, store_upload, stored_path
 from bespoke.portal.web import PortalError, PortalRoute, engine_for, render, settings_for
 from bespoke.store.tables import OrderRow
 
@@ -114,10 +115,9 @@ def steps(stage: str) -> list[tuple[str, str]]:
     if anchor is None:
         return [(s, "todo") for s in LIFECYCLE] + [("cancelled", "current")]
     i = LIFECYCLE.index(anchor)
-    out = [(s, "done" if n < i else "current" if n == i else "todo") for n, s in enumerate(LIFECYCLE)]
-    if stage not in LIFECYCLE:
-        out.append((stage, "current"))
-    return out
+    if stage not in LIFECYCLE:  # after-sales, refunded: the anchor is done, the stage itself is current
+        return [(s, "done" if n <= i else "todo") for n, s in enumerate(LIFECYCLE)] + [(stage, "current")]
+    return [(s, "done" if n < i else "current" if n == i else "todo") for n, s in enumerate(LIFECYCLE)]
 
 
 def time_left(due: datetime, now: datetime) -> str:
@@ -212,7 +212,8 @@ async def my_orders(request: Request, stage: str | None = None) -> Response:
     except _SignIn:
         return RedirectResponse("/sign-in?next=/orders", status_code=303)
     stage = stage if stage and len(stage) <= 32 else None
-    return render(request, "orders.html", orders=list_orders(request, principal, stage=stage), stage=stage)
+    return render(request, "orders.html", orders=list_orders(request, principal, stage=stage), stage=stage,
+                  stages=LIFECYCLE + AFTERSALES + ("refunded", "cancelled"))
 
 
 @router.get("/orders/{order_id}")
@@ -225,7 +226,8 @@ async def order_page(request: Request, order_id: str, done: str | None = None) -
 
 
 async def _order_page(request: Request, principal: Principal, order_id: str, *, done: str | None = None,
-                      error: str | None = None, status: int = 200) -> Response:
+                      error: str | None = None, status: int = 200, preview: Any = None,
+                      preview_refund: str = "", preview_note: str = "") -> Response:
     view = await view_for(request, principal, order_id)
     oc = await order_client(request)
     actions = actions_now(principal, view)
@@ -235,7 +237,8 @@ async def _order_page(request: Request, principal: Principal, order_id: str, *, 
     return render(
         request, "order.html", status=status, view=view, steps=steps(view.stage.value), deadlines=deadlines,
         actions=actions, quote=quote, done=ACTION_DONE.get(done or ""), error=error,
-        timeline=list(reversed(view.timeline)),
+        timeline=list(reversed(view.timeline)), files=file_links(view), preview=preview, preview_refund=preview_refund,
+        preview_note=preview_note,
     )
 
 
@@ -274,8 +277,9 @@ def _money(form: Any, name: str, currency: str, *, required: bool = True) -> int
     return value
 
 
-def build_payload(action: str, actor: m.Actor, form: Any, view: Any) -> Any:
-    """The update payload for `action`, built as the CLI builds it."""
+def build_payload(action: str, actor: m.Actor, form: Any, view: Any, file_ref: str | None = None) -> Any:
+    """The update payload for `action`, built as the CLI builds it; an uploaded
+    file goes in as its reference (an evidence item, or the milestone's note)."""
     cur = view.currency
     t = lambda name, limit=MAX_TEXT: _text(form, name, limit)  # noqa: E731
     if action in ("consent", "accept", "confirm", "finish_production"):
@@ -286,8 +290,10 @@ def build_payload(action: str, actor: m.Actor, form: Any, view: Any) -> Any:
         return m.PayInput(actor=actor, amount=amount, currency=cur, reference=f"WEB-{uuid.uuid4().hex[:12].upper()}",
                           method=method)
     if action == "milestone":
-        return m.MilestoneInput(actor=actor, milestone=t("milestone", 40), cost=_money(form, "cost", cur),
-                                note=t("note", 1000))
+        note = t("note", 700)
+        if file_ref:
+            note = f"{note} · photo {file_ref}" if note else f"photo {file_ref}"
+        return m.MilestoneInput(actor=actor, milestone=t("milestone", 40), cost=_money(form, "cost", cur), note=note)
     if action == "salvage":
         return m.SalvageInput(actor=actor, value=_money(form, "value", cur))
     if action == "quality_check":
@@ -297,7 +303,7 @@ def build_payload(action: str, actor: m.Actor, form: Any, view: Any) -> Any:
     if action == "cancel":
         return m.CancelInput(actor=actor, reason=t("reason", 500))
     if action == "request_return":
-        items = tuple(x for x in (t("evidence", 2000),) if x)
+        items = tuple(x for x in (t("evidence", 2000), file_ref) if x)
         return m.ReturnRequestInput(actor=actor, reason=t("reason", 40), remedy=t("remedy", 20) or "refund",
                                     description=t("description", 2000), evidence=items)
     if action == "respond_return":
@@ -316,11 +322,56 @@ def build_payload(action: str, actor: m.Actor, form: Any, view: Any) -> Any:
         return m.DisputeInput(actor=actor, claim=_money(form, "claim", cur, required=False),
                               statement=t("statement", 4000))
     if action == "evidence":
-        items = tuple(x for x in (t("item", 2000),) if x)
+        items = tuple(x for x in (t("item", 2000), file_ref) if x)
         return m.EvidenceInput(actor=actor, items=items, final=form.get("final") == "on")
     if action == "arbitrate":
         return m.ArbitrateInput(actor=actor, refund=_money(form, "refund", cur), note=t("note", 4000))
     raise PortalError(404, "No such action.")
+
+
+FILE_ACTIONS = ("milestone", "request_return", "evidence")
+
+
+async def _upload(request: Request, form: Any) -> str | None:
+    """Store the form's `file` if one was chosen; its reference, else None."""
+    upload = form.get("file")
+    if upload is None or isinstance(upload, str) or not upload.filename:
+        return None
+    return (await store_upload(settings_for(request), upload)).ref
+
+
+@router.get("/orders/{order_id}/files/{sha}")
+async def order_file(request: Request, order_id: str, sha: str) -> Response:
+    """An evidence file, to the order's parties and ops only, and only if this
+    order refers to it."""
+    principal = require(request)
+    view = await view_for(request, principal, order_id)
+    path = stored_path(settings_for(request), sha) if sha in refs_in(view) else None
+    if path is None:
+        raise PortalError(404, "No such file.")
+    with path.open("rb") as f:
+        mime = sniff(f.read(16)) or "application/octet-stream"
+    disposition = "inline" if mime.startswith("image/") else "attachment"
+    return FileResponse(path, media_type=mime, headers={
+        "Content-Disposition": f'{disposition}; filename="{sha[:12]}{_EXT.get(mime, "")}"',
+        # Sandboxed, no script; the browser's own image viewer styles itself inline.
+        "Content-Security-Policy": "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; sandbox", "Cache-Control": "private, max-age=600",
+    })
+
+
+_EXT = {mime: ext for _, _, mime, ext in SIGNATURES}
+
+
+def file_links(view: Any) -> list[tuple[str, str]]:
+    """(hash, what the reference says) for every file the order refers to."""
+    texts = [e.item for c in view.cases for e in c.evidence] + [r.note for r in view.milestones]
+    if view.open_case is not None:
+        texts += [e.item for e in view.open_case.evidence]
+    out: dict[str, str] = {}
+    for text in texts:
+        for match in REF.finditer(text + " "):
+            out.setdefault(match.group(1), text[match.end():].split(" · ")[0].strip())
+    return list(out.items())
 
 
 @router.post("/orders/{order_id}/{action}")
@@ -331,13 +382,16 @@ async def act(request: Request, order_id: str, action: str) -> Response:
         raise PortalError(404, "No such action.")
     form = await request.form()
     try:
-        payload = build_payload(action, principal.actor, form, view)
+        file_ref = await _upload(request, form) if action in FILE_ACTIONS else None
+        payload = build_payload(action, principal.actor, form, view, file_ref)
         oc = await order_client(request)
         await oc.update(order_id, action, payload)
     except ValidationError as err:
         from bespoke.service import pydantic_message
 
         return await _order_page(request, principal, order_id, error=pydantic_message(err), status=422)
+    except FileRejected as err:
+        return await _order_page(request, principal, order_id, error=str(err), status=422)
     except Rejected as err:
         return await _order_page(request, principal, order_id, error=str(err), status=409)
     except Unreachable as err:

@@ -96,8 +96,8 @@ CSRF_COOKIE = "bespoke_csrf"  # before sign-in only: the sign-in form's double-s
 
 LINKS: dict[str, list[tuple[str, str]]] = {
     "buyer": [("/orders", "My orders")],
-    "seller": [("/orders", "My orders")],
-    "ops": [("/orders", "All orders")],
+    "seller": [("/orders", "My orders"), ("/seller/cash-flow", "Cash flow")],
+    "ops": [("/ops", "Queues"), ("/orders", "All orders")],
 }
 
 
@@ -149,6 +149,20 @@ def set_cookie(request: Request, response: Response, name: str, value: str, *, m
                         secure=request.url.scheme == "https", path="/")
 
 
+MAX_BODY = 11 * 1024 * 1024  # the largest evidence file and a form around it
+
+
+def _check_body_size(request: Request) -> None:
+    """Refuse a body too big before it is read (uploads are spooled otherwise)."""
+    length = request.headers.get("content-length")
+    if length is None:
+        if request.headers.get("content-type", "").startswith("multipart/"):
+            raise PortalError(411, "An upload needs a Content-Length.")
+        return
+    if not length.isdigit() or int(length) > MAX_BODY:
+        raise PortalError(413, "That is too large: a file may have at most 10 MiB.")
+
+
 class PortalRoute(APIRoute):
     """Every portal response carries the security headers; every request knows its
     signed-in principal; every form post must carry the CSRF token; a refused
@@ -161,6 +175,8 @@ class PortalRoute(APIRoute):
             new_csrf = False
             try:
                 new_csrf = _load_session(request)
+                if request.method not in ("GET", "HEAD"):
+                    _check_body_size(request)
                 if request.method not in ("GET", "HEAD") and not await _csrf_ok(request):
                     raise PortalError(403, "This form has expired or did not come from this site: reload the page "
                                            "and try again.")
@@ -171,6 +187,8 @@ class PortalRoute(APIRoute):
                 first = err.errors()[0] if err.errors() else {}
                 where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "input"
                 response = error_page(request, 422, f"{where}: {first.get('msg', 'invalid input')}")
+            finally:
+                await request.close()  # the parsed form's spooled upload files
             if new_csrf:
                 set_cookie(request, response, CSRF_COOKIE, request.state.csrf_token, samesite="strict")
             return secure(response)

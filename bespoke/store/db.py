@@ -42,7 +42,7 @@ BASELINE_TABLES = ("orders", "ledger_entries", "timeline", "decisions", "buyer_a
 # The newest revision in migrations/versions (a test keeps the two equal). A
 # database already there is opened without importing Alembic at all: every CLI
 # command opens the database, and Alembic costs more than the check.
-SCHEMA_HEAD = "0005"
+SCHEMA_HEAD = "0006"
 # pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
 # (bytes of "bespoke" as a signed 64-bit integer).
 MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")
@@ -255,8 +255,8 @@ def check_file(engine: Engine) -> None:
             return
         problem = "was replaced by another file"
     message = (f"the read-model database {path} {problem} after this process opened it; nothing more is "
-               f"written until the original file is back, or until this process is restarted on a restored "
-               f"one")
+               f"written until the original file is back, or until it is rebuilt (`bespoke db rebuild`) and "
+               f"this process restarted")
     _log.error(message)
     raise DatabaseFileChanged(message)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, JSON, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, JSON, UniqueConstraint, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -204,3 +204,56 @@ class PortalSignInFailure(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     key: str = Field(index=True, max_length=300)
     at: datetime = Field(index=True)
+
+
+# --- HTTP API (issue 11): principals, idempotency keys, signed callback events.
+
+
+class ApiPrincipal(SQLModel, table=True):
+    """A party the API knows: `role:name`, its bearer token's sha256, its scopes
+    (an integration's `carrier:NAME` or `bank`), and for integrations the secret
+    their signed callbacks use."""
+
+    __tablename__ = "api_principals"
+
+    principal: str = Field(primary_key=True, max_length=250)
+    role: str = Field(max_length=20)
+    name: str = Field(max_length=200)
+    token_sha256: str = Field(unique=True, max_length=64)
+    scopes: str = Field(default="", max_length=1000)
+    # Standard Webhooks needs the shared secret itself to check an HMAC, so unlike
+    # the token it cannot be stored as a hash.
+    webhook_secret: str | None = Field(default=None, max_length=100)
+    revoked: bool = False
+    created_by: str = Field(max_length=250)
+    created_at: datetime
+    rotated_at: datetime | None = None
+    revoked_at: datetime | None = None
+
+
+class ApiIdempotency(SQLModel, table=True):
+    """The first response to a POST with an Idempotency-Key, replayed on retries."""
+
+    __tablename__ = "api_idempotency"
+
+    principal: str = Field(primary_key=True, max_length=250)
+    key: str = Field(primary_key=True, max_length=200)
+    fingerprint: str = Field(max_length=64)
+    status: int  # 0 while the first request is still running
+    body: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    created_at: datetime = Field(index=True)
+
+
+class ApiCallbackEvent(SQLModel, table=True):
+    """A signed callback received: applied, or held for ops (unknown account or
+    tracking number, or the order refused it); its id is never accepted twice."""
+
+    __tablename__ = "api_callback_events"
+
+    principal: str = Field(primary_key=True, max_length=250)
+    event_id: str = Field(primary_key=True, max_length=200)
+    kind: str = Field(max_length=40)
+    status: str = Field(index=True, max_length=20)
+    detail: str = Field(default="", max_length=1000)
+    payload: str = Field(sa_column=Column(Text, nullable=False))
+    received_at: datetime

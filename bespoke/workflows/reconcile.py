@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
         ReconcileInput,
         ReconcileProgress,
         ReconcileReport,
+        RowsPage,
         WorkflowPage,
     )
 
@@ -38,6 +39,8 @@ SCHEDULED_WORKFLOW_ID = "bespoke-reconcile"
 # The books are compared with the order workflows themselves (runs before this
 # patch checked the database against itself only).
 WORKFLOWS_PATCH = "reconcile-workflows-v1"
+# ... and every order the read model holds open must still have a workflow.
+ROWS_PATCH = "reconcile-rows-v1"
 # 03:00 UTC: after the day's settlements, before the working day in Asia and Europe.
 DAILY_CRON = "0 3 * * *"
 
@@ -80,7 +83,8 @@ class ReconcileWorkflow:
                 break
             after = batch.last_order_id
         workflows = workflows_off = refused = 0
-        if workflow.patched(WORKFLOWS_PATCH):
+        compared = workflow.patched(WORKFLOWS_PATCH)
+        if compared:
             token, total = "", None
             self._progress = ReconcileProgress(phase="workflows", done=0, total=None)
             while True:
@@ -99,6 +103,18 @@ class ReconcileWorkflow:
                 if page.next_page_token is None:
                     break
                 token = page.next_page_token
+        if compared and workflow.patched(ROWS_PATCH):
+            after, rows = "", 0
+            while True:
+                self._progress = ReconcileProgress(phase="read model", done=rows, total=None)
+                found = await workflow.execute_activity_method(
+                    ReconcileActivities.reconcile_rows, RowsPage(after=after, limit=inp.batch_size), **BATCH)
+                rows += found.checked
+                workflows_off += len(found.discrepancies)
+                listed.extend(found.discrepancies[: max(MAX_LISTED - len(listed), 0)])
+                if found.last_order_id is None:
+                    break
+                after = found.last_order_id
         self._progress = ReconcileProgress(phase="done", done=workflows or checked, total=workflows or checked)
         report = ReconcileReport(
             orders_checked=checked, transactions_checked=transactions, orders_off=off,

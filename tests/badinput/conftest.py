@@ -72,7 +72,7 @@ class Cli:
 
 def start_up(home: Path, *extra_args: str) -> tuple[Cli, subprocess.Popen[str]]:
     env = clean_env(BESPOKE_HOME=str(home), TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
-                    BESPOKE_UI_PORT=str(free_port()))
+                    BESPOKE_UI_PORT=str(free_port()), BESPOKE_API_BIND="127.0.0.1:0")
     cli = Cli(home=home, env=env)
     with (home / "up.stdout").open("w") as out, (home / "up.stderr").open("w") as err:
         # The child keeps its own copies of the descriptors.

@@ -72,6 +72,7 @@ def bespoke(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bespoke]:
         BESPOKE_HOME=str(home),
         TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
         BESPOKE_UI_PORT=str(free_port()),
+        BESPOKE_API_BIND="127.0.0.1:0",  # any free port: tests run side by side
     )
     cli = Bespoke(home=home, env=env)
     out = (home / "up.stdout").open("w")

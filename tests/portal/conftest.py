@@ -113,7 +113,7 @@ async def browser() -> AsyncIterator[Any]:
 async def page(browser) -> AsyncIterator[Any]:
     """A fresh browser context (no cookies) and page; JavaScript errors fail the test."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900}, locale="en-GB")
-    context.set_default_timeout(10_000)
+    context.set_default_timeout(30_000)  # a loaded 2-core machine
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))

@@ -369,3 +369,65 @@ async def test_ops_reconcile_cli_exits_2_for_a_terminated_order(client, task_que
     human = await asyncio.to_thread(run)
     assert human.returncode == 2
     assert oid in human.stdout and "stranded in escrow" in human.stdout
+
+
+async def test_an_open_order_whose_workflow_is_gone_is_reported(client, task_queue, engine):
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+    from temporalio.service import RPCError
+
+    handle, oid = await _paid_order(client, task_queue, engine)
+    closed = await _cancelled_order(client, task_queue, engine)
+    # "Delete" in the Web UI, or `temporal workflow delete`: the workflow and its
+    # history are gone, the read model still shows the order in production.
+    for h in (handle, client.get_workflow_handle(f"order-{closed}")):
+        await client.workflow_service.delete_workflow_execution(DeleteWorkflowExecutionRequest(
+            namespace=client.namespace, workflow_execution=WorkflowExecution(workflow_id=h.id)))
+    for _ in range(200):
+        try:
+            await handle.describe()
+        except RPCError:
+            break
+        await asyncio.sleep(0.05)
+    report = await _reconcile(client, task_queue)
+    gone = _workflow(report)[oid]
+    assert gone.stage == "in_production"
+    assert gone.problems == [f"the read model has the order in stage in_production, but Temporal has no "
+                             f"workflow order-{oid}"]
+    # A closed order's workflow may be gone (the namespace's retention): not a problem.
+    assert closed not in _workflow(report)
+
+
+async def test_an_order_whose_workflow_refused_its_input_is_counted_not_reported(client, task_queue, engine):
+    from temporalio.client import WorkflowFailureError
+
+    from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
+    from tests.workflows.test_start_input import genuine
+
+    kept = await _completed_order(client, task_queue, engine)
+    # A raw client starting an order the CLI would refuse: the workflow fails it at
+    # once, before the books ever see it. Not an order, so not a problem.
+    bad = genuine(price=10**13)
+    handle = await client.start_workflow(ORDER_WORKFLOW, bad, id=workflow_id_for(bad.order_id),
+                                         task_queue=task_queue)
+    with pytest.raises(WorkflowFailureError):
+        await handle.result()
+    report = await _reconcile(client, task_queue)
+    assert report.clean and report.refused == 1 and report.workflows_checked == 2, report
+    assert kept not in _workflow(report)
+
+
+async def test_a_terminated_order_the_read_model_lost_shows_the_stage_its_workflow_published(client, task_queue,
+                                                                                              engine):
+    handle, oid = await _paid_order(client, task_queue, engine)
+    await handle.terminate(reason="cleanup")
+    _execute(engine, "DELETE FROM orders WHERE order_id = :oid", oid=oid)
+    report = await _reconcile(client, task_queue)
+    off = _workflow(report)[oid]
+    assert off.stage == "in_production"  # BespokeStage, the search attribute: neither the row nor the workflow says
+    assert off.problems == [
+        f"workflow order-{oid} is terminated but the read model has no such order",
+        "workflow terminated: terminated: cleanup",
+        "100000 stranded in escrow: the workflow is terminated and can never release it",
+    ]
+    assert [d.order_id for d in _books(report)] == [oid]  # ledger entries without an order

@@ -40,6 +40,7 @@ def bespoke_command() -> list[str]:
 
 def _env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))}
+    env["BESPOKE_API_BIND"] = "127.0.0.1:0"  # `bespoke up` serves the API: any free port
     env.update(extra)
     return env
 

@@ -54,7 +54,7 @@ async def test_a_read_model_deleted_under_a_running_worker_is_refused_and_the_or
 
     paying = asyncio.create_task(pay(handle, 100_000, "PAY-1"))
     message = await _failing_attempt(handle, "was deleted or moved away")
-    assert str(path) in message and "restarted" in message
+    assert str(path) in message and "bespoke db rebuild" in message
     assert not path.exists()  # no empty database was created in its place
     with pytest.raises(DatabaseFileChanged, match="deleted or moved away"):
         check_file(engine)

@@ -1,6 +1,7 @@
 """ReconcileWorkflow's recorded histories replay on the current code: one from
 before the books were compared with the order workflows (no `reconcile-workflows-v1`
-marker: it must replay without the new activity) and one after."""
+marker: it must replay without the new activity), one after it, and one after
+`reconcile-rows-v1` (the read model's open orders checked for a workflow)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from bespoke.workflows import WORKFLOWS
-from bespoke.workflows.reconcile import WORKFLOWS_PATCH
+from bespoke.workflows.reconcile import ROWS_PATCH, WORKFLOWS_PATCH
 
 HISTORIES = Path(__file__).parents[1] / "histories" / "reconcile"
 
@@ -34,7 +35,7 @@ def _patches(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("name", ["before_workflow_check", "with_workflow_check"])
+@pytest.mark.parametrize("name", ["before_workflow_check", "with_workflow_check", "with_rows_check"])
 async def test_reconcile_history_replays_on_current_code(name: str) -> None:
     path = HISTORIES / f"{name}.json"
     history = WorkflowHistory.from_json(name, path.read_text())
@@ -48,4 +49,8 @@ async def test_reconcile_history_replays_on_current_code(name: str) -> None:
 def test_reconcile_histories_are_on_both_sides_of_the_patch() -> None:
     before, after = HISTORIES / "before_workflow_check.json", HISTORIES / "with_workflow_check.json"
     assert WORKFLOWS_PATCH not in _patches(before) and "reconcile_workflows" not in _activities(before)
-    assert WORKFLOWS_PATCH in _patches(after) and _activities(after) == ["reconcile_batch", "reconcile_workflows"]
+    assert WORKFLOWS_PATCH in _patches(after) and ROWS_PATCH not in _patches(after)
+    assert _activities(after) == ["reconcile_batch", "reconcile_workflows"]
+    rows = HISTORIES / "with_rows_check.json"
+    assert {WORKFLOWS_PATCH, ROWS_PATCH} <= _patches(rows)
+    assert _activities(rows) == ["reconcile_batch", "reconcile_workflows", "reconcile_rows"]

@@ -1,0 +1,230 @@
+"""Orders: create, read (status, list, history, cancellation quote) and every
+action a party takes, bound to the authenticated principal.
+
+Authorization is checked here against the order itself, and again by the
+workflow's update validators (bespoke/workflows/core.py `_require`), which see the
+actor this module builds from the token, never from the body:
+
+* a buyer or seller sees and acts on its own orders only; a carrier on the orders
+  shipped with it; an integration principal for the carriers in its scopes;
+  ops sees every order and acts for a party only as its policy's `[on_behalf]`
+  allows (`?on_behalf_of=buyer`, recorded as "ops:olga for buyer:alice");
+* an order the principal may not see is 404, whoever's it is (the answer never
+  says whose); an action its role never takes is 403; an action not allowed now
+  is 409; bad input is 422; Temporal not answering is 503.
+
+Request bodies are the workflow's own update models (bespoke/domain/models.py)
+without their `actor` field; responses are the models `order status --json` and
+the CLI print. (No `from __future__ import annotations`: the action routes are
+built in a loop and FastAPI reads their annotations at runtime.)
+"""
+
+import base64
+import binascii
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Header, Path, Query, Request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from bespoke.api.auth import Caller, engine_for, settings_for
+from bespoke.api.idempotency import idempotent
+from bespoke.api.principals import ApiCaller
+from bespoke.api.problems import Problem, from_cli_error, responses
+from bespoke.cli.errors import CliError
+from bespoke.domain import models as m
+from bespoke.domain.names import ORDER_ID_PATTERN
+from bespoke.domain.vocabulary import PARTY_ACTIONS
+from bespoke.rules.decisions.cancellation import CancellationDecision
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+OrderId = Annotated[str, Path(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)]
+IdemKey = Annotated[str | None, Header(alias="Idempotency-Key", max_length=200,
+                                       description="Retrying with the same key returns the first response.")]
+OPS_ACTIONS = ("arbitrate", "override_deadline")
+READ_ERRORS = ("unauthenticated", "forbidden", "not-found", "invalid-input", "too-many-requests", "unavailable")
+WRITE_ERRORS = (*READ_ERRORS, "rejected")
+
+
+# ----------------------------------------------------------------- access
+
+
+async def order_client(request: Request) -> Any:
+    """The app's Temporal client (`bespoke up` and tests set one), else one
+    connection made on first use and kept on the app."""
+    from bespoke.cli.order.client import OrderClient
+
+    state = request.app.state
+    if getattr(state, "bespoke_client", None) is None:
+        from bespoke.runtime.client import connect
+
+        try:
+            state.bespoke_client = await connect(settings_for(request))
+        except Exception:  # noqa: BLE001 - any failure to connect is "unavailable" to a caller
+            raise Problem("unavailable", "the order service is not reachable; try again") from None
+    return OrderClient(state.bespoke_client, settings_for(request))
+
+
+def _same(a: str, b: str) -> bool:
+    from bespoke.workflows.core import same_name
+
+    return same_name(a, b)
+
+
+def may_see(caller: ApiCaller, view: m.OrderView) -> bool:
+    role = caller.role
+    if role is m.Role.OPS:
+        return True
+    if role is m.Role.BUYER:
+        return _same(view.buyer, caller.name)
+    if role is m.Role.SELLER:
+        return _same(view.seller, caller.name)
+    carrier = (view.shipment or {}).get("carrier")
+    return carrier is not None and any(_same(carrier, c) for c in caller.carriers)
+
+
+async def visible_view(request: Request, caller: ApiCaller, order_id: str, **page: Any) -> m.OrderView:
+    oc = await order_client(request)
+    try:
+        view = await oc.view(order_id, **page) if page else await oc.view(order_id, timeline_limit=50)
+    except CliError as err:
+        raise from_cli_error(err) from None
+    if not may_see(caller, view):
+        raise Problem("not-found", "no such order")  # never say whose it is
+    return view
+
+
+def acting_actor(caller: ApiCaller, action: str, view: m.OrderView | None, on_behalf_of: str | None) -> m.Actor:
+    """The actor the workflow sees for `caller` taking `action`; 403 if the
+    principal's role never takes it (the workflow checks again)."""
+    role = caller.role
+    if on_behalf_of is not None and role is not m.Role.OPS:
+        raise Problem("forbidden", "only ops may act on behalf of a party")
+    if role is m.Role.OPS and on_behalf_of is None:
+        if action not in OPS_ACTIONS:
+            raise Problem("forbidden", f"ops takes {action} only for a party (on_behalf_of=buyer|seller|carrier)")
+        return caller.actor
+    party_role = m.Role(on_behalf_of) if on_behalf_of else (m.Role.CARRIER if role is m.Role.INTEGRATION else role)
+    if action not in PARTY_ACTIONS.get(party_role.value, ()):
+        raise Problem("forbidden", f"a {party_role.value} does not take the {action} action")
+    if role in (m.Role.BUYER, m.Role.SELLER, m.Role.CARRIER):
+        return caller.actor
+    if view is None:
+        return caller.actor
+    names = {"buyer": view.buyer, "seller": view.seller, "carrier": (view.shipment or {}).get("carrier")}
+    name = names[party_role.value]
+    if name is None:
+        raise Problem("rejected", "the order has no carrier yet")
+    return m.Actor(role=role, name=caller.name, for_party=m.Actor(role=party_role, name=name))
+
+
+# ----------------------------------------------------------------- reads
+
+
+class OrderList(BaseModel):
+    """A page of orders from the read model, newest first."""
+
+    orders: list[m.OrderProjection]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
+
+
+class HistoryPage(BaseModel):
+    """A page of the timeline, newest entries (as `order history --json`)."""
+
+    order_id: str
+    timeline: list[m.TimelineEntry]
+    total: int
+    next_before: int | None
+
+
+def _cursor(row: Any) -> str:
+    at = row.created_at if row.created_at.tzinfo else row.created_at.replace(tzinfo=UTC)
+    raw = json.dumps([at.astimezone(UTC).isoformat(), row.order_id])
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _uncursor(text: str) -> tuple[datetime, str]:
+    try:
+        at, oid = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+        when = datetime.fromisoformat(at)
+        if not isinstance(oid, str):
+            raise ValueError
+        return (when if when.tzinfo else when.replace(tzinfo=UTC)), oid
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise Problem("invalid-input", "cursor: not a cursor this API returned") from None
+
+
+def _list_rows(engine: Any, caller: ApiCaller, stage: str | None, buyer: str | None, seller: str | None,
+               cursor: str | None, limit: int) -> OrderList:
+    from sqlalchemy import and_, or_
+    from sqlmodel import Session, col, select
+
+    from bespoke.store.tables import OrderRow
+
+    q = select(OrderRow)
+    if caller.role is m.Role.BUYER:
+        q = q.where(OrderRow.buyer == caller.name)
+    elif caller.role is m.Role.SELLER:
+        q = q.where(OrderRow.seller == caller.name)
+    for column, value in (("stage", stage), ("buyer", buyer), ("seller", seller)):
+        if value is not None:
+            q = q.where(getattr(OrderRow, column) == value)
+    if cursor:
+        at, oid = _uncursor(cursor)
+        q = q.where(or_(col(OrderRow.created_at) < at, and_(col(OrderRow.created_at) == at, col(OrderRow.order_id) < oid)))
+    q = q.order_by(col(OrderRow.created_at).desc(), col(OrderRow.order_id).desc()).limit(limit + 1)
+    with Session(engine) as s:
+        rows = list(s.exec(q))
+    page = rows[:limit]
+    return OrderList(orders=[m.OrderProjection.model_validate(r.model_dump()) for r in page],
+                     next_cursor=_cursor(page[-1]) if len(rows) > limit else None)
+
+
+Name = Annotated[str | None, Query(min_length=1, max_length=200)]
+
+
+@router.get("", summary="Orders the principal may see, newest first (cursor pages)", responses=responses(*READ_ERRORS))
+def list_orders(request: Request, caller: Caller, stage: m.Stage | None = None, buyer: Name = None,
+                seller: Name = None, cursor: Annotated[str | None, Query(max_length=500)] = None,
+                limit: Annotated[int, Query(ge=1, le=200)] = 50) -> OrderList:
+    if caller.role not in (m.Role.BUYER, m.Role.SELLER, m.Role.OPS):
+        raise Problem("forbidden", "carriers and integrations read the orders shipped with them by id")
+    return _list_rows(engine_for(request), caller, stage.value if stage else None, buyer, seller, cursor, limit)
+
+
+@router.get("/{order_id}", summary="The order's live state (as `order status --json`)",
+            responses=responses(*READ_ERRORS))
+async def order_status(request: Request, caller: Caller, order_id: OrderId) -> m.OrderView:
+    return await visible_view(request, caller, order_id)
+
+
+@router.get("/{order_id}/history", summary="A page of the order's timeline, newest first",
+            responses=responses(*READ_ERRORS))
+async def order_history(request: Request, caller: Caller, order_id: OrderId,
+                        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+                        before: Annotated[int | None, Query(ge=1, le=10**9)] = None) -> HistoryPage:
+    view = await visible_view(request, caller, order_id, timeline_limit=limit, timeline_before=before)
+    entries = view.timeline
+    return HistoryPage(order_id=order_id, timeline=entries, total=view.timeline_total,
+                       next_before=entries[0].seq if view.timeline_more and entries else None)
+
+
+@router.get("/{order_id}/quote-cancel", summary="What cancelling now would cost (changes nothing)",
+            responses=responses(*WRITE_ERRORS))
+async def quote_cancel(request: Request, caller: Caller, order_id: OrderId,
+                       by: Literal["buyer", "seller"] | None = None) -> CancellationDecision:
+    from bespoke.activities.rules import policy_from_dict
+    from bespoke.rules import CancellationFacts, decide_cancellation
+
+    await visible_view(request, caller, order_id)
+    who = by or (caller.role.value if caller.role in (m.Role.BUYER, m.Role.SELLER) else "buyer")
+    oc = await order_client(request)
+    try:
+        facts = await oc.query(order_id, "quote_facts", m.Role(who), datetime.now(UTC),
+                               result_type=CancellationFacts, refusal_rejects=True)
+        policy = await oc.query(order_id, "pinned_policy", result_type=dict)
+    except CliError as err:
+        raise from_cli_error(err) from None
+    return decide_cancellation(policy_from_dict(policy), facts, decision_id=f"{order_id}:quote")
