@@ -26,7 +26,12 @@ from bespoke.service import build_order_input, start_order
 from bespoke.store.tables import OrderRow
 from bespoke.worker import build_worker
 from bespoke.workflows.order import OrderWorkflow
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from bespoke.runtime.client import ensure_search_attributes
 from tests.conftest import terminate_started
+from tests.conftest import test_server_binary as server_binary
 from tests.helpers import BUYER, assert_view_matches_ledger, pay, produce, status
 
 EXAMPLE = ("bespoke-rules-example", "0.1.0")
@@ -60,6 +65,18 @@ async def until(handle, check, timeout: float = 60.0):
             return view
         assert time.monotonic() < deadline, view
         await asyncio.sleep(0.2)
+
+
+@pytest.fixture(scope="module")
+async def env():
+    """A test server of this module's own: an order left waiting for a worker that
+    never comes keeps a scheduled activity, and the time-skipping server then stops
+    skipping time for every later test on it. These tests wait in real time."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=server_binary(), data_converter=pydantic_data_converter)
+    await ensure_search_attributes(environment.client)
+    async with environment:
+        yield environment
 
 
 @pytest.fixture

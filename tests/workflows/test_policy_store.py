@@ -59,7 +59,9 @@ async def refused_at_start(client, task_queue, engine, inp: OrderInput) -> str:
     with Session(engine) as session:
         assert session.get(OrderRow, inp.order_id) is None
     events = (await handle.fetch_history()).events
-    assert not [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name for e in events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert set(scheduled) <= {"check_pinned_policy"}, scheduled  # (routed: an order that pins plugins)
     assert not [e for e in events if e.HasField("timer_started_event_attributes")]
     return cause.message
 
