@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import logging
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bespoke.activities import build_activities
 from bespoke.activities.rules import RulesActivities
@@ -29,6 +31,22 @@ ACTIVITY_THREADS = 16
 # longer than the 10 s workflow task timeout, times out, and is replayed again
 # (found by tests/resilience/test_crash.py). Ten keep every task short.
 WORKFLOW_TASK_SLOTS = 10
+
+
+def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+    """The sandbox workflows run in.
+
+    By default bespoke's own modules are passed through: the sandbox then re-imports
+    nothing of ours per workflow run. Without it every cached order held its own
+    copy of `bespoke.workflows` (order, cancellation, reconcile: code, classes,
+    handler tables), which was most of a cached order's memory and a share of each
+    run's CPU. The price is that the sandbox no longer traps a wall-clock read or
+    I/O in our workflow code; `strict=True` keeps the trap, and the test suite's
+    scenario worker and the replay tests run strict so such a call still fails a
+    test before it ships."""
+    if strict:
+        return SandboxedWorkflowRunner()
+    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("bespoke"))
 
 
 # A worker polls one rules queue per combination of its installed plugin
@@ -77,17 +95,18 @@ class BespokeWorker:
 
 
 def build_worker(
-    client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor,
-    plugins: Sequence[tuple[str, str]] | None = None, **options: Any
+    client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, strict_sandbox: bool = False,
+    plugins: Sequence[tuple[str, str]] | None = None, **options: Any,
 ) -> BespokeWorker:
     """`options` pass through to the order `Worker` (e.g. max_cached_workflows in
-    tests). `plugins`: the (distribution, version) pairs to poll rules queues for;
-    default what this process has installed (tests pass others to stand for
-    workers with other installations)."""
+    tests); `strict_sandbox` see `workflow_runner`. `plugins`: the (distribution,
+    version) pairs to poll rules queues for; default what this process has
+    installed (tests pass others to stand for workers with other installations)."""
     main = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
+        workflow_runner=workflow_runner(strict=strict_sandbox),
         activities=build_activities(engine),
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,  # never more than the pool can run
@@ -105,6 +124,15 @@ def build_worker(
         for combination in plugin_sets(installed)
     ]
     return BespokeWorker(main, rules)
+
+
+def freeze_startup_objects() -> int:
+    """Move every object alive now (modules, classes, policies: what start-up built)
+    out of the collector's reach, so a full collection walks only what the cached
+    workflows hold. Returns how many objects were frozen."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
 
 
 async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Event) -> None:
@@ -131,4 +159,5 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
             max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS, max_cached_workflows=settings.worker_cache_size,
         )
         async with worker:
+            freeze_startup_objects()
             await shutdown.wait()

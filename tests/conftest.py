@@ -172,7 +172,10 @@ def task_queue() -> str:
 @pytest.fixture
 async def worker(client: Client, task_queue: str, engine) -> AsyncIterator[None]:
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, task_queue=task_queue, engine=engine, executor=executor):
+        # The strict sandbox: a wall-clock read or I/O in workflow code fails the
+        # scenario tests, which production's passthrough would let through.
+        async with build_worker(client, task_queue=task_queue, engine=engine, executor=executor,
+                                strict_sandbox=True):
             try:
                 yield
             finally:

@@ -20,6 +20,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
+from bespoke.worker import workflow_runner
 from bespoke.workflows import WORKFLOWS
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -47,6 +48,21 @@ async def test_recorded_history_replays_on_current_code(path: Path) -> None:
     last = history.events[-1]
     assert (last.HasField("workflow_execution_completed_event_attributes")
             or last.HasField("workflow_execution_continued_as_new_event_attributes"))
+
+
+async def test_recorded_histories_replay_with_the_production_sandbox_passthrough() -> None:
+    """The worker passes bespoke's modules through the sandbox (`workflow_runner`);
+    every recorded history replays the same under it as under the strict sandbox."""
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter,
+                        workflow_runner=workflow_runner())
+
+    async def histories():
+        for p in HISTORIES:
+            yield WorkflowHistory.from_json(f"replay-{p.stem}", p.read_text())
+
+    results = await replayer.replay_workflows(histories(), raise_on_replay_failure=False)
+    assert results.replay_failures == {}
+    assert len(HISTORIES) >= 10
 
 
 async def test_replay_detects_a_history_that_does_not_match_the_code() -> None:
@@ -119,6 +135,27 @@ def test_histories_cover_an_order_that_continued_as_new() -> None:
     last, end = run("continued_as_new_last_run")
     assert last["state"]["runs"] > middle["state"]["runs"] > 1
     assert "workflowExecutionCompletedEventAttributes" in end
+
+
+def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
+    """Orders started before "deadline-reminders-v1" wait on one timer per deadline
+    and replay without reminders; orders after it record reminder entries."""
+    def reminder_entries(stem: str) -> int:
+        # Reminder entries the order sent to the read model (project_order inputs).
+        count = 0
+        for event in json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]:
+            attrs = event.get("activityTaskScheduledEventAttributes")
+            for payload in (attrs or {}).get("input", {}).get("payloads", []):
+                count += base64.b64decode(payload["data"]).count(b'"kind":"deadline_reminder"')
+        return count
+
+    patched = {p.stem for p in HISTORIES if "deadline-reminders-v1" in _patches(p)}
+    assert {"reminders_full_prepayment", "reminders_deadlines_overridden_by_ops",
+            "reminders_dispute_default_no_seller_evidence"} <= patched
+    assert {"full_prepayment_batched", "deadlines_overridden_by_ops_batched"}.isdisjoint(patched)
+    for stem in patched:
+        assert reminder_entries(stem) > 0, stem
+    assert reminder_entries("deadlines_overridden_by_ops_batched") == 0
 
 
 def test_histories_cover_both_sides_of_the_cancel_shipped_and_window_patches() -> None:

@@ -46,7 +46,7 @@ from temporalio import activity
 from bespoke.domain import search_attributes as sa
 from bespoke.domain.models import TERMINAL_STAGES, Account, Frozen
 from bespoke.store.db import check_file
-from bespoke.store.tables import LedgerEntry, OrderRow
+from bespoke.store.tables import DebtRow, LedgerEntry, OrderRow
 
 # A report lists at most this many orders in full (payload size); the count is exact.
 MAX_LISTED = 500
@@ -78,6 +78,8 @@ class BatchReport(Frozen):
     last_order_id: str | None
     discrepancies: list[Discrepancy] = []
     open_credit: int = 0  # orders whose buyer still owes an account-period credit
+    debts: int = 0  # debts and claims open on the orders (see bespoke.domain.models.Debt)
+    debt_orders: int = 0  # orders with at least one
     total: int | None = None  # orders in the read model (first batch only: progress)
 
 
@@ -124,6 +126,8 @@ class ReconcileReport(Frozen):
     transactions_checked: int
     orders_off: int  # orders whose books disagree with themselves
     open_credit: int = 0
+    debts: int = 0  # debts and claims a party owes on an order, as the workflows last projected them
+    debt_orders: int = 0
     discrepancies: list[Discrepancy] = []  # the first MAX_LISTED
     truncated: bool = False
     workflows_checked: int = 0
@@ -238,6 +242,8 @@ def reconcile_batch(*, engine: Engine, batch: ReconcileBatch, sleep=time.sleep) 
         if sum(leg.amount for leg in legs.get(oid, ()) if leg.account == Account.CREDIT_LINE) < 0
     )
     transactions = sum(len({leg.txn_key for leg in legs.get(oid, ())}) for oid in checked)
+    with Session(engine) as session:
+        debt_rows = session.exec(select(DebtRow.order_id).where(col(DebtRow.order_id).in_(ids))).all() if ids else []
     suspects = [oid for oid, found in problems.items() if found]
     if suspects and batch.settle_seconds:
         # An order mid-_sync (ledger posted, read model not yet) settles within moments.
@@ -258,6 +264,8 @@ def reconcile_batch(*, engine: Engine, batch: ReconcileBatch, sleep=time.sleep) 
         last_order_id=last,
         discrepancies=discrepancies,
         open_credit=open_credit,
+        debts=len(debt_rows),
+        debt_orders=len(set(debt_rows)),
         total=_count_orders(engine) if not batch.after else None,
     )
 

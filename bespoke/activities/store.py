@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import delete, select
 from temporalio import activity
 
 from bespoke.domain.models import ProjectInput
 from bespoke.store.db import session_scope
-from bespoke.store.tables import DecisionRow, OrderRow, TimelineRow
+from bespoke.store.tables import DebtRow, DecisionRow, OrderRow, TimelineRow
 
 
 def project_order(*, engine: Engine, data: ProjectInput) -> None:
@@ -40,7 +40,11 @@ def project_into(session, data: ProjectInput) -> None:
         )
         for entry in data.timeline:
             if entry.seq not in have:
-                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump()))
+                session.add(TimelineRow(order_id=p.order_id, **entry.model_dump(exclude={"data"})))
+    if data.owes is not None:  # the order's debts as they stand now replace the stored ones
+        session.exec(delete(DebtRow).where(DebtRow.order_id == p.order_id))
+        for debt in data.owes:
+            session.add(DebtRow(order_id=p.order_id, currency=p.currency, **debt.model_dump()))
     for decision in data.decisions:
         if session.get(DecisionRow, decision["decision_id"]) is None:
             session.add(

@@ -30,17 +30,23 @@ def _engine():
 
 
 CREDIT_CHANGES_SHOWN = 20
+DEBTS_SHOWN = 100
 
 
 def _account_json(session, account) -> dict:
     from sqlmodel import select
 
     from bespoke.activities.credit import outstanding_credit
-    from bespoke.store.tables import CreditChange
+    from bespoke.store.tables import CreditChange, DebtRow
 
     changes = session.exec(select(CreditChange).where(CreditChange.buyer == account.buyer)
                            .order_by(CreditChange.id.desc()).limit(CREDIT_CHANGES_SHOWN)).all()
+    debts = session.exec(select(DebtRow).where(DebtRow.debtor == f"buyer:{account.buyer}")
+                         .order_by(DebtRow.order_id, DebtRow.id).limit(DEBTS_SHOWN)).all()
     return {
+        # What the buyer owes on its orders (claims and debts), as the workflows last projected them.
+        "owes": [{"order_id": d.order_id, "creditor": d.creditor, "amount": d.amount, "currency": d.currency,
+                  "why": d.why, "due_at": d.due_at.isoformat() if d.due_at else None} for d in debts],
         "buyer": account.buyer,
         "virtual_account": account.virtual_account,
         "credit_limit": account.credit_limit,
@@ -71,6 +77,9 @@ def show(buyer: Annotated[str, typer.Argument(help="Buyer account name.")], as_j
     out.print(text(f"credit limit {format_amount(data['credit_limit'], cur)}, outstanding "
                    f"{format_amount(data['credit_outstanding'], cur)}"
                    + (f" — FROZEN: {data['frozen_reason']}" if data["frozen"] else "")))
+    for debt in data["owes"]:
+        out.print(text(f"owes {debt['creditor']} {format_amount(debt['amount'], debt['currency'])} on "
+                       f"{debt['order_id']}: {debt['why']}"))
 
 
 @buyer_app.command("credit")

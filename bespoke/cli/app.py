@@ -155,7 +155,7 @@ def _shutdown_on_signals(shutdown: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
-async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
+async def _up(settings: Settings, *, in_memory: bool, headless: bool, demo: bool = False) -> None:
     import asyncio
 
     from bespoke.runtime.client import connect, ensure_search_attributes
@@ -193,10 +193,14 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool) -> None:
                 )
             )
             sys.stdout.flush()
+            seeding = asyncio.get_running_loop().create_task(_seed_demo(server.settings, client, api.url)) \
+                if demo else None
             try:
                 if not shutdown.is_set():
                     await run_worker(client, server.settings, shutdown=shutdown)
             finally:
+                if seeding is not None and not seeding.done():
+                    seeding.cancel()
                 await api.stop()
             typer.echo("Worker stopped; stopping Temporal server...", err=True)
     typer.echo("Stopped.", err=True)
@@ -215,6 +219,23 @@ def _server_class() -> Any:
             yield
 
     return Server
+
+
+async def _seed_demo(settings: Settings, client: Any, url: str) -> None:
+    """`up --demo`: the portal's demo accounts and orders, once the worker runs
+    (the orders' actions need it); prints the accounts' passwords."""
+    from bespoke.portal.demo import banner, demo_passwords, seed_orders
+    from bespoke.store.db import get_engine
+
+    try:
+        created = await seed_orders(client, settings)
+        passwords = demo_passwords(get_engine(settings.effective_database_url))
+    except Exception as err:  # noqa: BLE001 - the server keeps running; say why the demo is missing
+        typer.echo(f"error: the demo could not be set up: {err}", err=True)
+        return
+    typer.echo(f"Demo orders: {', '.join(created) if created else 'already there'}")
+    typer.echo(banner(passwords, url))
+    sys.stdout.flush()
 
 
 class _ApiServer:
@@ -315,6 +336,8 @@ def up(
         typer.Option("--in-memory", help="Keep workflow state in memory instead of the SQLite file (lost on exit)."),
     ] = False,
     headless: Annotated[bool, typer.Option("--headless", help="Do not start the Temporal Web UI.")] = False,
+    demo: Annotated[bool, typer.Option("--demo", help="Also create the portal's demo accounts (passwords printed) "
+                                       "and demo orders.")] = False,
 ) -> None:
     """Start the embedded Temporal server and a worker in this process.
 
@@ -324,7 +347,7 @@ def up(
     from bespoke.settings import get_settings
 
     long_running()
-    run_async(_up(get_settings(), in_memory=in_memory, headless=headless))
+    run_async(_up(get_settings(), in_memory=in_memory, headless=headless, demo=demo))
 
 
 @app.command()

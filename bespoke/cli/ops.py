@@ -146,6 +146,8 @@ def reconcile(
 def _print(workflow_id: str, report) -> None:
     summary = (f"{report.orders_checked} orders, {report.transactions_checked} transactions, "
                f"{report.workflows_checked} workflows checked ({workflow_id})")
+    if report.debts:
+        summary += f"; {report.debts} debt(s) owed on {report.debt_orders} order(s)"
     if report.clean:
         out.print(text(("books balance", "green"), f": {summary}"))
         return

@@ -73,9 +73,12 @@ def invite_cmd(
     base_url: Annotated[str, typer.Option(help="The portal's address, for the printed link.")] = "http://127.0.0.1:8000",
 ) -> None:
     """Print a one-time link (valid 7 days) with which the person chooses a password."""
-    from bespoke.portal.auth import invite
+    from bespoke.portal.auth import AuthError, invite
 
     by = _ops(actor)
     p = _principal(account)
-    token = invite(_engine(), p, created_by=by)
+    try:
+        token = invite(_engine(), p, created_by=by)
+    except AuthError as err:
+        raise Rejected(str(err)) from None
     typer.echo(f"{p.ref}: invitation {base_url.rstrip('/')}/invite/{token}")

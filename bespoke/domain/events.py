@@ -76,3 +76,8 @@ class EventKind(StrEnum):
     DEADLINE_OVERRIDDEN = "deadline_overridden"
     DECISION_BLOCKED = "decision_blocked"  # a rules decision keeps failing; retried
     DECISION_UNBLOCKED = "decision_unblocked"
+    # notices and extensions (see bespoke/workflows/reminders.py, extensions.py)
+    DEADLINE_REMINDER = "deadline_reminder"  # the party who must act is told what happens if not
+    DEADLINE_EXTENDED = "deadline_extended"  # a party extended a deadline the policy lets it extend
+    MORE_TIME_ASKED = "more_time_asked"  # the seller asks for more production time
+    MORE_TIME_ANSWERED = "more_time_answered"  # the buyer accepted or refused it

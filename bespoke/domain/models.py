@@ -388,6 +388,9 @@ class TimelineEntry(Frozen):
     kind: str
     actor: str
     message: str
+    # Structured detail for machines (a reminder's deadline, due time, lead, party
+    # and default action); None for entries whose message says it all.
+    data: dict[str, Any] | None = None
 
 
 class DeadlineView(Frozen):
@@ -418,6 +421,21 @@ class PaymentRecord(Frozen):
     at: datetime
     part: str
     reason: str = ""
+
+
+class Debt(Frozen):
+    """What one party owes another on an order, beyond what the ledger has moved: a
+    claim a decision recorded (the buyer's share of the maker's costs that escrow
+    could not cover, an unpaid retention), credit not yet repaid, cash a carrier has
+    not remitted, a seller's balance below zero. Parties as ROLE:NAME, or
+    "platform"."""
+
+    debtor: str
+    creditor: str
+    amount: int
+    why: str
+    since: datetime
+    due_at: datetime | None = None
 
 
 class OrderView(Frozen):
@@ -467,6 +485,10 @@ class OrderView(Frozen):
     # (`bespoke order history ORDER_ID --all`). `timeline_more`: older entries exist.
     timeline_total: int = 0
     timeline_more: bool = False
+    # What each party owes (claims and debts), and when the next step is due (None:
+    # nobody has to act by a deadline, e.g. ops deciding a dispute).
+    owes: list[Debt] = []
+    next_step_due: datetime | None = None
 
 
 class OrderProjection(Frozen):
@@ -493,6 +515,9 @@ class ProjectInput(Frozen):
     projection: OrderProjection
     timeline: list[TimelineEntry] = []
     decisions: list[dict[str, Any]] = []
+    # The order's debts as they stand (replacing the stored ones); None: unchanged
+    # (a workflow from before debts were projected).
+    owes: list[Debt] | None = None
 
 
 class OrderResult(Frozen):

@@ -25,6 +25,7 @@ from bespoke.domain.models import (
     OrderInput,
     CaseView,
     DeadlineView,
+    Debt,
     EvidenceItem,
     MilestoneRecord,
     PaymentRecord,
@@ -234,6 +235,9 @@ class OrderState(Mutable):
     paused: dict[str, int] = {}  # microseconds a paused window had left (a case paused it)
     cases: list[Case] = []
     repair_rounds: int = 0
+    # Claims decisions recorded (a party owes another beyond what escrow covered);
+    # status adds the debts that follow from the books (see OrderCore._owes).
+    claims: list[Debt] = []
     closing: bool = False  # a cancellation is being carried out
     blocked: str | None = None  # why a due decision keeps failing (it is retried)
     closed: bool = False
@@ -241,6 +245,16 @@ class OrderState(Mutable):
     projected_seq: int = 0
     projected_decisions: int = 0
     runs: int = 1  # workflow runs this order has had (1 + times continued as new)
+    # Reminders (REMINDER_PATCH): whether this order sends them, and the ones already
+    # handled, as "deadline|due_at|lead" keys (bounded; see workflows/reminders.py).
+    reminders_on: bool | None = None
+    reminders_sent: list[str] = []
+    # Party-requested extensions (workflows/extensions.py): how many each kind used,
+    # and the seller's open request for more production time (seconds), if any.
+    extensions_used: dict[str, int] = {}
+    extended_seconds: dict[str, int] = {}
+    more_time_asked: int | None = None
+    more_time_note: str = ""
 
     @property
     def case(self) -> Case | None:

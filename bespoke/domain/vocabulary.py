@@ -45,9 +45,10 @@ Milestone = Literal["materials", "fabrication", "finishing"]
 # that party (the CLI is such an operator path).
 PARTY_ACTIONS: dict[str, tuple[str, ...]] = {
     "buyer": ("consent", "pay", "confirm", "refuse", "cancel", "request_return", "answer_offer", "ship_return",
-              "dispute", "evidence"),
+              "dispute", "evidence", "extend_inspection", "answer_more_time"),
     "seller": ("accept", "milestone", "salvage", "finish_production", "quality_check", "ship", "cancel",
-               "respond_return", "receive_return", "reship", "dispute", "evidence"),
+               "respond_return", "receive_return", "reship", "dispute", "evidence", "extend_inspection",
+               "ask_more_time"),
     "carrier": ("deliver", "refuse", "remit"),
     "system": ("pay",),
 }

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bespoke.domain.models import Actor, Role
-from bespoke.store.tables import PortalInvitation, PortalPassword, PortalSession, PortalSignInFailure
+from bespoke.store.tables import ApiPrincipal, PortalInvitation, PortalPassword, PortalSession, PortalSignInFailure
 
 SESSION_LIFETIME = timedelta(days=7)
 INVITATION_LIFETIME = timedelta(days=7)
@@ -98,11 +98,32 @@ def check_password_strength(password: str) -> None:
         raise AuthError(f"password: at most {MAX_PASSWORD} characters")
 
 
+def _live(s: Session, principal: Principal) -> bool:
+    """The principal exists in the API's registry and is not revoked: a password
+    belongs to a principal, and revoking it ends sign-in and sessions too."""
+    row = s.get(ApiPrincipal, principal.ref)
+    return row is not None and not row.revoked
+
+
+def ensure_principal(engine: Engine, principal: Principal, *, created_by: str) -> bool:
+    """Add the principal to the API's registry if it is missing (its API token is
+    not shown: `bespoke principal rotate` issues one); True if added."""
+    from bespoke.api import principals
+
+    with Session(engine) as s:
+        if s.get(ApiPrincipal, principal.ref) is not None:
+            return False
+    principals.add(engine, principal.ref, scopes=[], created_by=created_by)
+    return True
+
+
 def set_password(engine: Engine, principal: Principal, password: str, *, set_by: str) -> None:
     """Set (or replace) a principal's password; signs out its other sessions."""
     check_password_strength(password)
     digest = _hasher.hash(password)
     with Session(engine) as s:
+        if not _live(s, principal):
+            raise AuthError(f"no principal {principal.ref} (or it is revoked): add it with `bespoke principal add`")
         row = s.get(PortalPassword, principal.ref)
         if row is None:
             row = PortalPassword(principal=principal.ref, password_hash=digest, set_by=set_by, updated_at=_now())
@@ -148,7 +169,7 @@ def sign_in(engine: Engine, account: str, password: str, *, client: str) -> tupl
             if count >= limit:
                 wait = int(((oldest or now) + FAILURE_WINDOW - now).total_seconds()) + 1
                 raise RateLimited(f"too many failed sign-ins; try again in {max(wait // 60, 1)} minute(s)", wait)
-        row = s.get(PortalPassword, principal.ref) if principal else None
+        row = s.get(PortalPassword, principal.ref) if principal and _live(s, principal) else None
         try:
             ok = _hasher.verify(row.password_hash if row else _DUMMY_HASH, password[:MAX_PASSWORD]) and row is not None
         except (VerificationError, InvalidHashError):
@@ -179,6 +200,8 @@ def session_for(engine: Engine, token: str | None) -> tuple[Principal, str] | No
         if row is None or _aware(row.expires_at) <= _now():
             return None
         role, _, name = row.principal.partition(":")
+        if not _live(s, Principal(role, name)):
+            return None
         return Principal(role, name), row.csrf_token
 
 
@@ -195,6 +218,8 @@ def invite(engine: Engine, principal: Principal, *, created_by: str) -> str:
     token = secrets.token_urlsafe(32)
     now = _now()
     with Session(engine) as s:
+        if not _live(s, principal):
+            raise AuthError(f"no principal {principal.ref} (or it is revoked): add it with `bespoke principal add`")
         s.add(PortalInvitation(token_sha256=_sha(token), principal=principal.ref, created_by=created_by,
                                created_at=now, expires_at=now + INVITATION_LIFETIME))
         s.commit()

@@ -29,6 +29,7 @@ def demo_passwords(engine: Any) -> list[tuple[str, str]]:
     out = []
     for who in PEOPLE:
         password = "demo-" + secrets.token_urlsafe(9)
+        auth.ensure_principal(engine, auth.parse_principal(who), created_by="bespoke demo")
         auth.set_password(engine, auth.parse_principal(who), password, set_by="bespoke demo")
         out.append((who, password))
     return out

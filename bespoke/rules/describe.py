@@ -114,7 +114,8 @@ def terms_words(outputs: dict[str, Any], policy: Policy) -> str:
     else:
         if share:
             what = "the seller's costs so far" if share == 10_000 else f"{_pct(share)} of the seller's costs so far"
-            cap = {"paid": ", up to what you have paid", "price": ", up to the price", "none": ""}[o["cap"]]
+            cap = {"paid": ", up to what you have paid or owe under your payment plan (credit, cash on delivery, "
+                           "a part fallen due)", "price": ", up to the price", "none": ""}[o["cap"]]
             bits.append(f"you pay {what}, minus what the seller can resell the goods for{cap}")
         if o["charge_bps"]:
             bits.append(f"plus a cancellation charge of {_pct(o['charge_bps'])} of the price")

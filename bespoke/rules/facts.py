@@ -93,6 +93,9 @@ class CancellationFacts(Frozen):
     salvage_value: Money = Field(0, description="what the made goods resell for as stock")
     days_late: Count = Field(0, description="days past the promised date")
     earnest_deposit: Money = Field(0, description="earnest deposit paid")
+    unpaid_commitment: Money = Field(
+        0, description="what the buyer owes under its payment plan and has not paid: the price on "
+                       "account-period credit or cash on delivery, a part that has fallen due")
     as_of: AwareDatetime
 
     @model_validator(mode="after")

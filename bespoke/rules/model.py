@@ -27,6 +27,7 @@ from bespoke.domain.vocabulary import PARTY_ACTIONS, Frozen
 from .durations import format_duration, parse_duration
 from .facts import PAYMENT_PLANS, CancellationFacts, DisputeFacts, PaymentPlan, RefundFacts, ReturnFacts, SettlementFacts
 from .limits import data_problems
+from .notices import Extensions, Reminders
 from .schema import DECISION_RESULT_FIELDS, DECISION_TABLES, TABLE_SCHEMAS, value_matches
 
 OPERATORS: tuple[str, ...] = ("eq", "ne", "lt", "le", "gt", "ge", "in", "between")
@@ -319,6 +320,9 @@ class Policy(Frozen):
     cases: list[Case] = Field(default_factory=list)
     plugins: Plugins = Field(default_factory=Plugins)
     on_behalf: OnBehalf = Field(default_factory=OnBehalf)
+    # Optional (absent: no reminders, no party-requested extensions); see notices.py.
+    reminders: Reminders | None = None
+    extensions: Extensions | None = None
 
     @model_validator(mode="before")
     @classmethod

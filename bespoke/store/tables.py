@@ -65,6 +65,24 @@ class TimelineRow(SQLModel, table=True):
     message: str
 
 
+class DebtRow(SQLModel, table=True):
+    """What one party owes another on an order (see bespoke.domain.models.Debt);
+    the order's rows are replaced at each projection, so they show debts as they
+    stand now."""
+
+    __tablename__ = "debts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    order_id: str = Field(index=True, max_length=64)
+    debtor: str = Field(index=True, max_length=300)
+    creditor: str = Field(max_length=300)
+    amount: int = Field(sa_column=Column(BigInteger, nullable=False))
+    currency: str = Field(max_length=3)
+    why: str
+    since: datetime
+    due_at: datetime | None = None
+
+
 class DecisionRow(SQLModel, table=True):
     """Audit of every rules decision with its full explanation."""
 

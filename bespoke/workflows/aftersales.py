@@ -295,8 +295,9 @@ class AfterSales(OrderCore):
                 if decision.outcome == "seller_wins":
                     return await self._close_case(case, back_to, "seller_won", decision.explanation.summary)
             if case.arbitration is None:
+                # No deadline runs on ops: status names them as the next step (no
+                # fake due time; orders that carried this marker hide it in status).
                 case.awaiting_arbitration = True
-                self.deadlines.mark("arbitration", workflow.now(), "awaiting platform operations")
                 await self._sync()
         if case.arbitration is None:
             await self.loop.block(lambda: case.arbitration is not None)

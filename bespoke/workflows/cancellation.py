@@ -65,8 +65,21 @@ def facts(wf: OrderCore, by: Role, reason: str, at: datetime | None = None) -> C
         salvage_value=s.salvage_value,
         days_late=wf._days_late(at),
         earnest_deposit=earnest_amount(wf),
+        unpaid_commitment=unpaid_commitment(wf),
         as_of=at,
     )
+
+
+def unpaid_commitment(wf: OrderCore) -> int:
+    """What the buyer owes under its plan and has not paid: the price on credit
+    (until repaid) or cash on delivery, else the part that has fallen due."""
+    s, plan = wf.s, wf.plan
+    if plan.on_credit:
+        return s.credit_outstanding
+    if plan.cash_on_delivery:
+        return max(wf.inp.price - s.paid, 0)
+    part = s.current_part()
+    return part.due if part is not None else 0
 
 
 def rework_limit_reached(wf: OrderCore) -> bool:
@@ -140,6 +153,11 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
         at=now,
         key="cancellation",
     )
+    # What escrow could not cover stays owed: a claim on the order (COD refused,
+    # balance unpaid, a buyer on credit or COD who cancels after costs were spent).
+    wf._claim(f"buyer:{inp.buyer}", f"seller:{inp.seller}", decision.buyer_owes_seller,
+              f"cancellation ({reason}): the seller's costs escrow could not cover "
+              f"(decision {request.decision_id})")
     if decision.seller_pays_buyer:
         wf.books.post("seller_compensation", [(Account.SELLER, -decision.seller_pays_buyer),
                                               (Account.BUYER, decision.seller_pays_buyer)],

@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
         Account,
         ActionResult,
         Actor,
+        Debt,
         OrderInput,
         OrderProjection,
         ProjectInput,
@@ -105,14 +106,15 @@ class OrderCore:
 
     # ------------------------------------------------------------ timeline
 
-    def _event(self, kind: EventKind, actor: Actor | str, message: str) -> None:
+    def _event(self, kind: EventKind, actor: Actor | str, message: str, data: dict[str, Any] | None = None) -> None:
         s = self.s
         s.updated_at = workflow.now()
         s.timeline_seq += 1
         if len(message) > TIMELINE_MESSAGE_MAX:
             message = message[:TIMELINE_MESSAGE_MAX - 1] + "…"
         s.timeline.append(
-            TimelineEntry(seq=s.timeline_seq, at=s.updated_at, kind=kind, actor=str(actor), message=message)
+            TimelineEntry(seq=s.timeline_seq, at=s.updated_at, kind=kind, actor=str(actor), message=message,
+                          data=data)
         )
 
     def _set_stage(self, stage: Stage) -> None:
@@ -134,6 +136,37 @@ class OrderCore:
         """What a payment is toward: the price when the plan has one part (a full
         prepayment, a collection account), else the part's name (deposit, balance…)."""
         return "price" if len(self.s.parts) == 1 else part.name
+
+    # ------------------------------------------------------------ who owes what
+
+    def _claim(self, debtor: str, creditor: str, amount: int, why: str) -> None:
+        """Record that `debtor` owes `creditor` `amount` (a claim beyond the ledger)."""
+        if amount > 0:
+            self.s.claims.append(Debt(debtor=debtor, creditor=creditor, amount=amount, why=why, since=workflow.now()))
+
+    def _owes(self) -> list[Debt]:
+        """What each party owes: the recorded claims, and the debts the books show
+        (credit not repaid, cash a carrier holds, a seller's balance below zero)."""
+        s, inp = self.s, self.inp
+        owes = list(s.claims)
+        at = s.updated_at
+        buyer, seller = f"buyer:{inp.buyer}", f"seller:{inp.seller}"
+        credit = self.deadlines.get("credit_settlement")
+        if s.credit_outstanding > 0 and s.stage in (Stage.COMPLETED, Stage.REFUNDED):
+            owes.append(Debt(debtor=buyer, creditor="platform", amount=s.credit_outstanding,
+                             why="account-period credit to repay" + (" (overdue)" if s.credit_overdue else ""),
+                             since=at, due_at=credit.due_at if credit else None))
+        held = s.balances[Account.CARRIER_COD]
+        if held > 0 and s.shipment is not None:
+            remit = self.deadlines.get("cod_remittance")
+            owes.append(Debt(debtor=f"carrier:{s.shipment['carrier']}", creditor="platform", amount=held,
+                             why="cash collected at the door, not yet remitted"
+                                 + (" (overdue)" if s.cod_overdue else ""),
+                             since=at, due_at=remit.due_at if remit else None))
+        if s.balances[Account.SELLER] < 0:
+            owes.append(Debt(debtor=seller, creditor="platform", amount=-s.balances[Account.SELLER],
+                             why="paid out to the buyer beyond what the seller had received", since=at))
+        return owes
 
     # ------------------------------------------------------------ who may act
 
@@ -364,7 +397,8 @@ class OrderCore:
                     s.projected_decisions += len(some)
             await workflow.execute_activity_method(
                 StoreActivities.project_order,
-                ProjectInput(projection=self._projection(), timeline=events, decisions=decisions),
+                ProjectInput(projection=self._projection(), timeline=events, decisions=decisions,
+                             owes=self._owes()),
                 **DB_WRITE,
             )
             s.projected_seq, s.projected_decisions = upto_seq, upto_decisions

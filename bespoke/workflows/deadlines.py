@@ -17,12 +17,17 @@ import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from typing import TYPE_CHECKING
+
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.domain.models import DeadlineView
     from bespoke.domain.state import OrderState
     from bespoke.workflows.loop import ContinueAsNewWanted, Loop
+
+if TYPE_CHECKING:
+    from bespoke.workflows.reminders import Reminders
 
 # Deadlines ops may move with `override_deadline`: the ones a timer waits on.
 # promised_delivery and arbitration are markers, not timers.
@@ -44,6 +49,8 @@ class Deadlines:
         self._loop = loop
         # Deadlines carried from the previous run, not yet taken up again.
         self._carried = set(self._views) if continued else set()
+        # Reminders before due times (set by the workflow; None: none are sent).
+        self.reminders: Reminders | None = None
 
     def start(self, name: str, duration: timedelta, action: str) -> None:
         """Start `name`, due `duration` from now (a carried deadline keeps its time)."""
@@ -110,10 +117,17 @@ class Deadlines:
                     view = self._views.get(name)
                     return view is not None and view.due_at != due
 
+                # Without reminders this is the one timer on the due time it always was.
+                remind_at = self.reminders.next_at(name, due) if self.reminders is not None else None
+                wake = due if remind_at is None else min(due, remind_at)
                 try:
-                    await self._loop.block(lambda: cond() or moved(), timeout=max(due - workflow.now(), timedelta(0)))
+                    await self._loop.block(lambda: cond() or moved(), timeout=max(wake - workflow.now(), timedelta(0)))
                 except asyncio.TimeoutError:
-                    return False
+                    if remind_at is None or workflow.now() >= due:
+                        return False
+                    if self.reminders.fire(name, self._views[name]):
+                        await self._loop.sync()
+                    continue
                 if cond():
                     return True
         except ContinueAsNewWanted:

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Role,
         Stage,
     )
-    from bespoke.domain.state import OrderState, Part, Phase
+    from bespoke.domain.state import Case, CaseState, OrderState, Part, Phase
     from bespoke.activities.rules import PolicyCheckRequest, pinned_policy_check
     from bespoke.domain.checks import order_problems
     from bespoke.rules import CancellationFacts, Policy, PolicyPin, decision_entry
@@ -52,8 +52,10 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
+    from bespoke.workflows.extensions import PartyExtensions
     from bespoke.workflows.loop import ContinueAsNewWanted, Loop
     from bespoke.workflows.payment_plans import plan_for
+    from bespoke.workflows.reminders import REMINDER_PATCH, Reminders
     from bespoke.workflows.settlement import settle
 
 AFTERSALES_PATCH = "aftersales-v1"
@@ -75,7 +77,7 @@ TIMER = Actor(role=Role.SYSTEM, name="timer")
 
 
 @workflow.defn
-class OrderWorkflow(Actions, AfterSales):
+class OrderWorkflow(Actions, AfterSales, PartyExtensions):
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         continued = inp.state is not None
@@ -123,6 +125,10 @@ class OrderWorkflow(Actions, AfterSales):
         self.loop = Loop(batched=workflow.patched(SYNC_BATCHED_PATCH), flush=self._flush,
                          continue_wanted=self._continue_wanted)
         self.deadlines = Deadlines(self.s, self.loop, continued=continued)
+        if self.s.reminders_on is None and self.policy.reminders is not None:
+            # Decided once per order (a continued run keeps the answer it carries).
+            self.s.reminders_on = workflow.patched(REMINDER_PATCH)
+        self.deadlines.reminders = Reminders(self)
         # The workflow checks its own input, as the CLI does (orders started before
         # this patch were checked by the client only, and replay as they ran).
         self._checks_input = not continued and workflow.patched(INPUT_CHECK_PATCH)
@@ -264,21 +270,26 @@ class OrderWorkflow(Actions, AfterSales):
             self.deadlines.mark("promised_delivery", s.promised_at,
                                 "late penalty accrues per day; after the grace period the buyer may cancel free")
             await self._sync()
-        markers = [
-            (s.promised_at, EventKind.PROMISED_DATE_PASSED,
-             f"promised date passed: late penalty accrues at {self.policy.fees.late_penalty_bps_per_day} bp/day"),
-            (s.promised_at + d.production_grace, EventKind.GRACE_PERIOD_OVER,
-             "grace period over: the buyer may cancel free of cost"),
-        ][s.markers_passed:]
         while True:
+            # Recomputed each time round: the buyer may agree to a later promised date.
+            promised = s.promised_at
+            markers = [
+                (promised, EventKind.PROMISED_DATE_PASSED,
+                 f"promised date passed: late penalty accrues at {self.policy.fees.late_penalty_bps_per_day} bp/day"),
+                (promised + d.production_grace, EventKind.GRACE_PERIOD_OVER,
+                 "grace period over: the buyer may cancel free of cost"),
+            ][s.markers_passed:]
             timeout = max(markers[0][0] - workflow.now(), timedelta(0)) if markers else None
             try:
-                await self.loop.block(lambda: s.qc_passed or s.closing or s.closed, timeout=timeout)
+                await self.loop.block(lambda: s.qc_passed or s.closing or s.closed or s.promised_at != promised,
+                                      timeout=timeout)
             except asyncio.TimeoutError:
                 _, kind, message = markers.pop(0)
                 s.markers_passed += 1
                 self._event(kind, TIMER, message)
                 await self._sync()
+                continue
+            if s.promised_at != promised and not (s.qc_passed or s.closing or s.closed):
                 continue
             return not (s.closing or s.closed)
 
@@ -347,6 +358,8 @@ class OrderWorkflow(Actions, AfterSales):
         else:
             self._event(EventKind.RETENTION_OVERDUE, TIMER, f"retention of {self._money(part.due)} not paid in time: "
                         "recorded as the buyer's debt to the seller")
+            self._claim(f"buyer:{self.inp.buyer}", f"seller:{self.inp.seller}", part.due,
+                        "retention not paid after acceptance")
             if part.paid:
                 await settle(self, "retention")
         return True
@@ -388,6 +401,7 @@ class OrderWorkflow(Actions, AfterSales):
             page = [e for e in page if e.seq < timeline_before]
         if timeline_limit is not None:
             page = page[-max(timeline_limit, 0):] if timeline_limit > 0 else []
+        next_step, next_due = self._next_step(part)
         first = page[0].seq if page else min(timeline_before or s.timeline_seq + 1, s.timeline_seq + 1)
         more = first > 1
         return OrderView(
@@ -398,7 +412,8 @@ class OrderWorkflow(Actions, AfterSales):
             platform_fee=s.balances[Account.PLATFORM_FEE], escrow=s.balances[Account.ESCROW],
             costs_incurred=s.costs_incurred(), salvage_value=s.salvage_value, late_penalty=s.late_penalty,
             credit_outstanding=s.credit_outstanding, amount_due=self._amount_due(part),
-            next_step=self._next_step(part), promised_at=s.promised_at, deadlines=self.deadlines.views(),
+            next_step=next_step, next_step_due=next_due, owes=self._owes(),
+            promised_at=s.promised_at, deadlines=[d for d in self.deadlines.views() if d.name != "arbitration"],
             milestones=s.milestones, payments=s.payments, shipment=s.shipment, qc_failures=s.qc_failures,
             timeline=page, timeline_total=s.timeline_seq, timeline_more=more,
             decisions=[decision_entry(d) for d in s.decisions],
@@ -435,21 +450,56 @@ class OrderWorkflow(Actions, AfterSales):
             return part.due
         return self.s.credit_outstanding if self.s.stage in (Stage.COMPLETED, Stage.REFUNDED) else 0
 
-    def _next_step(self, part: Part | None) -> str:
+    def _next_step(self, part: Part | None) -> tuple[str, datetime | None]:
+        """Who must act next, and by when: the due time of the deadline whose default
+        action follows if they do not (None when no deadline runs on it)."""
+        step, deadline = self._next_step_and_deadline(part)
+        view = self.deadlines.get(deadline) if deadline else None
+        return step, view.due_at if view is not None else None
+
+    def _next_step_and_deadline(self, part: Part | None) -> tuple[str, str | None]:
         s = self.s
+        if s.closing and not s.closed:
+            return "the cancellation is being carried out", None
         if s.stage is Stage.AWAITING_ACCEPTANCE:
             if not s.consented:
-                return "buyer agrees to the order" if s.accepted else "seller accepts and buyer agrees to the order"
-            return "seller accepts the order"
+                return ("buyer agrees to the order" if s.accepted
+                        else "seller accepts and buyer agrees to the order"), "seller_acceptance"
+            return "seller accepts the order", "seller_acceptance"
         if part is not None:
-            return f"buyer pays the {self._part_label(part)}"
+            return f"buyer pays the {self._part_label(part)}", {
+                Stage.AWAITING_DEPOSIT: "deposit"}.get(s.stage, "retention" if part.name == "retention" else "balance")
+        case = s.case
+        if case is not None and case.started:
+            return self._case_step(case)
         by_plan = self.plan.next_step(self)
         if by_plan is not None:
-            return by_plan
+            return by_plan, {Stage.DELIVERED: "cod_remittance"}.get(s.stage, "credit_settlement")
         return {
-            Stage.IN_PRODUCTION: "seller records milestones and finishes production",
-            Stage.QUALITY_CHECK: "seller ships the goods" if s.qc_passed else "seller records the quality check",
-            Stage.AWAITING_BALANCE: "seller ships the goods",
-            Stage.SHIPPED: "carrier records delivery",
-            Stage.DELIVERED: "buyer inspects and confirms receipt",
-        }.get(s.stage, "none")
+            Stage.IN_PRODUCTION: ("seller records milestones and finishes production", "promised_delivery"),
+            Stage.QUALITY_CHECK: (("seller ships the goods", "promised_delivery") if s.qc_passed
+                                  else ("seller records the quality check", "promised_delivery")),
+            Stage.AWAITING_BALANCE: ("seller ships the goods", "promised_delivery"),
+            Stage.SHIPPED: ("carrier records delivery", None),
+            Stage.DELIVERED: ("buyer inspects and confirms receipt", "inspection_window"),
+        }.get(s.stage, ("none", None))
+
+    @staticmethod
+    def _case_step(case: Case) -> tuple[str, str | None]:
+        """The next step of an open after-sales case: who acts, on which deadline."""
+        n = f"case {case.number}"
+        if case.state is CaseState.DISPUTED:
+            if case.awaiting_arbitration:
+                return f"platform operations decide the dispute ({n})", None
+            return f"buyer and seller submit their evidence ({n})", "dispute_evidence"
+        return {
+            CaseState.REQUESTED: (f"seller responds to the return ({n})", "return_response"),
+            CaseState.OFFERED_PARTIAL: (f"buyer answers the seller's partial-refund offer ({n})", "offer_response"),
+            CaseState.OFFERED_REPAIR: (f"buyer answers the seller's repair offer ({n})", "offer_response"),
+            CaseState.REJECTED: (f"buyer or seller may open a dispute ({n})", "escalation"),
+            CaseState.APPROVED: (f"buyer ships the goods back ({n})", "return_ship"),
+            CaseState.IN_TRANSIT: (f"seller confirms the returned goods ({n})", "return_receive"),
+            CaseState.RECEIVED: ((f"seller reships the repaired goods ({n})", "repair") if case.remedy == "repair"
+                                 else (f"the refund goes out ({n})", None)),
+            CaseState.RESHIPPED: (f"carrier delivers the repaired goods ({n})", None),
+        }.get(case.state, (f"{n} is being closed", None))

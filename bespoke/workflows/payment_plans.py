@@ -185,7 +185,8 @@ class Credit(Plan):
             # Nothing has been paid, so there is nothing for the rules to allocate.
             s.closing = True
             wf.deadlines.clear()
-            wf._event(EventKind.CANCELLED, SystemActor.TIMER, f"credit unavailable: {result.message}")
+            # The platform's credit rule refused (a limit, a frozen account), not a deadline.
+            wf._event(EventKind.CANCELLED, SystemActor.RULES, f"credit unavailable: {result.message}")
             wf._set_stage(Stage.CANCELLED)
             await wf._sync()
             s.closed = True
@@ -264,8 +265,15 @@ class Credit(Plan):
             await self._release(wf)
 
     async def after_cancel(self, wf: OrderCore) -> None:
-        if wf.s.credit_outstanding:
-            wf.s.credit_outstanding = 0
+        s = wf.s
+        if s.credit_outstanding:
+            if s.shipped_at is not None and s.balances[Account.CREDIT_LINE] < 0:
+                # Cancelled after shipping: the credit that funded escrow and paid the
+                # seller's costs is still the buyer's to repay.
+                owed = min(s.credit_outstanding, -s.balances[Account.CREDIT_LINE])
+                wf._claim(f"buyer:{wf.inp.buyer}", "platform", owed,
+                          "account-period credit that paid the seller's costs of a cancelled order")
+            s.credit_outstanding = 0
             await self._release(wf)
 
     def next_step(self, wf: OrderCore) -> str | None:

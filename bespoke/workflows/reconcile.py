@@ -63,7 +63,7 @@ class ReconcileWorkflow:
     @workflow.run
     async def run(self, inp: ReconcileInput) -> ReconcileReport:
         after = ""
-        checked = transactions = off = open_credit = 0
+        checked = transactions = off = open_credit = debts = debt_orders = 0
         listed = []
         total = None
         while True:
@@ -77,6 +77,8 @@ class ReconcileWorkflow:
             self._progress = ReconcileProgress(phase="books", done=checked, total=total)
             transactions += batch.transactions
             open_credit += batch.open_credit
+            debts += batch.debts
+            debt_orders += batch.debt_orders
             off += len(batch.discrepancies)
             listed.extend(batch.discrepancies[: max(MAX_LISTED - len(listed), 0)])
             if batch.last_order_id is None:
@@ -118,7 +120,8 @@ class ReconcileWorkflow:
         self._progress = ReconcileProgress(phase="done", done=workflows or checked, total=workflows or checked)
         report = ReconcileReport(
             orders_checked=checked, transactions_checked=transactions, orders_off=off,
-            open_credit=open_credit, discrepancies=listed, truncated=off + workflows_off > len(listed),
+            open_credit=open_credit, debts=debts, debt_orders=debt_orders,
+            discrepancies=listed, truncated=off + workflows_off > len(listed),
             workflows_checked=workflows, workflows_off=workflows_off, refused=refused,
         )
         if off or workflows_off:

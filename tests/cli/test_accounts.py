@@ -3,6 +3,7 @@ dedicated collection accounts, against a real `bespoke up`."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from sqlmodel import Session, select
@@ -147,6 +148,30 @@ def test_a_credit_order_for_a_frozen_buyer_is_refused_at_creation_saying_since_w
                  "--unfreeze")
     bespoke.json("order", "create", "--id", f"{oid}-C", "--buyer", buyer, "--seller", "acme", "--price", "100.00",
                  "--plan", "credit")
+
+
+def test_what_a_buyer_owes_shows_in_status_buyer_show_and_reconcile(bespoke: Bespoke) -> None:
+    # The report: a credit buyer cancels after a 300.00 materials milestone and owes nothing.
+    buyer = f"owen-{uuid.uuid4().hex[:6]}"
+    bespoke.json("buyer", "credit", buyer, "--as", "ops:olga", "--reason", "new customer", "--limit", "5000.00")
+    oid = f"OWE-{uuid.uuid4().hex[:8].upper()}"
+    bespoke.json("order", "create", "--id", oid, "--buyer", buyer, "--seller", "acme", "--price", "1200.00",
+                 "--plan", "credit")
+    bespoke.json("order", "accept", oid, "--as", "seller:acme")
+    bespoke.json("order", "milestone", oid, "--as", "seller:acme", "--milestone", "materials", "--cost", "300.00")
+    quote = bespoke.json("order", "quote-cancel", oid, "--by", "buyer")
+    assert quote["buyer_owes_seller"] == 30_000
+    bespoke.json("order", "cancel", oid, "--as", f"buyer:{buyer}")
+    view = bespoke.status(oid)
+    assert [(d["debtor"], d["creditor"], d["amount"]) for d in view["owes"]] == [
+        (f"buyer:{buyer}", "seller:acme", 30_000)]
+    assert "owes seller:acme 300.00 CNY" in bespoke.ok("order", "status", oid).stdout
+    shown = bespoke.json("buyer", "show", buyer)
+    assert [(d["order_id"], d["creditor"], d["amount"]) for d in shown["owes"]] == [(oid, "seller:acme", 30_000)]
+    assert f"owes seller:acme 300.00 CNY on {oid}" in bespoke.ok("buyer", "show", buyer).stdout
+    report = bespoke.run("ops", "reconcile", "--json")
+    assert report.returncode in (0, 2), report.stderr
+    assert json.loads(report.stdout)["debts"] >= 1
 
 
 def test_held_transfers_say_why_and_ops_list_match_and_refund_them(bespoke: Bespoke) -> None:

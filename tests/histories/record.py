@@ -404,6 +404,13 @@ async def _plugin_routed(client, tq, engine):
     return h, Stage.CANCELLED
 
 
+# ---- reminders before default actions (patch "deadline-reminders-v1", default
+# policy with [reminders]): the after-sales window's, the inspection window's moved
+# by an override, the return's and the dispute evidence's.
+for _base in ("full_prepayment", "deadlines_overridden_by_ops", "dispute_default_no_seller_evidence"):
+    SCENARIOS[f"reminders_{_base}"] = SCENARIOS[_base]
+
+
 # ---- continue-as-new: an order that hands its state to a new run every two
 # updates, through production, a repair case and the after-sales window. Each file
 # is one run of the chain: the first (started from the order input, ends by

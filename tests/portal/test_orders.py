@@ -27,6 +27,7 @@ async def portal(serve, portal_settings, client, engine):
     app = create_app(portal_settings)
     app.state.bespoke_client = client
     for who in ("buyer:alice", "buyer:bob", "seller:acme", "ops:olga"):
+        auth.ensure_principal(engine, auth.parse_principal(who), created_by="ops:test")
         auth.set_password(engine, auth.parse_principal(who), PASSWORD, set_by="ops:test")
     return await serve(app)
 

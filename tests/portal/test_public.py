@@ -94,3 +94,19 @@ async def test_buyer_reads_the_policy_and_tries_the_what_if_in_a_browser(public_
     assert (await page.text_content("[data-testid=to-seller]")).strip() == "1,900.00 CNY"
     assert "R07" in await page.text_content("[data-testid=explanation]")
     await screenshot(page, "what-if")
+
+
+async def test_chinese_pages_format_amounts_and_dates_for_zh_cn(http):
+    r = await http.get(WHATIF, headers={"Accept-Language": "zh-CN,zh;q=0.9"})
+    text = _text(r.text)
+    assert r.headers["content-language"] == "zh-CN" and '<html lang="zh-CN">' in r.text
+    assert "谁付多少" in text and "¥2,400.00" in text and "¥400.00" in text
+    from datetime import UTC, datetime
+
+    from bespoke.portal.i18n import date_formatter, money_formatter
+
+    at = datetime(2026, 12, 2, 14, 5, tzinfo=UTC)
+    assert date_formatter("zh-CN")(at) == "2026年12月2日 14:05 UTC"
+    assert date_formatter("en")(at) == "2 Dec 2026, 14:05 UTC"
+    assert money_formatter("zh-CN")(-120050, "CNY") == "-¥1,200.50"
+    assert money_formatter("en")(120050, "CNY") == "1,200.50 CNY"

@@ -43,6 +43,7 @@ TABLES = {
     "credit_reservations",
     "bank_transfers",
     "credit_changes",
+    "debts",
 }
 
 

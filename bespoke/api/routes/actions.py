@@ -24,7 +24,8 @@ from bespoke.api.routes.orders import (
     order_client,
     visible_view,
 )
-from bespoke.cli.errors import CliError
+from bespoke.cli.errors import CliError, NotFound
+from bespoke.domain import extensions as ext
 from bespoke.domain import models as m
 from bespoke.domain.names import ORDER_ID_PATTERN
 
@@ -39,6 +40,9 @@ ACTION_MODELS: dict[str, type[m.ActorInput]] = {
     "respond_return": m.ReturnResponseInput, "answer_offer": m.OfferAnswerInput, "ship_return": m.ShipReturnInput,
     "receive_return": m.ReceiveReturnInput, "reship": m.ShipInput, "dispute": m.DisputeInput,
     "evidence": m.EvidenceInput, "arbitrate": m.ArbitrateInput, "override_deadline": m.OverrideDeadlineInput,
+    # Party-requested extensions (policy [extensions]).
+    "extend_inspection": ext.ExtendInspectionInput, "ask_more_time": ext.AskMoreTimeInput,
+    "answer_more_time": ext.AnswerMoreTimeInput,
 }
 
 
@@ -83,6 +87,8 @@ def _add_action_route(action: str) -> None:
             oc = await order_client(request)
             try:
                 result = await oc.update(order_id, action, payload)
+            except NotFound:  # it answered the status query a moment ago: its run has closed
+                raise Problem("rejected", "rejected: the order is closed") from None
             except CliError as err:
                 raise from_cli_error(err) from None
             return 200, result.model_dump(mode="json")

@@ -12,6 +12,7 @@ CLI prints that reason on one line and exits 2.
     actions.py     accept ... cancel (before and at delivery)
     aftersales.py  returns, repairs, disputes
     deadlines.py   override (ops moves a deadline)
+    extensions.py  extend-inspection, ask-more-time, answer-more-time (the parties ask for time)
 
 The modules register their commands on `app` when imported; `bespoke order X`
 imports only as far as the module that defines X (common.OrderGroup).

@@ -27,7 +27,7 @@ __all__ = ["AsOpt", "CarrierOpt", "JsonOpt", "OrderArg", "TrackingOpt", "act", "
            "minor_units", "model", "out"]
 
 # The modules defining `bespoke order` commands, in the order `--help` lists them.
-MODULES = ("create", "importer", "reads", "actions", "aftersales", "deadlines")
+MODULES = ("create", "importer", "reads", "actions", "aftersales", "deadlines", "extensions")
 
 
 class OrderGroup(SuggestingGroup):

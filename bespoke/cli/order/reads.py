@@ -106,7 +106,8 @@ def _print_view(v: OrderView, limit: int | None = STATUS_ENTRIES) -> None:
     def m(x: int) -> str:
         return format_amount(x, v.currency)
 
-    out.print(text((v.order_id, "bold"), " ", v.title, "  ", (v.stage.value, "cyan"), "  next: ", v.next_step))
+    out.print(text((v.order_id, "bold"), " ", v.title, "  ", (v.stage.value, "cyan"), "  next: ", v.next_step,
+                   f" (by {v.next_step_due:%Y-%m-%d %H:%M} UTC)" if v.next_step_due else ""))
     out.print(text(f"buyer {v.buyer} · seller {v.seller} · plan {v.payment_plan} · "
                    f"policy {v.policy.name}@{v.policy.version}"))
     out.print(text(f"price {m(v.price)} · paid {m(v.paid)} · in escrow {m(v.escrow)} · refunded {m(v.refunded)} · "
@@ -117,6 +118,9 @@ def _print_view(v: OrderView, limit: int | None = STATUS_ENTRIES) -> None:
               f"credit outstanding {m(v.credit_outstanding)}" if v.credit_outstanding else ""]
     if any(extras):
         out.print(text(" · ".join(e for e in extras if e)))
+    for d in v.owes:
+        out.print(text(("owed: ", "bold"), f"{d.debtor} owes {d.creditor} {m(d.amount)}: {d.why}",
+                       f" (due {d.due_at:%Y-%m-%d %H:%M} UTC)" if d.due_at else ""))
     for c in v.cases:
         state = f"closed — {c.outcome}" if c.outcome else c.state
         out.print(text((f"case {c.number}", "bold"), f" ({c.reason}, wants {c.remedy}): {state}",

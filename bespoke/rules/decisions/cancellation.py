@@ -90,7 +90,11 @@ def decide_cancellation(
     share = apply_bps(f["net_cost"], o["buyer_cost_share_bps"])
     cap = o["cap"]
     if cap == "paid":
-        share = min(share, paid)
+        # What the buyer paid, or owes under its plan and has not paid yet (credit,
+        # cash on delivery, a part fallen due): a plan that defers payment does not
+        # let the buyer walk away from the maker's costs. Beyond what escrow holds,
+        # the share is a recorded claim (buyer_owes_seller).
+        share = min(share, paid + facts.unpaid_commitment)
     elif cap == "price":
         share = min(share, price)
     charge = apply_bps(price, o["charge_bps"]) + o["charge_fixed"]
@@ -120,8 +124,11 @@ def decide_cancellation(
 
     cur = facts.currency
     ids = ", ".join(m.rule_id for m in matched)
+    # After the rework limit the seller ends the order, decided as the quality
+    # process ending it (cancelled_by "system"): it is still the seller who cancelled.
+    who = "The seller" if facts.reason == "qc_rework_limit" else _WHO[facts.cancelled_by]
     summary = (
-        f"{_WHO[facts.cancelled_by]} cancelled {_STAGE_WORDS[facts.stage]} {_REASON_WORDS[facts.reason]}: "
+        f"{who} cancelled {_STAGE_WORDS[facts.stage]} {_REASON_WORDS[facts.reason]}: "
         f"{format_money(refund, cur)} back to the buyer and {format_money(to_seller, cur)} to the seller "
         f"(after a {format_money(fee, cur)} platform fee) from {format_money(escrow, cur)} in escrow"
     )

@@ -1,0 +1,230 @@
+"""Reminders before a deadline's default action ([reminders] in the policy): each
+goes to the party who must act, at the right virtual time, once; moved deadlines
+move them; a window resumed after a case catches up with one reminder, not a
+burst; a policy without the section sends none."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bespoke.domain.models import DisputeInput, EvidenceInput, OverrideDeadlineInput, Stage
+from bespoke.rules import find_policy
+from bespoke.workflows.order import OrderWorkflow
+from tests.helpers import (
+    BUYER,
+    OPS,
+    SELLER,
+    accept,
+    assert_view_matches_ledger,
+    create_order,
+    delivered_order,
+    pay,
+    produce,
+    status,
+)
+
+DAY = timedelta(days=1)
+HOUR = timedelta(hours=1)
+POLICY = find_policy("default")
+
+
+def reminders(view, deadline: str | None = None) -> list:
+    return [e for e in view.timeline if e.kind == "deadline_reminder"
+            and (deadline is None or e.data["deadline"] == deadline)]
+
+
+def due(view, name: str):
+    return {d.name: d.due_at for d in view.deadlines}[name]
+
+
+def times(entries) -> list:
+    """When each entry was recorded, in whole seconds (timers fire
+    within milliseconds of their time, not to the microsecond)."""
+    return [round(e.at.timestamp()) for e in entries]
+
+
+def t(when) -> int:
+    return round(when.timestamp())
+
+
+def oid(handle) -> str:
+    return handle.id.removeprefix("order-")
+
+
+@pytest.mark.usefixtures("worker")
+async def test_default_policy_names_a_reminder_for_every_deadline_it_waits_on():
+    from bespoke.rules.notices import REMINDABLE_DEADLINES
+
+    missing = [n for n in REMINDABLE_DEADLINES if not POLICY.reminders.leads(n)]
+    assert missing == []
+
+
+@pytest.mark.usefixtures("worker")
+async def test_buyer_is_reminded_three_days_and_one_day_before_auto_confirm(client, task_queue, env, engine):
+    handle = await delivered_order(client, task_queue)
+    view = await status(handle)
+    window_due = due(view, "inspection_window")
+    await env.sleep(window_due - view.updated_at - 3 * DAY - HOUR)
+    assert reminders(await status(handle)) == []
+
+    await env.sleep(2 * HOUR)
+    first, = reminders(await status(handle))
+    assert first.data == {"deadline": "inspection_window", "due_at": window_due.isoformat(), "before": "P3D",
+                          "to": "buyer:alice", "default_action": "receipt auto-confirmed, escrow released to the seller",
+                          "late": False}
+    assert times([first]) == [t(window_due - 3 * DAY)]
+    assert first.actor == "system:timer"
+    assert "reminder to buyer:alice" in first.message and "receipt auto-confirmed" in first.message
+    assert "in 3 days" in first.message
+
+    await env.sleep(2 * DAY)
+    view = await status(handle)
+    assert [e.data["before"] for e in reminders(view)] == ["P3D", "P1D"]
+    assert times(reminders(view)) == [t(window_due - 3 * DAY), t(window_due - DAY)]
+    assert view.stage is Stage.DELIVERED
+
+    await env.sleep(DAY)
+    view = await assert_view_matches_ledger(handle, engine, oid(handle), closed=False)
+    assert view.stage is Stage.COMPLETED
+    assert len(reminders(view, "inspection_window")) == 2  # none after the window ended
+
+
+@pytest.mark.usefixtures("worker")
+async def test_an_override_moves_the_reminders_with_the_deadline(client, task_queue, env):
+    handle = await delivered_order(client, task_queue)
+    view = await status(handle)
+    original = due(view, "inspection_window")
+    await env.sleep(original - view.updated_at - 2 * DAY)  # the P3D reminder went out
+    assert [e.data["before"] for e in reminders(await status(handle))] == ["P3D"]
+
+    await handle.execute_update(OrderWorkflow.override_deadline, OverrideDeadlineInput(
+        actor=OPS, deadline="inspection_window", extend_seconds=int((5 * DAY).total_seconds()),
+        reason="buyer abroad"))
+    moved = original + 5 * DAY
+    await env.sleep(2 * DAY)  # past the original P1D time: nothing for the old due time
+    view = await status(handle)
+    assert [e.data["due_at"] for e in reminders(view)] == [original.isoformat()]
+    await env.sleep(2 * DAY)  # past moved - 3 days
+    await env.sleep(3 * DAY)  # past moved - 1 day
+    sent = reminders(await status(handle))
+    assert [(e.data["due_at"], e.data["before"]) for e in sent] == [
+        (original.isoformat(), "P3D"), (moved.isoformat(), "P3D"), (moved.isoformat(), "P1D")]
+    assert times(sent) == [t(original - 3 * DAY), t(moved - 3 * DAY), t(moved - DAY)]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_seller_is_reminded_before_acceptance_lapses_and_the_buyer_before_the_deposit(
+        client, task_queue, env):
+    handle = await create_order(client, task_queue)
+    view = await status(handle)
+    acceptance_due = due(view, "seller_acceptance")
+    await env.sleep(acceptance_due - view.updated_at - DAY + HOUR)
+    sent, = reminders(await status(handle))
+    assert (sent.data["deadline"], sent.data["to"]) == ("seller_acceptance", "seller:acme")
+    assert times([sent]) == [t(acceptance_due - DAY)]
+    await accept(handle)
+    view = await status(handle)
+    deposit_due = due(view, "deposit")
+    await env.sleep(deposit_due - view.updated_at - DAY + HOUR)
+    sent = reminders(await status(handle), "deposit")
+    assert [e.data["to"] for e in sent] == ["buyer:alice"] and times(sent) == [t(deposit_due - DAY)]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_seller_is_reminded_before_silence_approves_a_return(client, task_queue, env):
+    from bespoke.domain.models import ReturnRequestInput
+
+    handle = await delivered_order(client, task_queue)
+    await handle.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason="defect", remedy="refund", description="hinge cracked", evidence=("p.jpg",)))
+    view = await status(handle)
+    response_due = due(view, "return_response")
+    await env.sleep(response_due - view.updated_at + HOUR)  # the response deadline passed: approved
+    view = await status(handle)
+    sent = reminders(view, "return_response")
+    assert [(e.data["to"], e.data["before"]) for e in sent] == [("seller:acme", "P2D"), ("seller:acme", "P1D")]
+    assert times(sent) == [t(response_due - 2 * DAY), t(response_due - DAY)]
+    assert any(e.kind == "return_auto_approved" for e in view.timeline)
+
+
+@pytest.mark.usefixtures("worker")
+async def test_each_dispute_party_without_final_evidence_is_reminded(client, task_queue, env):
+    from bespoke.domain.models import ReturnRequestInput, ReturnResponseInput
+
+    handle = await delivered_order(client, task_queue)
+    await handle.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason="defect", remedy="refund", description="hinge cracked", evidence=("p.jpg",)))
+    await handle.execute_update(OrderWorkflow.respond_return,
+                                ReturnResponseInput(actor=SELLER, action="reject", reason="customer damage"))
+    await handle.execute_update(OrderWorkflow.dispute, DisputeInput(actor=BUYER, claim=50_000, statement="cracked"))
+    view = await status(handle)
+    evidence_due = due(view, "dispute_evidence")
+    await env.sleep(evidence_due - view.updated_at - 2 * DAY + HOUR)
+    first = reminders(await status(handle), "dispute_evidence")
+    assert sorted(e.data["to"] for e in first) == ["buyer:alice", "seller:acme"]
+    await handle.execute_update(OrderWorkflow.evidence, EvidenceInput(actor=BUYER, items=("video",), final=True))
+    await env.sleep(DAY)
+    second = reminders(await status(handle), "dispute_evidence")[len(first):]
+    assert [(e.data["to"], e.data["before"]) for e in second] == [("seller:acme", "P1D")]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_window_resumed_after_a_case_sends_one_catch_up_reminder_not_a_burst(client, task_queue, env):
+    from bespoke.domain.models import ReturnRequestInput, ReturnResponseInput
+
+    handle = await delivered_order(client, task_queue)
+    view = await status(handle)
+    await env.sleep(due(view, "inspection_window") - view.updated_at - 2 * DAY)  # 2 days left; P3D sent
+    await handle.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason="defect", remedy="refund", description="hinge cracked", evidence=("p.jpg",)))
+    await env.sleep(DAY)
+    # The seller rejects; the buyer lets the escalation deadline pass: the case closes
+    # and the window resumes with the 2 days it had left.
+    await handle.execute_update(OrderWorkflow.respond_return,
+                                ReturnResponseInput(actor=SELLER, action="reject", reason="no fault"))
+    await env.sleep(POLICY.deadlines.effective("escalation") + HOUR)
+    view = await status(handle)
+    resumed_due = due(view, "inspection_window")
+    window = reminders(view, "inspection_window")
+    assert [e.data["due_at"] for e in window][1:] == [resumed_due.isoformat()]  # one, not P3D and P1D
+    catch_up = window[-1]
+    assert catch_up.data["before"] == "P3D" and catch_up.data["late"] is True
+    assert catch_up.message.startswith("late reminder to buyer:alice")
+    await env.sleep(resumed_due - view.updated_at - DAY + HOUR)
+    window = reminders(await status(handle), "inspection_window")
+    assert [(e.data["before"], e.data["late"]) for e in window[2:]] == [("P1D", False)]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_a_policy_without_reminders_sends_none(client, task_queue, env):
+    quiet = POLICY.model_copy(update={"reminders": None})
+    handle = await delivered_order(client, task_queue, policy=quiet)
+    view = await status(handle)
+    await env.sleep(due(view, "inspection_window") - view.updated_at + HOUR)
+    view = await status(handle)
+    assert view.stage is Stage.COMPLETED and reminders(view) == []
+
+
+async def test_reminders_are_sent_once_across_a_worker_restart(client, task_queue, env, engine):
+    """The first worker goes away after the P3D reminder (no cache kept); a new one
+    replays the history and sends only the P1D reminder, once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bespoke.worker import build_worker
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        async with build_worker(client, task_queue=task_queue, engine=engine, executor=pool, max_cached_workflows=0):
+            handle = await delivered_order(client, task_queue)
+            view = await status(handle)
+            window_due = due(view, "inspection_window")
+            await env.sleep(window_due - view.updated_at - 2 * DAY)
+            assert [e.data["before"] for e in reminders(await status(handle))] == ["P3D"]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        async with build_worker(client, task_queue=task_queue, engine=engine, executor=pool):
+            await env.sleep(DAY + HOUR)
+            view = await status(handle)
+            assert [e.data["before"] for e in reminders(view)] == ["P3D", "P1D"]
+            assert times(reminders(view)) == [t(window_due - 3 * DAY), t(window_due - DAY)]
+            await handle.result()
