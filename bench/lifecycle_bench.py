@@ -244,10 +244,15 @@ class Bench:
 
     async def run(self, label: str, n: int) -> RunResult:
         tq = f"{label}-{uuid.uuid4().hex[:8]}"
-        if label == "bespoke":
-            worker, job = self.bespoke_worker(tq), lambda: one_order(self.client, tq, self.engine)
+        if label in ("bespoke", "bespoke-strict"):
+            worker = build_worker(self.client, task_queue=tq, engine=self.engine, executor=self.executor,
+                                  strict_sandbox=label == "bespoke-strict")
+            job = lambda: one_order(self.client, tq, self.engine)  # noqa: E731
         else:
-            shape = self.shape if label == "bare" else what_if_shapes(self.shape)[label]
+            if label == "floor":  # the same updates, no activity at all
+                shape = Shape(acts=[0] * len(self.shape.acts), locals_=[0] * len(self.shape.locals_))
+            else:
+                shape = self.shape if label == "bare" else what_if_shapes(self.shape)[label]
             assert shape is not None
             worker, job = self.bare_worker(tq), lambda: one_bare(self.client, tq, shape)
         async with worker:
@@ -425,6 +430,9 @@ def summarize(out: dict[str, Any], n: int, *, title: str = "") -> str:
     cpu = {label: per(rs, "cpu_self") + per(rs, "cpu_server") for label, rs in results.items()}
     lines.append("cpu per order (worker+server): " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in cpu.items())
                  + f"; cpu ratio bare/bespoke {cpu['bare'] / cpu['bespoke']:.2f}")
+    if "floor" in cpu:
+        lines.append("cpu per order / no-activity floor (same run): "
+                     + ", ".join(f"{k} {v / cpu['floor']:.2f}x" for k, v in cpu.items() if k != "floor"))
     lines += ["runs:", *("  " + x for x in out["log"])]
     if RETRIES[0]:
         lines.append(f"update RPCs that timed out under load and were re-asked (same update id): {RETRIES[0]}")
@@ -445,10 +453,15 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="activity breakdown from a sample of histories")
     ap.add_argument("--what-if", action="store_true",
                     help="also run bare workflows shaped as a batched _sync would be (see what_if_shapes)")
+    ap.add_argument("--sandbox", action="store_true",
+                    help="also run bespoke under the strict sandbox (bespoke re-imported per run) and the "
+                         "no-activity floor (bare workflow, same updates, no activities)")
     ap.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
     ap.add_argument("--section", default=None, help="RESULTS.md section name (default by mode)")
     args = ap.parse_args()
     workloads = ("bare", "bespoke", "bare-fold", "bare-per-update") if args.what_if else ("bare", "bespoke")
+    if args.sandbox:
+        workloads += ("bespoke-strict", "floor")
     out = asyncio.run(run_lifecycle(args.orders, args.rounds, in_memory=args.in_memory, profile=args.profile,
                                     workloads=workloads))
     storage = "in memory" if args.in_memory else "SQLite file (the default)"

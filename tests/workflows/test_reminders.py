@@ -228,3 +228,72 @@ async def test_reminders_are_sent_once_across_a_worker_restart(client, task_queu
             assert [e.data["before"] for e in reminders(view)] == ["P3D", "P1D"]
             assert times(reminders(view)) == [t(window_due - 3 * DAY), t(window_due - DAY)]
             await handle.result()
+
+
+async def _check_reminders(handle, env, name: str, party: str) -> None:
+    """Let `name` run out: each of the policy's leads reminded `party` once, on time."""
+    from bespoke.rules.durations import format_duration
+
+    view = await status(handle)
+    deadline_due = due(view, name)
+    await env.sleep(deadline_due - view.updated_at + HOUR)
+    sent = reminders(await status(handle), name)
+    leads = POLICY.reminders.leads(name)
+    assert [(e.data["to"], e.data["before"]) for e in sent] == [(party, format_duration(lead)) for lead in leads]
+    assert times(sent) == [t(deadline_due - lead) for lead in leads]
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_buyer_is_reminded_before_an_unpaid_balance_cancels_the_order(client, task_queue, env):
+    handle = await create_order(client, task_queue, plan="staged:30/70")
+    await accept(handle)
+    await pay(handle, 30_000)
+    await produce(handle)
+    await _check_reminders(handle, env, "balance", "buyer:alice")
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_carrier_is_reminded_before_a_cod_remittance_is_escalated(client, task_queue, env):
+    from tests.helpers import deliver, ship
+
+    handle = await create_order(client, task_queue, plan="cod", price=80_000)
+    await accept(handle)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle, collected=80_000)
+    await _check_reminders(handle, env, "cod_remittance", "carrier:sf-express")
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_buyer_is_reminded_before_the_aftersales_window_closes(client, task_queue, env):
+    from tests.helpers import confirm
+
+    handle = await delivered_order(client, task_queue)
+    await confirm(handle)
+    await _check_reminders(handle, env, "aftersales_window", "buyer:alice")
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_buyer_is_reminded_before_an_unshipped_return_closes(client, task_queue, env):
+    from bespoke.domain.models import ReturnRequestInput, ReturnResponseInput
+
+    handle = await delivered_order(client, task_queue)
+    await handle.execute_update(OrderWorkflow.request_return, ReturnRequestInput(
+        actor=BUYER, reason="defect", remedy="refund", description="hinge cracked", evidence=("p.jpg",)))
+    await handle.execute_update(OrderWorkflow.respond_return, ReturnResponseInput(actor=SELLER, action="approve"))
+    await _check_reminders(handle, env, "return_ship", "buyer:alice")
+
+
+@pytest.mark.usefixtures("worker")
+async def test_the_buyer_is_reminded_before_credit_repayment_falls_overdue(client, task_queue, env, engine):
+    from tests.helpers import confirm, deliver, ship
+    from tests.helpers_accounts import set_credit_limit
+
+    set_credit_limit(engine, "alice", 500_000)
+    handle = await create_order(client, task_queue, plan="credit", price=120_000)
+    await accept(handle)
+    await produce(handle)
+    await ship(handle)
+    await deliver(handle)
+    await confirm(handle)
+    await _check_reminders(handle, env, "credit_settlement", "buyer:alice")
