@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bespoke.activities.rules import policy_from_dict
 from bespoke.domain.models import ActorInput, MilestoneInput, QcInput, Role, SalvageInput
 from bespoke.rules import decide_cancellation, find_policy
 from bespoke.rules.whatif import WhatIfError, paid_by_stage, unpaid_by_stage, whatif_cancellation
 from bespoke.workflows.order import OrderWorkflow
-from tests.helpers import SELLER, accept, create_order, pay, ship, status
+from tests.helpers import SELLER, accept, create_order, order_policy, pay, ship, status
 
 POLICY = find_policy("default")
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -66,8 +65,7 @@ def test_what_if_refuses_impossible_orders(kw, match):
 
 async def _quote(env, handle, by: Role):
     facts = await handle.query(OrderWorkflow.quote_facts, args=[by, await env.get_current_time()])
-    pinned = await handle.query(OrderWorkflow.pinned_policy)
-    return facts, decide_cancellation(policy_from_dict(pinned), facts, decision_id="q")
+    return facts, decide_cancellation(await order_policy(handle), facts, decision_id="q")
 
 
 @pytest.mark.usefixtures("worker")
