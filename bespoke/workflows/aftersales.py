@@ -151,7 +151,7 @@ class AfterSales(Windows):
         self._set_stage(Stage.RETURN_REQUESTED)
         terms = await self._decide(
             return_terms_decision,
-            ReturnTermsRequest(policy=self.inp.policy, decision_id=self._next_decision_id("return-terms"),
+            ReturnTermsRequest(**self._rules_input(), decision_id=self._next_decision_id("return-terms"),
                                facts=ReturnFacts(
                                    reason=case.reason,
                                    stage="completed" if case.back_to is Stage.COMPLETED else "delivered",
@@ -259,7 +259,7 @@ class AfterSales(Windows):
                 )
                 decision = await self._decide(
                     dispute_default_decision,
-                    DisputeRequest(policy=self.inp.policy, facts=facts, decision_id=self._next_decision_id("dispute")),
+                    DisputeRequest(**self._rules_input(), facts=facts, decision_id=self._next_decision_id("dispute")),
                     "dispute",
                 )
                 self._record_decision(decision.explanation.model_dump(mode="json"))
@@ -311,7 +311,7 @@ class AfterSales(Windows):
         )
         decision = await self._decide(
             refund_decision,
-            RefundRequest(policy=inp.policy, facts=facts, decision_id=self._next_decision_id("refund")),
+            RefundRequest(**self._rules_input(), facts=facts, decision_id=self._next_decision_id("refund")),
             "refund",
         )
         self._record_decision(decision.explanation.model_dump(mode="json"))
