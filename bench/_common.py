@@ -148,7 +148,9 @@ def percentile(values: list[float], p: float) -> float:
 
 # ------------------------------------------------------------- the happy path
 
-def new_order_input(order_id: str):
+def new_order_input(order_id: str, store: Any = None):
+    """The happy path's order; its policy goes into the policy store of the
+    database `store` (the worker's), as `bespoke order create` does."""
     return build_order_input(
         order_id=order_id,
         buyer="alice",
@@ -160,12 +162,14 @@ def new_order_input(order_id: str):
         policy=find_policy("default"),
         created_by=OPS,
         title="walnut display case",
+        store=store,
     )
 
 
-async def create(client: Client, task_queue: str, order_id: str | None = None) -> WorkflowHandle[Any, Any]:
+async def create(client: Client, task_queue: str, order_id: str | None = None, *,
+                 store: Any) -> WorkflowHandle[Any, Any]:
     oid = order_id or f"B{uuid.uuid4().hex[:12]}"
-    return await start_order(client, new_order_input(oid), task_queue=task_queue)
+    return await start_order(client, new_order_input(oid, store), task_queue=task_queue)
 
 
 def _ref() -> str:

@@ -149,7 +149,7 @@ async def main() -> None:
                             break
                         except httpx.HTTPError:
                             await asyncio.sleep(0.2)
-                    live = [(await create(client, tq)).id.removeprefix("order-") for _ in range(args.live)]
+                    live = [(await create(client, tq, store=engine)).id.removeprefix("order-") for _ in range(args.live)]
                     await gather_limited(len(live), 20, lambda i: drive(client.get_workflow_handle(f"order-{live[i]}"),
                                                                       HAPPY_PATH[:1]))
                     by_id = await load(url, tokens["ops"], [f"/api/orders/{o}" for o in live], args.requests,
@@ -162,7 +162,7 @@ async def main() -> None:
                     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
                         for round_ in range(2):
                             for way in ("direct", "api") if round_ % 2 == 0 else ("api", "direct"):
-                                handles = [await create(client, tq) for _ in range(args.orders // 2)]
+                                handles = [await create(client, tq, store=engine) for _ in range(args.orders // 2)]
                                 await gather_limited(len(handles), 10, lambda i: drive(handles[i], HAPPY_PATH[:1]))
                                 with Timer() as t:
                                     if way == "direct":

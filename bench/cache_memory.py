@@ -55,7 +55,7 @@ from bespoke.runtime.client import ensure_search_attributes  # noqa: E402
 from bespoke.store.db import get_engine  # noqa: E402
 from bespoke.worker import ACTIVITY_THREADS, build_worker, freeze_startup_objects  # noqa: E402
 from tests.conftest import test_server_binary  # noqa: E402
-from tests.helpers import delivered_order  # noqa: E402
+from tests.helpers import POLICY_STORE, delivered_order  # noqa: E402
 
 PAUSES: list[float] = []
 _started = [0.0]
@@ -89,6 +89,7 @@ async def run(n: int) -> str:
         await ensure_search_attributes(env.client)
         with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
             engine = get_engine(f"sqlite:///{tmp}/bench.db")
+            POLICY_STORE["engine"] = engine  # where delivered_order pins the policy
             tq = f"cache-memory-{uuid.uuid4().hex[:8]}"
             async with build_worker(env.client, task_queue=tq, engine=engine, executor=pool,
                                     strict_sandbox=ARGS.strict_sandbox):

@@ -75,7 +75,7 @@ async def run(n: int, concurrency: int, budget: float | None, home: Path) -> str
             worker = build_worker(client, task_queue=tq, engine=engine, executor=pool)
             async with worker:
                 # Warm up (imports, sandbox, first DB writes) outside the measurement.
-                h = await create(client, tq, order_id="warmup")
+                h = await create(client, tq, order_id="warmup", store=engine)
                 await drive(h, TO_DELIVERED)
                 w0, s0 = rss_mb(), tree_rss_mb(server.pid)
                 print(f"before: worker RSS {w0:.0f} MiB, server RSS {s0:.0f} MiB (1 order parked: warm-up)", flush=True)
@@ -91,7 +91,7 @@ async def run(n: int, concurrency: int, budget: float | None, home: Path) -> str
                 async def one(i: int) -> None:
                     nonlocal done
                     t = time.perf_counter()
-                    handle = await create(client, tq, order_id=f"C{i:06d}")
+                    handle = await create(client, tq, order_id=f"C{i:06d}", store=engine)
                     create_s.append(time.perf_counter() - t)
                     await drive(handle, TO_DELIVERED)
                     done += 1

@@ -165,8 +165,8 @@ def what_if_shapes(shape: Shape | None) -> dict[str, Shape]:
 STAYS_OPEN = hasattr(order_module, "AFTERSALES_PATCH")
 
 
-async def one_order(client: Client, tq: str) -> WorkflowHandle[Any, Any]:
-    handle = await create(client, tq)
+async def one_order(client: Client, tq: str, store: Any) -> WorkflowHandle[Any, Any]:
+    handle = await create(client, tq, store=store)
     last = await drive(handle, HAPPY_PATH)
     if STAYS_OPEN:
         assert last.stage.value == "completed", last
@@ -229,7 +229,7 @@ class Bench:
         """One real order: its shape for the bare workflow (also warms both workers up)."""
         tq = f"bench-{uuid.uuid4().hex[:8]}"
         async with self.bespoke_worker(tq):
-            handle = await one_order(self.client, tq)
+            handle = await one_order(self.client, tq, self.engine)
         self.order_stats = await history_stats(handle)
         self.shape = self.order_stats.shape
         tq = f"bare-{uuid.uuid4().hex[:8]}"
@@ -247,7 +247,7 @@ class Bench:
         if label in ("bespoke", "bespoke-strict"):
             worker = build_worker(self.client, task_queue=tq, engine=self.engine, executor=self.executor,
                                   strict_sandbox=label == "bespoke-strict")
-            job = lambda: one_order(self.client, tq)  # noqa: E731
+            job = lambda: one_order(self.client, tq, self.engine)  # noqa: E731
         else:
             if label == "floor":  # the same updates, no activity at all
                 shape = Shape(acts=[0] * len(self.shape.acts), locals_=[0] * len(self.shape.locals_))

@@ -90,7 +90,7 @@ async def main(orders: int, requests: int, clients: int) -> str:
         engine = get_engine(settings.effective_database_url)
         with ThreadPoolExecutor(max_workers=16) as ex:
             async with build_worker(client, task_queue=settings.task_queue, engine=engine, executor=ex):
-                handle = await create(client, settings.task_queue)
+                handle = await create(client, settings.task_queue, store=engine)
                 await drive(handle, TO_DELIVERED)
                 oid = handle.id.removeprefix("order-")
                 disputed = fill(engine, orders)

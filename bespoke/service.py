@@ -3,7 +3,7 @@ building a validated order input, starting its workflow, and reaching it."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
@@ -14,9 +14,13 @@ from bespoke.domain.accounts import virtual_account_for
 from bespoke.domain.models import Actor, OrderInput, OrderResult, PaymentPlan, PlanKind, clean_name
 from bespoke.domain.money import check_currency
 from bespoke.rules import Policy, pin_policy
+from bespoke.rules.pins import policy_terms
 from bespoke.domain.checks import order_problems, price_problem
 from bespoke.rules.check import policy_problems
 from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 class OrderRejected(ValueError):
@@ -51,8 +55,13 @@ def build_order_input(
     title: str = "",
     earnest_deposit: bool = False,
     shipping_address: str = "",
+    store: Engine | None = None,
 ) -> OrderInput:
-    """Validate an order against its policy and pin the policy into it.
+    """Validate an order against its policy and pin the policy: the input carries
+    the policy's terms and the pin, and the policy goes into the policy store of
+    the database `store` (where the worker's rules activities look it up by the
+    pin). Without `store` the caller stores it (`bespoke.store.policies.save_policy`);
+    an order whose pinned policy is not in the worker's store fails at start.
 
     A policy that fails `bespoke policy check` is refused: pinned, it could leave an
     order undecidable (two `unique` rows that both match make every cancellation
@@ -81,8 +90,8 @@ def build_order_input(
             plan=plan,
             production_days=production_days,
             earnest_deposit=earnest_deposit,
-            policy=_pinned(policy)[0],
-            pin=_pinned(policy)[1],
+            terms=_pinned(policy)[1],
+            pin=_pinned(policy)[2],
             created_by=created_by,
             virtual_account=virtual_account_for(buyer) if plan.kind is PlanKind.COLLECTION_ACCOUNT else None,
             shipping_address=shipping_address,
@@ -93,6 +102,10 @@ def build_order_input(
     problems = order_problems(inp, policy)
     if problems:
         raise OrderRejected("; ".join(problems))
+    if store is not None:
+        from bespoke.store.policies import save_policy
+
+        save_policy(store, policy, sha256=inp.pin["sha256"])
     return inp
 
 
@@ -106,20 +119,22 @@ def policy_check_failure(policy: Policy, problems: list[str], *, shown: int = 3)
     )
 
 
-# The dumped policy and its pin, for the last few Policy objects: dumping and hashing
-# the policy is most of the cost of building an order input (tens of ms), and an
-# import builds thousands from one policy. The Policy is kept in the entry, so its
-# id() cannot be reused while cached; policies are frozen, so the dump stays right.
-_PINNED: dict[int, tuple[Policy, dict[str, Any], dict[str, Any]]] = {}
+# The dumped policy, its terms and its pin, for the last few Policy objects: dumping
+# and hashing the policy is most of the cost of building an order input (tens of
+# ms), and an import builds thousands from one policy. The Policy is kept in the
+# entry, so its id() cannot be reused while cached; policies are frozen, so the
+# dump stays right.
+_PINNED: dict[int, tuple[Policy, dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
 
 
-def _pinned(policy: Policy) -> tuple[dict[str, Any], dict[str, Any]]:
+def _pinned(policy: Policy) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     hit = _PINNED.get(id(policy))
     if hit is None or hit[0] is not policy:
         if len(_PINNED) >= 8:
             _PINNED.clear()
-        hit = _PINNED[id(policy)] = (policy, policy.model_dump(mode="json"), pin_policy(policy).model_dump(mode="json"))
-    return hit[1], hit[2]
+        dump = policy.model_dump(mode="json")
+        hit = _PINNED[id(policy)] = (policy, dump, policy_terms(dump), pin_policy(policy).model_dump(mode="json"))
+    return hit[1], hit[2], hit[3]
 
 
 async def start_order(client: Client, inp: OrderInput, *, task_queue: str) -> WorkflowHandle[Any, Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import itertools
 import logging
+from collections.abc import Sequence
 from typing import Any
 from concurrent.futures import ThreadPoolExecutor
 
@@ -15,6 +17,8 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bespoke.activities import build_activities
+from bespoke.activities.rules import RulesActivities
+from bespoke.rules.plugins import installed_distributions, rules_task_queue
 from bespoke.settings import Settings
 from bespoke.store.db import get_engine
 from bespoke.workflows import WORKFLOWS
@@ -45,13 +49,60 @@ def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
     return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("bespoke"))
 
 
+# A worker polls one rules queue per combination of its installed plugin
+# distributions (an order may pin any of them); past this many distributions, only
+# each one alone and all of them together.
+MAX_PLUGIN_COMBINATIONS_OF = 4
+
+
+def plugin_sets(installed: Sequence[tuple[str, str]]) -> list[tuple[tuple[str, str], ...]]:
+    """The plugin sets (distribution, version) a worker with `installed` can decide
+    for: every non-empty combination of them (bounded, see above)."""
+    if len(installed) <= MAX_PLUGIN_COMBINATIONS_OF:
+        return [c for n in range(1, len(installed) + 1) for c in itertools.combinations(installed, n)]
+    return [(d,) for d in installed] + [tuple(installed)]
+
+
+class BespokeWorker:
+    """The order worker on `task_queue`, plus a rules-only worker on each
+    `{task_queue}.rules.<plugin set>` queue this process can decide for: decisions
+    of an order that pins plugins are routed there, so only a worker with exactly the
+    pinned plugin versions installed makes them (`bespoke.rules.plugins`)."""
+
+    def __init__(self, main: Worker, rules: list[Worker]) -> None:
+        self.main, self.rules = main, rules
+
+    @property
+    def task_queues(self) -> list[str]:
+        return [self.main.task_queue, *(w.task_queue for w in self.rules)]
+
+    async def __aenter__(self) -> BespokeWorker:
+        entered: list[Worker] = []
+        try:
+            for worker in (self.main, *self.rules):
+                await worker.__aenter__()
+                entered.append(worker)
+        except BaseException:
+            for worker in reversed(entered):
+                await worker.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        for worker in reversed(self.rules):
+            await worker.__aexit__(*exc)
+        await self.main.__aexit__(*exc)
+
+
 def build_worker(
     client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, strict_sandbox: bool = False,
-    **options: Any,
-) -> Worker:
-    """`options` pass through to `Worker` (e.g. max_cached_workflows in tests);
-    `strict_sandbox` see `workflow_runner`."""
-    return Worker(
+    plugins: Sequence[tuple[str, str]] | None = None, **options: Any,
+) -> BespokeWorker:
+    """`options` pass through to the order `Worker` (e.g. max_cached_workflows in
+    tests); `strict_sandbox` see `workflow_runner`. `plugins`: the (distribution,
+    version) pairs to poll rules queues for; default what this process has
+    installed (tests pass others to stand for workers with other installations)."""
+    main = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
@@ -61,6 +112,18 @@ def build_worker(
         max_concurrent_activities=executor._max_workers,  # never more than the pool can run
         **options,
     )
+    installed = installed_distributions() if plugins is None else sorted(set(plugins))
+    rules = [
+        Worker(
+            client,
+            task_queue=rules_task_queue(task_queue, combination),
+            activities=RulesActivities(engine).all(),
+            activity_executor=executor,
+            max_concurrent_activities=executor._max_workers,
+        )
+        for combination in plugin_sets(installed)
+    ]
+    return BespokeWorker(main, rules)
 
 
 def freeze_startup_objects() -> int:

@@ -155,8 +155,12 @@ def database_url(tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
+    from tests.helpers import POLICY_STORE
+
     engine = get_engine(database_url)
+    POLICY_STORE["engine"] = engine  # tests.helpers.create_order pins policies into it
     yield engine
+    POLICY_STORE.pop("engine", None)
     engine.dispose()  # PostgreSQL: give the connections back before the schema is dropped
 
 

@@ -65,7 +65,10 @@ async def create_order(
     order_id: str | None = None,
     buyer: str = "alice",
     created_by: Actor | None = None,
+    engine: Any = None,  # the policy store's database; default: the test's `engine` fixture
 ) -> WorkflowHandle[Any, Any]:
+    store = engine if engine is not None else POLICY_STORE.get("engine")
+    assert store is not None, "create_order needs the database of the worker's policy store"
     inp = build_order_input(
         order_id=order_id or f"T{uuid.uuid4().hex[:12]}",
         buyer=buyer,
@@ -78,8 +81,24 @@ async def create_order(
         created_by=created_by or Actor.parse("ops:olga"),
         title="walnut display case",
         earnest_deposit=earnest_deposit,
+        store=store,
     )
     return await start_order(client, inp, task_queue=task_queue)
+
+
+# The current test's database (set by the `engine` fixture in conftest.py): where
+# create_order stores the pinned policy, as `bespoke order create` does.
+POLICY_STORE: dict[str, Any] = {}
+
+
+async def order_policy(handle: WorkflowHandle[Any, Any], engine: Any = None):
+    """The order's pinned Policy as readers get it (`order quote-cancel`): inline
+    from an order started before the policy store, else from the store by pin."""
+    from bespoke.store.policies import order_policy as resolve
+
+    pinned = await handle.query(OrderWorkflow.pinned_policy)
+    pin = await handle.query(OrderWorkflow.policy_pin)
+    return resolve(engine if engine is not None else POLICY_STORE["engine"], pinned, pin)
 
 
 # Workflows started by the current test (recorded by the `client` fixture's

@@ -10,14 +10,7 @@ from sqlalchemy.engine import Engine
 from bespoke.activities.credit import CreditActivities
 from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
-from bespoke.activities.rules import (
-    cancellation_decision,
-    pinned_policy_check,
-    dispute_default_decision,
-    refund_decision,
-    return_terms_decision,
-    settlement_decision,
-)
+from bespoke.activities.rules import RulesActivities
 from bespoke.activities.store import StoreActivities
 
 
@@ -36,10 +29,5 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         credit.reserve_credit,
         credit.release_credit,
         credit.mark_credit_overdue,
-        settlement_decision,
-        cancellation_decision,
-        return_terms_decision,
-        refund_decision,
-        dispute_default_decision,
-        pinned_policy_check,
+        *RulesActivities(engine).all(),
     ]

@@ -1,10 +1,23 @@
-"""Rules decisions as local activities: the decision (amounts + explanation) is
-recorded in workflow history, so replay never re-evaluates a rule, and plugins
-run in the worker process, outside the workflow sandbox."""
+"""Rules decisions as activities: the decision (amounts + explanation) is recorded
+in workflow history, so replay never re-evaluates a rule, and plugins run in the
+worker process, outside the workflow sandbox.
+
+Each request names the order's pin. The policy comes from the policy store by that
+pin (its content hashed again and compared before use), or, for orders started
+before the store, inline in the request. The decision runs only if the policy's
+plugins, as this worker has them installed, are the pinned ones: a decision is
+never made with another version of a plugin (`bespoke.rules.decisions.base.check_pin`).
+A policy that cannot be had or does not match its pin is a non-retryable failure
+naming the pin.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy.engine import Engine
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from bespoke.domain.models import Frozen
 from bespoke.rules import (
@@ -13,6 +26,7 @@ from bespoke.rules import (
     DisputeDefaultDecision,
     DisputeFacts,
     Policy,
+    PolicyPin,
     RefundDecision,
     RefundFacts,
     ReturnFacts,
@@ -24,82 +38,184 @@ from bespoke.rules import (
     decide_refund,
     decide_return_terms,
     decide_settlement,
+    pin_policy,
 )
 from bespoke.rules.check import policy_problems
-from bespoke.rules.pins import load_pinned
+from bespoke.rules.errors import PolicyError
+from bespoke.rules.pins import content_sha256, load_pinned, policy_terms
+
+# The type of the failure when an order's pinned policy cannot be used.
+PIN_FAILURE = "PinnedPolicyMismatch"
 
 
-class SettlementRequest(Frozen):
-    policy: dict
+class RulesRequest(Frozen):
+    # The whole policy (orders started before the policy store), or None: the
+    # policy is looked up in the store by `pin`.
+    policy: dict | None = None
+    # The order's PolicyPin (model_dump); absent in requests recorded before pins
+    # travelled with them.
+    pin: dict | None = None
+
+
+class SettlementRequest(RulesRequest):
     facts: SettlementFacts
     decision_id: str
 
 
-class CancellationRequest(Frozen):
-    policy: dict
+class CancellationRequest(RulesRequest):
     facts: CancellationFacts
     decision_id: str
 
 
-def policy_from_dict(data: dict) -> Policy:
-    """The validated pinned policy, shared by content hash with the workflows."""
-    return load_pinned(data)[0]
+class ReturnTermsRequest(RulesRequest):
+    facts: ReturnFacts
+    decision_id: str
 
 
-class PolicyCheckRequest(Frozen):
-    policy: dict
+class RefundRequest(RulesRequest):
+    facts: RefundFacts
+    decision_id: str
+
+
+class DisputeRequest(RulesRequest):
+    facts: DisputeFacts
+    decision_id: str
+
+
+class PolicyCheckRequest(RulesRequest):
+    # sha256 of the terms the workflow runs on (store form): they must be the
+    # pinned policy's own.
+    terms_sha256: str | None = None
 
 
 class PolicyCheckResult(Frozen):
     problems: list[str]
 
 
-@activity.defn(name="check_pinned_policy")
-def pinned_policy_check(req: PolicyCheckRequest) -> PolicyCheckResult:
-    """What `bespoke policy check` finds wrong with an order's pinned policy. An
-    activity, not workflow code: plugin hooks are resolved from what this worker
-    has installed, and the answer is recorded in history."""
-    return PolicyCheckResult(problems=policy_problems(policy_from_dict(req.policy)))
+def policy_from_dict(data: dict) -> Policy:
+    """The validated policy for whole policy content, shared by content hash."""
+    return load_pinned(data)[0]
 
 
-@activity.defn(name="decide_settlement")
-def settlement_decision(req: SettlementRequest) -> SettlementDecision:
-    return decide_settlement(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+def _pin_ref(pin: dict | None) -> str:
+    if not pin:
+        return "the order's policy"
+    return f"{pin.get('name')}@{pin.get('version')} (sha256 {str(pin.get('sha256', ''))[:12]})"
 
 
-@activity.defn(name="decide_cancellation")
-def cancellation_decision(req: CancellationRequest) -> CancellationDecision:
-    return decide_cancellation(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+def _words(plugins: list) -> str:
+    return ", ".join(f"{p.name}={p.distribution} {p.version}" for p in plugins) or "none"
 
 
-class ReturnTermsRequest(Frozen):
-    policy: dict
-    facts: ReturnFacts
-    decision_id: str
+def _failure(message: str) -> ApplicationError:
+    return ApplicationError(message, type=PIN_FAILURE, non_retryable=True)
 
 
-class RefundRequest(Frozen):
-    policy: dict
-    facts: RefundFacts
-    decision_id: str
+class RulesActivities:
+    """The rules decisions, bound to the database that holds the policy store."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def policy(self, req: RulesRequest) -> Policy:
+        """The request's policy, verified against its pin."""
+        from bespoke.store.policies import PinnedPolicyError, load_by_pin
+
+        if req.policy is not None:
+            policy, sha = load_pinned(req.policy)
+            if req.pin is not None and req.pin.get("sha256") != sha:
+                raise _failure(f"pinned policy {_pin_ref(req.pin)}: the order's policy content hashes to "
+                               f"{sha[:12]}, not to the pin")
+            return policy
+        if req.pin is None:
+            raise _failure("the request names no policy and no pin")
+        try:
+            return load_by_pin(self.engine, req.pin)
+        except PinnedPolicyError as err:
+            raise _failure(str(err)) from None
+
+    def _decided(self, decide: Any, req: Any) -> Any:
+        """`decide` on the request's policy, facts and pin. A policy problem (the
+        installed plugins are not the pinned ones, a table is missing) fails the
+        activity without retries: the next attempt would meet the same problem."""
+        policy = self.policy(req)
+        pin = PolicyPin.model_validate(req.pin) if req.pin is not None else None
+        try:
+            return decide(policy, req.facts, decision_id=req.decision_id, pin=pin)
+        except PolicyError as err:
+            raise ApplicationError(str(err), type="PolicyError", non_retryable=True) from None
+
+    @activity.defn(name="check_pinned_policy")
+    def check(self, req: PolicyCheckRequest) -> PolicyCheckResult:
+        """What `bespoke policy check` finds wrong with an order's pinned policy, and
+        whether the order's terms and plugin pins are the policy's. An activity, not
+        workflow code: plugin hooks are resolved from what this worker has installed,
+        and the answer is recorded in history."""
+        try:
+            policy = self.policy(req)
+        except ApplicationError as err:
+            if req.policy is not None:
+                raise
+            return PolicyCheckResult(problems=[f"pin: {err.message}"])
+        problems: list[str] = []
+        if req.policy is None:
+            # Store form: the terms the workflow enforces must be this policy's.
+            genuine = content_sha256(policy_terms(policy.model_dump(mode="json")))
+            if req.terms_sha256 != genuine:
+                problems.append(f"terms: not the terms of the pinned policy {_pin_ref(req.pin)}")
+        if req.pin is not None:
+            pinned = PolicyPin.model_validate(req.pin).plugins
+            if sorted(p.name for p in pinned) != policy.plugins.names():
+                # The pin does not describe this policy: refused.
+                problems.append(f"pin: pinned plugins {_words(pinned)}, but the policy uses "
+                                f"{', '.join(policy.plugins.names()) or 'none'}")
+            else:
+                try:
+                    installed = pin_policy(policy).plugins
+                except PolicyError as err:
+                    installed = None
+                    why = str(err)
+                if installed != pinned:
+                    # This worker cannot check for the order (it was routed here by
+                    # mistake): not the order's fault, so no verdict; the order waits.
+                    raise ApplicationError(
+                        f"pinned plugins {_words(pinned)}; this worker has "
+                        f"{_words(installed) if installed is not None else why}", type="PluginMismatch",
+                        non_retryable=True)
+        if problems:
+            return PolicyCheckResult(problems=problems)
+        return PolicyCheckResult(problems=policy_problems(policy))
+
+    @activity.defn(name="decide_settlement")
+    def decide_settlement(self, req: SettlementRequest) -> SettlementDecision:
+        return self._decided(decide_settlement, req)
+
+    @activity.defn(name="decide_cancellation")
+    def decide_cancellation(self, req: CancellationRequest) -> CancellationDecision:
+        return self._decided(decide_cancellation, req)
+
+    @activity.defn(name="decide_return_terms")
+    def decide_return_terms(self, req: ReturnTermsRequest) -> ReturnTermsDecision:
+        return self._decided(decide_return_terms, req)
+
+    @activity.defn(name="decide_refund")
+    def decide_refund(self, req: RefundRequest) -> RefundDecision:
+        return self._decided(decide_refund, req)
+
+    @activity.defn(name="decide_dispute_default")
+    def decide_dispute_default(self, req: DisputeRequest) -> DisputeDefaultDecision:
+        return self._decided(decide_dispute_default, req)
+
+    def all(self) -> list[Any]:
+        return [self.decide_settlement, self.decide_cancellation, self.decide_return_terms, self.decide_refund,
+                self.decide_dispute_default, self.check]
 
 
-class DisputeRequest(Frozen):
-    policy: dict
-    facts: DisputeFacts
-    decision_id: str
-
-
-@activity.defn(name="decide_return_terms")
-def return_terms_decision(req: ReturnTermsRequest) -> ReturnTermsDecision:
-    return decide_return_terms(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
-
-
-@activity.defn(name="decide_refund")
-def refund_decision(req: RefundRequest) -> RefundDecision:
-    return decide_refund(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
-
-
-@activity.defn(name="decide_dispute_default")
-def dispute_default_decision(req: DisputeRequest) -> DisputeDefaultDecision:
-    return decide_dispute_default(policy_from_dict(req.policy), req.facts, decision_id=req.decision_id)
+# What the workflow schedules (by activity name; the worker registers the bound
+# methods of one RulesActivities).
+settlement_decision = RulesActivities.decide_settlement
+cancellation_decision = RulesActivities.decide_cancellation
+return_terms_decision = RulesActivities.decide_return_terms
+refund_decision = RulesActivities.decide_refund
+dispute_default_decision = RulesActivities.decide_dispute_default
+pinned_policy_check = RulesActivities.check

@@ -187,8 +187,13 @@ def _check_currency(value: str) -> str:
 
 
 class OrderInput(Frozen):
-    """Workflow input. The policy travels whole, pinned by name, version and
-    sha256, so editing or publishing a policy never changes a running order."""
+    """Workflow input. The order is pinned to its policy by name, version, the
+    sha256 of the policy's canonical content and the plugin versions, so editing or
+    publishing a policy never changes a running order. The input carries the
+    policy's `terms` (what the workflow reads itself: deadlines, fees, limits,
+    payment plans); the rules activities load the whole policy from the policy
+    store by the pin. Orders started before the store carry the whole `policy`
+    instead (and still replay)."""
 
     order_id: str = Field(min_length=1, max_length=64, pattern=ORDER_ID_PATTERN)
     buyer: str = Field(min_length=1, max_length=200)
@@ -199,8 +204,12 @@ class OrderInput(Frozen):
     plan: PaymentPlan
     production_days: int = Field(ge=1, le=365)
     earnest_deposit: bool = False
-    policy: dict[str, Any]  # Policy.model_dump(mode="json"); validated by the workflow
+    # Policy.model_dump(mode="json"), whole: orders started before the policy store.
+    policy: dict[str, Any] | None = None
     pin: dict[str, Any]  # PolicyPin.model_dump(mode="json")
+    # bespoke.rules.pins.policy_terms of the pinned policy; checked against the
+    # stored policy before the order starts.
+    terms: dict[str, Any] | None = None
     created_by: Actor
     virtual_account: str | None = None
     shipping_address: str = Field(default="", max_length=1000)

@@ -16,6 +16,7 @@ from bespoke.domain import models as m
 from bespoke.portal import auth
 from bespoke.rules import find_policy
 from bespoke.service import OrderExists, build_order_input, start_order
+from bespoke.store.db import get_engine
 
 PEOPLE = ("buyer:alice", "buyer:bob", "seller:acme", "ops:olga")
 OPS = m.Actor.parse("ops:demo")
@@ -38,7 +39,7 @@ async def _start(client: Client, settings: Any, order_id: str, buyer: str, price
     inp = build_order_input(
         order_id=order_id, buyer=buyer, seller="acme", price=price, currency="CNY",
         plan=m.PaymentPlan.parse(plan), production_days=14, policy=find_policy(settings.default_policy),
-        created_by=OPS, title=title,
+        created_by=OPS, title=title, store=get_engine(settings.effective_database_url),
     )
     try:
         return await start_order(client, inp, task_queue=settings.task_queue)

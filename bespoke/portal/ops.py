@@ -85,11 +85,12 @@ async def arbitrate_preview(request: Request, order_id: str) -> Response:
 async def refund_preview(request: Request, view: Any, amount: int) -> Any:
     """decide_refund on the facts the workflow's refund will use (as
     workflows/aftersales.py `_refund` builds them), from the order's live view."""
-    from bespoke.activities.rules import policy_from_dict
-    from bespoke.rules import RefundFacts, decide_refund
+    from bespoke.rules import PolicyPin, RefundFacts, decide_refund
+    from bespoke.store.policies import order_policy
 
     oc = await order_client(request)
-    policy = await oc.query(view.order_id, "pinned_policy", result_type=dict)
+    pinned = await oc.query(view.order_id, "pinned_policy", result_type=dict | None)
+    pin = await oc.query(view.order_id, "policy_pin", result_type=dict)
     case = view.open_case
     refundable = view.paid + view.credit_outstanding - view.refunded
     facts = RefundFacts(
@@ -99,4 +100,5 @@ async def refund_preview(request: Request, view: Any, amount: int) -> Any:
         platform_fee_charged=view.platform_fee, return_shipping_payer=case.return_shipping_payer or "seller",
         as_of=datetime.now(UTC),
     )
-    return decide_refund(policy_from_dict(policy), facts, decision_id=f"{view.order_id}:preview")
+    return decide_refund(order_policy(engine_for(request), pinned, pin), facts, decision_id=f"{view.order_id}:preview",
+                         pin=PolicyPin.model_validate(pin))

@@ -187,19 +187,25 @@ def actions_now(principal: Principal, view: Any) -> list[str]:
     return out
 
 
-async def cancel_quote(oc: Any, view: Any, by: str) -> Any:
+async def cancel_quote(oc: Any, view: Any, by: str, engine: Any) -> Any:
     """What cancelling by `by` right now would cost: `order quote-cancel`'s
     computation (the order's facts and pinned policy, decided client-side)."""
-    from bespoke.activities.rules import policy_from_dict
-    from bespoke.rules import CancellationFacts, decide_cancellation
+    from bespoke.rules import CancellationFacts, PolicyError, PolicyPin, decide_cancellation
+    from bespoke.store.policies import order_policy
 
     try:
         facts = await oc.query(view.order_id, "quote_facts", m.Role(by), datetime.now(UTC),
                                result_type=CancellationFacts, refusal_rejects=True)
-        policy = await oc.query(view.order_id, "pinned_policy", result_type=dict)
+        pinned = await oc.query(view.order_id, "pinned_policy", result_type=dict | None)
+        pin = await oc.query(view.order_id, "policy_pin", result_type=dict)
     except CliError:
         return None
-    return decide_cancellation(policy_from_dict(policy), facts, decision_id=f"{view.order_id}:quote")
+    try:
+        policy = order_policy(engine, pinned, pin)
+        return decide_cancellation(policy, facts, decision_id=f"{view.order_id}:quote",
+                                   pin=PolicyPin.model_validate(pin))
+    except PolicyError:
+        return None  # no quote rather than one made with another policy or plugin
 
 
 # ----------------------------------------------------------------- pages
@@ -231,7 +237,7 @@ async def _order_page(request: Request, principal: Principal, order_id: str, *, 
     view = await view_for(request, principal, order_id)
     oc = await order_client(request)
     actions = actions_now(principal, view)
-    quote = await cancel_quote(oc, view, principal.role) if "cancel" in actions else None
+    quote = await cancel_quote(oc, view, principal.role, engine_for(request)) if "cancel" in actions else None
     now = datetime.now(UTC)
     deadlines = [(d, time_left(d.due_at, now)) for d in view.deadlines]
     return render(

@@ -14,7 +14,9 @@ and defining it with `@rule_plugin(id=..., version=..., because=...)`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import hashlib
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Callable
@@ -96,3 +98,43 @@ def resolve_plugin(name: str, where: str = "") -> ResolvedPlugin:
     )
     _CACHE[name] = resolved
     return resolved
+
+
+# --- which worker may decide for an order: its plugin set ------------------------
+
+_NOT_IN_KEY = re.compile(r"[^A-Za-z0-9.=,+_-]")
+PLUGIN_SET_KEY_MAX = 200
+
+
+def normalize_distribution(name: str) -> str:
+    """A distribution name as PEP 503 compares them (`Bespoke_Rules.Example` is
+    `bespoke-rules-example`)."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def plugin_set_key(distributions: Iterable[tuple[str, str]]) -> str:
+    """The name of a set of plugin distributions at their versions, as task queues
+    are named after it (`{task_queue}.rules.<key>`): `dist==version` pairs, sorted,
+    comma-separated; a hash of them when long or unusual. Pure: the workflow
+    computes it from the order's pin, a worker from what it has installed."""
+    pairs = sorted({f"{normalize_distribution(d)}=={v}" for d, v in distributions})
+    key = ",".join(pairs)
+    if len(key) > PLUGIN_SET_KEY_MAX or _NOT_IN_KEY.search(key):
+        key = "sha256-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
+    return key
+
+
+def rules_task_queue(task_queue: str, distributions: Iterable[tuple[str, str]]) -> str:
+    """The task queue on which decisions needing exactly these plugin distributions
+    (at these versions) are made: only a worker that has them installed polls it."""
+    return f"{task_queue}.rules.{plugin_set_key(distributions)}"
+
+
+def installed_distributions() -> list[tuple[str, str]]:
+    """(distribution, version) of each installed distribution that registers
+    `bespoke.rules` plugins, as `resolve_plugin` would pin them."""
+    found: set[tuple[str, str]] = set()
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist
+        found.add((dist.metadata["Name"], dist.version) if dist is not None else ("unknown", "unknown"))
+    return sorted(found)

@@ -46,6 +46,23 @@ def paid_by_stage(plan: str, ratios: Sequence[int], price: int, stage: str) -> t
     return paid, parts[0]
 
 
+def unpaid_by_stage(plan: str, ratios: Sequence[int], price: int, stage: str) -> int:
+    """What the buyer owes under the plan and has not paid, as the workflow counts it
+    (workflows/cancellation.py `unpaid_commitment`): on credit the price once the
+    credit is reserved at acceptance; cash on delivery the whole price; otherwise
+    the part that has fallen due (the deposit while it is awaited, the balance)."""
+    if plan == "credit":
+        return 0 if stage == "awaiting_acceptance" else price
+    if plan == "cash_on_delivery":
+        return price
+    if stage == "awaiting_deposit":
+        return allocate(price, list(ratios))[0] if plan == "staged" else price
+    if stage == "awaiting_balance" and plan == "staged":
+        parts = allocate(price, list(ratios))
+        return sum(parts[1:-1] if len(parts) >= 3 else parts[1:])
+    return 0
+
+
 def whatif_facts(
     policy: Policy,
     *,
@@ -109,6 +126,7 @@ def whatif_facts(
             salvage_value=salvage_value,
             days_late=days_late,
             earnest_deposit=earnest_paid,
+            unpaid_commitment=unpaid_by_stage(plan, ratios, price, stage),
             as_of=as_of,
         )
     except ValueError as err:  # pydantic's ValidationError is a ValueError

@@ -95,6 +95,20 @@ class DecisionRow(SQLModel, table=True):
     at: datetime
 
 
+class PolicyRow(SQLModel, table=True):
+    """A pinned policy, stored once, by the sha256 of its canonical content (the
+    bytes `bespoke.rules.canonical_json` writes). Written when an order pins it;
+    read by the rules activities, which hash the content again before use."""
+
+    __tablename__ = "policies"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    name: str = Field(index=True)
+    version: str
+    content: str = Field(sa_column=Column(Text, nullable=False))
+    stored_at: datetime
+
+
 class BuyerAccount(SQLModel, table=True):
     """Per-buyer payment facts: the dedicated collection account number and the
     account-period credit line (limit, and frozen when a repayment is overdue)."""

@@ -15,8 +15,7 @@ open, the inspection or after-sales window it interrupted is paused.
 from __future__ import annotations
 
 from collections.abc import Callable
-import math
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 
@@ -51,13 +50,14 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.core import OrderCore
     from bespoke.workflows.deadlines import CASE_DEADLINES
     from bespoke.workflows.settlement import settle
+    from bespoke.workflows.windows import Windows
 
 INSPECTION_ACTION = "receipt auto-confirmed, escrow released to the seller"
 WINDOW_ACTION = "after-sales window closes; funds final"
 OFFERED = (CaseState.OFFERED_PARTIAL, CaseState.OFFERED_REPAIR)
 
 
-class AfterSales(OrderCore):
+class AfterSales(Windows):
     # ------------------------------------------------------------ windows
 
     async def _inspect(self, resuming: bool) -> bool:
@@ -128,32 +128,6 @@ class AfterSales(OrderCore):
                 s.confirmed_by = None
                 s.reinspecting = True
 
-    def _case_time(self) -> timedelta:
-        """How long closed cases were open since the goods were last delivered:
-        time that does not count toward the after-sales window."""
-        s = self.s
-        return sum(((c.closed_at - c.opened_at) for c in s.cases
-                    if c.closed_at is not None and s.delivered_at is not None and c.opened_at >= s.delivered_at),
-                   timedelta(0))
-
-    def _window_due(self) -> datetime:
-        """The after-sales window closes N days (the policy's) after delivery, later
-        by the time cases kept it paused."""
-        return self.s.delivered_at + self.policy.deadlines.aftersales_window + self._case_time()
-
-    def _window_days(self) -> int:
-        """Days of the after-sales window used so far, counting the day begun (day 1
-        is the first 24 hours after delivery), as the return rules count them."""
-        s = self.s
-        if s.delivered_at is None:
-            return 0
-        used = max(workflow.now() - s.delivered_at - self._case_time(), timedelta(0))
-        days = math.ceil(used / timedelta(days=1))
-        window = self.policy.deadlines.aftersales_window
-        if used <= window:  # open, as the deadline says: never more days than the window has
-            return min(days, window // timedelta(days=1))
-        return days
-
     # ------------------------------------------------------------ the case machine
 
     async def _case_wait(self, cond: Callable[[], bool], deadline: str, duration: timedelta, action: str) -> str:
@@ -177,7 +151,7 @@ class AfterSales(OrderCore):
         self._set_stage(Stage.RETURN_REQUESTED)
         terms = await self._decide(
             return_terms_decision,
-            ReturnTermsRequest(policy=self.inp.policy, decision_id=self._next_decision_id("return-terms"),
+            ReturnTermsRequest(**self._rules_input(), decision_id=self._next_decision_id("return-terms"),
                                facts=ReturnFacts(
                                    reason=case.reason,
                                    stage="completed" if case.back_to is Stage.COMPLETED else "delivered",
@@ -285,7 +259,7 @@ class AfterSales(OrderCore):
                 )
                 decision = await self._decide(
                     dispute_default_decision,
-                    DisputeRequest(policy=self.inp.policy, facts=facts, decision_id=self._next_decision_id("dispute")),
+                    DisputeRequest(**self._rules_input(), facts=facts, decision_id=self._next_decision_id("dispute")),
                     "dispute",
                 )
                 self._record_decision(decision.explanation.model_dump(mode="json"))
@@ -337,7 +311,7 @@ class AfterSales(OrderCore):
         )
         decision = await self._decide(
             refund_decision,
-            RefundRequest(policy=inp.policy, facts=facts, decision_id=self._next_decision_id("refund")),
+            RefundRequest(**self._rules_input(), facts=facts, decision_id=self._next_decision_id("refund")),
             "refund",
         )
         self._record_decision(decision.explanation.model_dump(mode="json"))

@@ -129,7 +129,7 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
     # refusal at the door is its own path, with the goods already returning).
     returning = s.stage is Stage.SHIPPED and reason != COD_REFUSED and workflow.patched(CANCEL_SHIPPED_PATCH)
     s.closing = True
-    request = CancellationRequest(policy=inp.policy, facts=facts(wf, decided_by(actor.party.role, reason), reason),
+    request = CancellationRequest(**wf._rules_input(), facts=facts(wf, decided_by(actor.party.role, reason), reason),
                                   decision_id=wf._next_decision_id("cancellation"))
     try:
         decision = await wf._decide(cancellation_decision, request, "cancellation")

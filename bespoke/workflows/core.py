@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError, TimeoutType
+from temporalio.exceptions import TimeoutError as TemporalTimeout
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.activities.ledger import LedgerActivities
@@ -63,12 +64,28 @@ CANCEL_IN_PROGRESS = "the order is being cancelled: nothing else can be done now
 # A failing rules decision due by the lifecycle is retried after these delays.
 DECISION_RETRY_FIRST = timedelta(minutes=1)
 DECISION_RETRY_MAX = timedelta(hours=1)
+# A decision routed to the workers that have the order's plugins (see _decide):
+# how long it waits for one before the order shows as blocked (an update asking
+# for it is refused then), and how long each later wait lasts (no history is
+# written while it waits).
+ROUTED_WAIT_FIRST = timedelta(seconds=10)
+ROUTED_WAIT_MAX = timedelta(days=1)
+# Decisions of an order that pins plugins are regular activities on the task queue
+# of its plugin set, instead of local activities on whichever worker runs it.
+RULES_ROUTED_PATCH = "rules-routed-v1"
 
 
 def _root_message(err: BaseException) -> str:
     while err.__cause__ is not None:
         err = err.__cause__
     return (getattr(err, "message", None) or str(err))[:500]
+
+
+def _not_picked_up(err: FailureError) -> bool:
+    """The activity timed out waiting for a worker to start it."""
+    cause = err.cause
+    return (isinstance(err, ActivityError) and isinstance(cause, TemporalTimeout)
+            and cause.type is TimeoutType.SCHEDULE_TO_START)
 
 
 def same_name(a: str, b: str) -> bool:
@@ -161,6 +178,8 @@ class OrderCore:
         never names the other party."""
         if self._refused is not None:
             raise ValueError(f"this order's input was refused at start: {self._refused}")
+        if self.s.blocked is not None and not self.s.timeline_seq:
+            raise ValueError(f"this order has not started yet: {self.s.blocked}")
         if actor.for_party is not None:
             self._require_may_act_for(actor)
         party = actor.party
@@ -255,31 +274,79 @@ class OrderCore:
         by a party (an update), the failure goes back to them: try again later. Due
         by the lifecycle (a deadline's default action), it is retried with backoff
         until it succeeds, and `status` shows the order as blocked meanwhile."""
-        s, delay = self.s, DECISION_RETRY_FIRST
+        s, delay, wait = self.s, DECISION_RETRY_FIRST, ROUTED_WAIT_FIRST
+        queue = self._rules_queue
         while True:
             try:
-                result = await workflow.execute_local_activity(activity, request, **RULES)
+                if queue is None:
+                    result = await workflow.execute_local_activity(activity, request, **RULES)
+                else:
+                    # Only a worker with the pinned plugin versions polls `queue`.
+                    result = await workflow.execute_activity(activity, request, task_queue=queue,
+                                                             schedule_to_start_timeout=wait, **RULES)
             except FailureError as err:  # the activity failed or timed out, after its retries
-                reason = f"the {what} decision failed: {_root_message(err)}"
+                if not _not_picked_up(err):
+                    await self._decision_failed(err, what, delay)
+                    delay = min(delay * 2, DECISION_RETRY_MAX)
+                    continue
+                # No worker with the order's plugins took the decision: it waits for one.
+                reason = f"the {what} decision waits for a worker with {self._plugin_words()} installed"
                 if not self.loop.in_run_loop():
                     raise ApplicationError(f"{reason}; nothing was changed, try again later",
                                            type="DecisionFailed", non_retryable=True) from None
-                if s.blocked is None:
-                    self._event(EventKind.DECISION_BLOCKED, SystemActor.RULES, f"{reason}; retrying")
-                s.blocked = f"{reason}; retrying every {duration_words(delay)}"
-                await self._sync()
-                try:
-                    # Not a place to continue as new: the step that wanted the decision
-                    # resumes only from a wait of its own.
-                    await self.loop.block(lambda: False, timeout=delay, stoppable=False)
-                except asyncio.TimeoutError:
-                    pass
-                delay = min(delay * 2, DECISION_RETRY_MAX)
+                self._blocked(reason, f"task queue {queue}")
+                if s.timeline_seq:
+                    await self._sync()
+                wait = ROUTED_WAIT_MAX
                 continue
             if s.blocked is not None:
                 s.blocked = None
-                self._event(EventKind.DECISION_UNBLOCKED, SystemActor.RULES, f"the {what} decision went through")
+                if s.timeline_seq:  # (blocked before the order was created: nothing to say)
+                    self._event(EventKind.DECISION_UNBLOCKED, SystemActor.RULES, f"the {what} decision went through")
             return result
+
+    async def _decision_failed(self, err: FailureError, what: str, delay: timedelta) -> None:
+        """A decision failed (after its activity's retries): refused to the party who
+        asked; due by the lifecycle, the order shows as blocked and the decision is
+        asked again after `delay`."""
+        s = self.s
+        reason = f"the {what} decision failed: {_root_message(err)}"
+        if not self.loop.in_run_loop():
+            raise ApplicationError(f"{reason}; nothing was changed, try again later",
+                                   type="DecisionFailed", non_retryable=True) from None
+        if s.blocked is None and s.timeline_seq:  # (nothing recorded before the order is created)
+            self._event(EventKind.DECISION_BLOCKED, SystemActor.RULES, f"{reason}; retrying")
+        s.blocked = f"{reason}; retrying every {duration_words(delay)}"
+        if s.timeline_seq:
+            await self._sync()
+        try:
+            # Not a place to continue as new: the step that wanted the decision
+            # resumes only from a wait of its own.
+            await self.loop.block(lambda: False, timeout=delay, stoppable=False)
+        except asyncio.TimeoutError:
+            pass
+
+    _rules_queue: str | None = None  # set by OrderWorkflow for an order that pins plugins
+
+    def _plugin_words(self) -> str:
+        plugins = self.inp.pin.get("plugins") or []
+        return ", ".join(sorted({f"{p.get('distribution')} {p.get('version')}" for p in plugins}))
+
+    def _blocked(self, reason: str, where: str) -> None:
+        """Show the order as blocked (status) for `reason`; on the timeline once,
+        unless nothing was recorded yet (the order is not created before its start
+        check has gone through)."""
+        s = self.s
+        if s.blocked is None and s.timeline_seq:
+            self._event(EventKind.DECISION_BLOCKED, SystemActor.RULES, f"{reason} ({where})")
+        s.blocked = f"{reason}; waiting for one to poll {where}"
+
+    def _rules_input(self) -> dict[str, Any]:
+        """What a rules request names the policy by: the order's pin, and the whole
+        policy where the input carries it (orders started before the policy store)."""
+        if self.inp.policy is not None:
+            return {"policy": self.inp.policy, "pin": self.inp.pin}
+        return {"pin": self.inp.pin}
 
     def _next_decision_id(self, kind: str) -> str:
         self.s.decision_seq += 1

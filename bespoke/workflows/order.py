@@ -43,11 +43,12 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.domain.state import Case, CaseState, OrderState, Part, Phase
     from bespoke.activities.rules import PolicyCheckRequest, pinned_policy_check
     from bespoke.domain.checks import order_problems
-    from bespoke.rules import CancellationFacts, Policy, decision_entry
+    from bespoke.rules import CancellationFacts, Policy, PolicyPin, decision_entry
+    from bespoke.rules.plugins import rules_task_queue
     from bespoke.rules.pins import load_pinned
     from bespoke.workflows import cancellation
     from bespoke.workflows.actions import Actions
-    from bespoke.workflows.core import same_name
+    from bespoke.workflows.core import RULES_ROUTED_PATCH, same_name
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
@@ -82,13 +83,35 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
         continued = inp.state is not None
         self.inp = inp.model_copy(update={"state": None}) if continued else inp
         self._refused: str | None = None  # why this order's input was refused at start
+        # The policy's terms, which the workflow reads itself: from the whole policy
+        # (orders started before the policy store) or from `terms`, checked against
+        # the stored policy before the order starts (the rules load it by the pin).
+        self._terms_sha: str | None = None
         try:
-            self.policy, policy_sha = load_pinned(inp.policy)
+            if inp.policy is not None:
+                self.policy, policy_sha = load_pinned(inp.policy)
+            elif inp.terms is not None:
+                self.policy, self._terms_sha = load_pinned(inp.terms)
+                # Verified by the start check (a continued run's input is the one
+                # its first run verified).
+                policy_sha = str(inp.pin.get("sha256", ""))[:64] if continued else None
+            else:
+                raise ValueError("the input carries neither the policy nor its terms")
             unreadable = None
         except ValueError as err:
             self.policy, policy_sha = Policy(name="unreadable", version="0"), None
             unreadable = f"policy: not a valid policy ({str(err).splitlines()[0][:200]})"
-        self._policy_sha = policy_sha  # computed from the content, never the claimed one
+        self._policy_sha = policy_sha  # computed from the content or verified, never the claimed one
+        # An order that pins plugins has its decisions made only by a worker with
+        # those plugin versions installed: on the rules queue of its plugin set.
+        try:
+            plugins = PolicyPin.model_validate(inp.pin).plugins
+        except ValueError as err:
+            plugins = []
+            unreadable = unreadable or f"pin: not a valid policy pin ({str(err).splitlines()[0][:200]})"
+        if plugins and workflow.patched(RULES_ROUTED_PATCH):
+            self._rules_queue = rules_task_queue(workflow.info().task_queue,
+                                                 [(p.distribution, p.version) for p in plugins])
         self.plan = plan_for(inp.plan.kind)
         now = workflow.now()
         self.s = inp.state if continued else OrderState(created_at=now, updated_at=now,
@@ -135,11 +158,20 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
             raise ApplicationError(f"order input refused: {self._refused}", type="InvalidOrderInput",
                                    non_retryable=True)
         if self._checks_input:
-            check = await self._decide(pinned_policy_check, PolicyCheckRequest(policy=inp.policy), "policy check")
+            check = await self._decide(pinned_policy_check, PolicyCheckRequest(
+                **self._rules_input(), terms_sha256=self._terms_sha), "policy check")
+            pin_problems = [p for p in check.problems if p.startswith(("pin:", "terms:"))]
+            if pin_problems:
+                raise ApplicationError(
+                    f"order input refused: policy pin {self.policy.name}@{self.policy.version} (sha256 "
+                    f"{str(inp.pin.get('sha256'))[:12]}): {'; '.join(pin_problems[:3])}",
+                    type="InvalidOrderInput", non_retryable=True)
             if check.problems:
                 raise ApplicationError(
                     f"order input refused: policy: {self.policy.name}@{self.policy.version} fails `bespoke policy "
                     f"check`: {'; '.join(check.problems[:3])}", type="InvalidOrderInput", non_retryable=True)
+            if self._policy_sha is None:
+                self._policy_sha = str(inp.pin.get("sha256"))
         if not self._resuming:
             workflow.upsert_search_attributes([
                 # Names in clear unless the client indexed them by a keyed hash
@@ -403,8 +435,15 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
         return cancellation.facts(self, cancellation.decided_by(by, reason), reason, at)
 
     @workflow.query
-    def pinned_policy(self) -> dict:
+    def pinned_policy(self) -> dict | None:
+        """The whole pinned policy of an order started before the policy store;
+        None for the others (readers find it in the store by `policy_pin`)."""
         return self.inp.policy
+
+    @workflow.query
+    def policy_pin(self) -> dict:
+        """The order's PolicyPin: name, version, sha256, plugin versions."""
+        return self.inp.pin
 
     def _amount_due(self, part: Part | None) -> int:
         if part is not None:

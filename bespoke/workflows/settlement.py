@@ -31,7 +31,7 @@ async def settle(wf: OrderCore, label: str) -> None:
     )
     decision = await wf._decide(
         settlement_decision,
-        SettlementRequest(policy=inp.policy, facts=facts, decision_id=wf._next_decision_id(label)),
+        SettlementRequest(**wf._rules_input(), facts=facts, decision_id=wf._next_decision_id(label)),
         "settlement",
     )
     wf._record_decision(decision.explanation.model_dump(mode="json"))

@@ -42,7 +42,7 @@ def test_every_update_the_cli_sends_is_defined_by_the_workflow() -> None:
 
 def test_every_query_the_cli_asks_is_defined_by_the_workflow() -> None:
     used = _names_used("query", 1)
-    assert used == {"status", "quote_facts", "pinned_policy"}
+    assert used == {"status", "quote_facts", "pinned_policy", "policy_pin"}
     assert used <= set(DEFINITION.queries)
 
 

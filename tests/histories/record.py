@@ -43,6 +43,7 @@ from bespoke.worker import build_worker
 from bespoke.workflows.order import OrderWorkflow
 from tests.conftest import test_server_binary
 from tests.helpers import (
+    POLICY_STORE,
     BANK,
     BUYER,
     CARRIER,
@@ -376,6 +377,33 @@ for _base in ("full_prepayment", "staged_30_60_10_retention", "credit_repaid", "
     SCENARIOS[f"{_base}_batched"] = SCENARIOS[_base]
 
 
+# ---- the policy store: the input carries the policy's terms and its pin, the rules
+# load the policy from the store by pin (orders above carry the whole policy).
+SCENARIOS["full_prepayment_policy_store"] = SCENARIOS["full_prepayment"]
+SCENARIOS["return_refunded_policy_store"] = SCENARIOS["return_refunded"]
+
+
+@scenario("plugin_pinned_cancel_routed")
+async def _plugin_routed(client, tq, engine):
+    # rules-routed-v1: an order that pins a plugin has its decisions made on the rules
+    # queue of its plugin set (activities, not local activities).
+    import re
+
+    from bespoke.domain.models import MilestoneInput
+    from bespoke.rules import BUILTIN_POLICY_DIR, load_policy_text
+
+    text = (BUILTIN_POLICY_DIR / "default.toml").read_text()
+    text = re.sub(r'(?m)^name = "default"$', 'name = "routed"', text, count=1)
+    text += '\n[[plugins.hooks]]\ntable = "cancellation"\nplugin = "example.materials_reuse"\n'
+    h = await create_order(client, tq, order_id=_oid("plug"), plan="staged:30/70", price=100_000,
+                           policy=load_policy_text(text, "routed"))
+    await accept(h)
+    await pay(h, 30_000, "DEP-1")
+    await h.execute_update(OrderWorkflow.milestone, MilestoneInput(actor=SELLER, milestone="materials", cost=12_000))
+    await h.execute_update(OrderWorkflow.cancel, CancelInput(actor=BUYER, reason="no longer needed"))
+    return h, Stage.CANCELLED
+
+
 # ---- reminders before default actions (patch "deadline-reminders-v1", default
 # policy with [reminders]): the after-sales window's, the inspection window's moved
 # by an override, the return's and the dispute evidence's.
@@ -429,6 +457,7 @@ async def record(names: list[str], *, force: bool) -> list[Path]:
         await ensure_search_attributes(env.client)
         with tempfile.TemporaryDirectory() as tmp, ThreadPoolExecutor(max_workers=8) as pool:
             engine = get_engine(f"sqlite:///{tmp}/record.db")
+            POLICY_STORE["engine"] = engine  # where create_order pins the policies
             tq = f"record-{uuid.uuid4()}"
             async with build_worker(env.client, task_queue=tq, engine=engine, executor=pool):
                 for name in names:

@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bespoke.activities.rules import policy_from_dict
 from bespoke.domain.models import ActorInput, MilestoneInput, QcInput, Role, SalvageInput
 from bespoke.rules import decide_cancellation, find_policy
-from bespoke.rules.whatif import WhatIfError, paid_by_stage, whatif_cancellation
+from bespoke.rules.whatif import WhatIfError, paid_by_stage, unpaid_by_stage, whatif_cancellation
 from bespoke.workflows.order import OrderWorkflow
-from tests.helpers import SELLER, accept, create_order, pay, ship, status
+from tests.helpers import SELLER, accept, create_order, order_policy, pay, ship, status
 
 POLICY = find_policy("default")
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
@@ -39,6 +38,10 @@ def test_paid_by_stage_follows_the_plan_schedule():
     assert paid_by_stage("staged", (30, 70), 1000, "awaiting_balance") == (300, 300)
     assert paid_by_stage("full_prepayment", (), 1000, "awaiting_deposit") == (0, 0)
     assert paid_by_stage("credit", (), 1000, "shipped") == (0, 0)
+    assert unpaid_by_stage("staged", (30, 60, 10), 1001, "awaiting_balance") == 601
+    assert unpaid_by_stage("full_prepayment", (), 1000, "awaiting_deposit") == 1000
+    assert unpaid_by_stage("credit", (), 1000, "in_production") == 1000
+    assert unpaid_by_stage("staged", (30, 70), 1000, "in_production") == 0
 
 
 @pytest.mark.parametrize(
@@ -62,8 +65,7 @@ def test_what_if_refuses_impossible_orders(kw, match):
 
 async def _quote(env, handle, by: Role):
     facts = await handle.query(OrderWorkflow.quote_facts, args=[by, await env.get_current_time()])
-    pinned = await handle.query(OrderWorkflow.pinned_policy)
-    return facts, decide_cancellation(policy_from_dict(pinned), facts, decision_id="q")
+    return facts, decide_cancellation(await order_policy(handle), facts, decision_id="q")
 
 
 @pytest.mark.usefixtures("worker")

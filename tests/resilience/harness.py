@@ -222,7 +222,7 @@ async def _act(handle: WorkflowHandle[Any, Any], step: Step, stats: Stats, deadl
 
 
 async def drive_order(client: Client, order_id: str, plan: str, *, task_queue: str, policy: Any,
-                      stats: Stats, timeout: float) -> None:
+                      stats: Stats, timeout: float, store: Any) -> None:
     """Create the order (idempotently) and take it through every happy-path step."""
     from bespoke.domain.models import Actor, PaymentPlan
 
@@ -230,7 +230,7 @@ async def drive_order(client: Client, order_id: str, plan: str, *, task_queue: s
     inp = build_order_input(
         order_id=order_id, buyer="alice", seller="acme", price=100_000, currency="CNY",
         plan=PaymentPlan.parse(plan), production_days=14, policy=policy,
-        created_by=Actor.parse("ops:olga"), title="resilience",
+        created_by=Actor.parse("ops:olga"), title="resilience", store=store,
     )
     while True:
         try:

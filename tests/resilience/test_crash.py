@@ -34,10 +34,11 @@ def _plans(n: int, prefix: str) -> dict[str, str]:
     return {f"{prefix}{i:03d}": kinds[i % len(kinds)] for i in range(n)}
 
 
-async def _run_orders(temporal, plans: dict[str, str], stats: Stats, task_queue: str) -> asyncio.Future:
+async def _run_orders(temporal, plans: dict[str, str], stats: Stats, task_queue: str, db) -> asyncio.Future:
     policy = find_policy("default")
     return asyncio.gather(
-        *(drive_order(temporal, oid, plan, task_queue=task_queue, policy=policy, stats=stats, timeout=ORDER_TIMEOUT)
+        *(drive_order(temporal, oid, plan, task_queue=task_queue, policy=policy, stats=stats, timeout=ORDER_TIMEOUT,
+                      store=db)
           for oid, plan in plans.items())
     )
 
@@ -59,7 +60,7 @@ async def test_200_orders_complete_with_exact_books_while_the_worker_is_killed_f
     worker = spawn(workers, "a", server, database_url, tmp_path / "worker")
     stats = Stats()
     began = time.monotonic()
-    driving = await _run_orders(temporal, plans, stats, server.settings.task_queue)
+    driving = await _run_orders(temporal, plans, stats, server.settings.task_queue, db)
     total = _total_steps(plans)
     kill_log = []
     # Kill at fixed fractions of progress, so every kill lands mid-flight
@@ -90,7 +91,7 @@ async def test_orders_survive_a_temporal_server_restart_on_its_sqlite_file(
     worker = spawn(workers, "a", server, database_url, tmp_path / "worker")
     stats = Stats()
     began = time.monotonic()
-    driving = await _run_orders(temporal, plans, stats, server.settings.task_queue)
+    driving = await _run_orders(temporal, plans, stats, server.settings.task_queue, db)
     total = _total_steps(plans)
     await _when_progress(stats, total // 2, driving)
     assert not driving.done()

@@ -41,7 +41,7 @@ async def test_three_workers_share_the_orders_and_two_finish_them_when_one_dies(
     began = time.monotonic()
     driving = asyncio.gather(*(
         drive_order(temporal, oid, plan, task_queue=server.settings.task_queue, policy=policy, stats=stats,
-                    timeout=ORDER_TIMEOUT)
+                    timeout=ORDER_TIMEOUT, store=db)
         for oid, plan in plans.items()
     ))
     total = sum(9 + len(PLANS[p]) for p in plans.values())

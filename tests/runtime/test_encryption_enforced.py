@@ -41,10 +41,11 @@ KEY = f"k1:{generate_key()}"
 WRONG = f"k1:{generate_key()}"  # the same key id, another secret
 
 
-def order(order_id: str):
+def order(order_id: str, store):
     return build_order_input(order_id=order_id, buyer="alice", seller="acme", price=10_000, currency="CNY",
                              plan=PaymentPlan.parse("full_prepayment"), production_days=14,
-                             policy=find_policy("default"), created_by=Actor.parse("ops:olga"), title="oak")
+                             policy=find_policy("default"), created_by=Actor.parse("ops:olga"), title="oak",
+                             store=store)
 
 
 async def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,7 +69,7 @@ async def test_encryption_is_enforced_and_search_attributes_hold_no_names(embedd
         with ThreadPoolExecutor(max_workers=4) as executor:
             async with build_worker(worker_client, task_queue=task_queue, engine=engine, executor=executor):
                 good = f"ENC-{uuid.uuid4().hex[:8].upper()}"
-                handle = await start_order(client, order(good), task_queue=task_queue)
+                handle = await start_order(client, order(good, engine), task_queue=task_queue)
                 await asyncio.sleep(0)
                 keyed_env = {**env, "BESPOKE_PAYLOAD_KEY": KEY}
                 for _ in range(100):  # the first workflow task indexes and syncs the order
@@ -91,7 +92,7 @@ async def test_encryption_is_enforced_and_search_attributes_hold_no_names(embedd
 
                 # A keyless client's order fails at once and nothing runs.
                 bad = f"PLAIN-{uuid.uuid4().hex[:8].upper()}"
-                plain = await start_order(keyless, order(bad), task_queue=task_queue)
+                plain = await start_order(keyless, order(bad, engine), task_queue=task_queue)
                 with pytest.raises(WorkflowFailureError) as info:
                     await plain.result()
                 assert "payload refused: a plaintext payload" in str(info.value.cause)

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
-from bespoke.activities.rules import policy_from_dict
 from bespoke.domain.models import (
     Account,
     ActorInput,
@@ -31,6 +30,7 @@ from bespoke.rules import CancellationDecision, CancellationFacts, apply_bps, de
 from bespoke.store.tables import DecisionRow, LedgerEntry
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import (
+    order_policy,
     BUYER,
     SELLER,
     accept,
@@ -74,8 +74,7 @@ async def quote(handle, by: Role, **override: Any) -> CancellationDecision:
     facts = await handle.query(OrderWorkflow.quote_facts, args=[by, await _CLOCK[0].get_current_time()])
     if override:
         facts = CancellationFacts.model_validate({**facts.model_dump(), **override})
-    pinned = await handle.query(OrderWorkflow.pinned_policy)
-    return decide_cancellation(policy_from_dict(pinned), facts, decision_id=f"{_oid(handle)}:quote")
+    return decide_cancellation(await order_policy(handle), facts, decision_id=f"{_oid(handle)}:quote")
 
 
 async def milestones(handle, **costs: int) -> None:

@@ -12,7 +12,7 @@ import pytest
 from bespoke.domain.models import Actor, PaymentPlan, Stage
 from bespoke.rules import BUILTIN_POLICY_DIR, PolicyError, find_policy, policy_sha256
 from bespoke.service import build_order_input, start_order
-from tests.helpers import accept, assert_view_matches_ledger, confirm, deliver, pay, produce, ship
+from tests.helpers import POLICY_STORE, accept, order_policy, assert_view_matches_ledger, confirm, deliver, pay, produce, ship
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -39,7 +39,7 @@ async def start(client, task_queue: str, policy_dir: Path):
     inp = build_order_input(
         order_id=f"PIN{uuid.uuid4().hex[:10]}", buyer="alice", seller="acme", price=PRICE, currency="CNY",
         plan=PaymentPlan.parse("full_prepayment"), production_days=14,
-        policy=find_policy("shop", [policy_dir]), created_by=Actor.parse("ops:olga"),
+        policy=find_policy("shop", [policy_dir]), created_by=Actor.parse("ops:olga"), store=POLICY_STORE["engine"],
     )
     return inp, await start_order(client, inp, task_queue=task_queue)
 
@@ -96,8 +96,8 @@ async def test_editing_a_policy_in_place_changes_its_pin_but_not_a_running_order
     write_policy(tmp_path, version="1.0.0", fee_bps=900)
     edited = find_policy("shop@1.0.0", [tmp_path])
     assert policy_sha256(edited) != inp.pin["sha256"]
-    pinned = await handle.query("pinned_policy")
-    assert pinned["fees"]["platform_fee_bps"] == 300
+    pinned = await order_policy(handle)  # from the policy store, by the order's pin
+    assert pinned.fees.platform_fee_bps == 300
     await complete(handle)
     view = await assert_view_matches_ledger(handle, engine, inp.order_id, closed=True)
     assert view.policy.sha256 == inp.pin["sha256"]

@@ -10,7 +10,6 @@ from datetime import timedelta
 
 import pytest
 
-from bespoke.activities.rules import policy_from_dict
 from bespoke.domain.models import (
     Account,
     CancelInput,
@@ -24,6 +23,7 @@ from bespoke.rules import BUILTIN_POLICY_DIR, CancellationFacts, decide_cancella
 from bespoke.rules.describe import describe_policy
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import (
+    order_policy,
     BUYER,
     CARRIER,
     OPS,
@@ -63,7 +63,7 @@ async def shipped_order(client, task_queue, **kw):
 
 async def quote(handle, by: Role):
     facts = await handle.query(OrderWorkflow.quote_facts, args=[by, None], result_type=CancellationFacts)
-    policy = policy_from_dict(await handle.query(OrderWorkflow.pinned_policy))
+    policy = await order_policy(handle)
     return decide_cancellation(policy, facts, decision_id="quote")
 
 

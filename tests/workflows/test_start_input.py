@@ -17,7 +17,7 @@ from bespoke.domain.names import ORDER_WORKFLOW, workflow_id_for
 from bespoke.rules import find_policy, pin_policy
 from bespoke.service import build_order_input, start_order
 from bespoke.store.tables import OrderRow
-from tests.helpers import accept, confirm, deliver, pay, produce, ship, status
+from tests.helpers import POLICY_STORE, accept, confirm, deliver, pay, produce, ship, status
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -26,7 +26,7 @@ def genuine(**changes) -> OrderInput:
     inp = build_order_input(
         order_id=f"RAW{uuid.uuid4().hex[:10]}", buyer="alice", seller="acme", price=100_000, currency="CNY",
         plan=PaymentPlan.parse("staged:30/70"), production_days=14, policy=find_policy("default"),
-        created_by=Actor.parse("ops:olga"),
+        created_by=Actor.parse("ops:olga"), store=POLICY_STORE["engine"],
     )
     return inp.model_copy(update=changes)
 

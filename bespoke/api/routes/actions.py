@@ -167,7 +167,7 @@ def _order_input(request: Request, caller: Any, body: OrderCreate) -> m.OrderInp
             order_id=body.order_id or f"ORD-{uuid.uuid4().hex[:10].upper()}", buyer=buyer, seller=seller,
             price=body.price, currency=body.currency, plan=m.PaymentPlan.parse(body.plan),
             production_days=body.production_days, policy=policy, created_by=caller.actor, title=body.title,
-            earnest_deposit=body.earnest_deposit)
+            earnest_deposit=body.earnest_deposit, store=engine_for(request))
         if inp.plan.kind is m.PlanKind.CREDIT:
             _refuse_frozen_credit(settings, inp.buyer, None)
     except (OrderRejected, PolicyError, ValueError, Rejected) as err:

@@ -215,8 +215,10 @@ async def order_history(request: Request, caller: Caller, order_id: OrderId,
             responses=responses(*WRITE_ERRORS))
 async def quote_cancel(request: Request, caller: Caller, order_id: OrderId,
                        by: Literal["buyer", "seller"] | None = None) -> CancellationDecision:
-    from bespoke.activities.rules import policy_from_dict
-    from bespoke.rules import CancellationFacts, decide_cancellation
+    from starlette.concurrency import run_in_threadpool
+
+    from bespoke.rules import CancellationFacts, PolicyError, PolicyPin, decide_cancellation
+    from bespoke.store.policies import order_policy
 
     await visible_view(request, caller, order_id)
     who = by or (caller.role.value if caller.role in (m.Role.BUYER, m.Role.SELLER) else "buyer")
@@ -224,7 +226,13 @@ async def quote_cancel(request: Request, caller: Caller, order_id: OrderId,
     try:
         facts = await oc.query(order_id, "quote_facts", m.Role(who), datetime.now(UTC),
                                result_type=CancellationFacts, refusal_rejects=True)
-        policy = await oc.query(order_id, "pinned_policy", result_type=dict)
+        pinned = await oc.query(order_id, "pinned_policy", result_type=dict | None)
+        pin = await oc.query(order_id, "policy_pin", result_type=dict)
     except CliError as err:
         raise from_cli_error(err) from None
-    return decide_cancellation(policy_from_dict(policy), facts, decision_id=f"{order_id}:quote")
+    try:
+        # The pinned policy (from the policy store) with the pinned plugin versions.
+        policy = await run_in_threadpool(order_policy, engine_for(request), pinned, pin)
+        return decide_cancellation(policy, facts, decision_id=f"{order_id}:quote", pin=PolicyPin.model_validate(pin))
+    except PolicyError as err:
+        raise Problem("unavailable", f"no quote for {order_id}: {err}") from None

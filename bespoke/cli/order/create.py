@@ -128,6 +128,7 @@ def order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
             order_id=order_id, buyer=buyer or "", seller=seller or "",
             price=price, currency=currency, plan=plan, production_days=days, policy=policy,
             created_by=created_by, title=title or "", earnest_deposit=earnest,
+            store=_policy_store(settings),
         )
     except (MoneyError, OrderRejected, PolicyError) as err:
         raise Rejected(str(err)) from None
@@ -138,6 +139,14 @@ def order_input(settings: Settings, row: dict[str, Any], created_by: Actor,
     if inp.plan.kind is PlanKind.CREDIT:
         _refuse_frozen_credit(settings, inp.buyer, frozen)
     return inp
+
+
+def _policy_store(settings: Settings) -> Any:
+    """The database whose policy store the order's pinned policy goes into (the
+    worker's rules look it up there by the pin)."""
+    from bespoke.store.db import get_engine
+
+    return get_engine(settings.effective_database_url)
 
 
 def _refuse_frozen_credit(settings: Settings, buyer: str, cache: dict[str, str] | None) -> None:

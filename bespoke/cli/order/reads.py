@@ -306,15 +306,25 @@ def quote_cancel(
 
         facts = await client.query(order_id, "quote_facts", Role(by), datetime.now(UTC),
                                    result_type=CancellationFacts, refusal_rejects=True)
-        policy = await client.query(order_id, "pinned_policy", result_type=dict)
-        return facts, policy
+        pinned = await client.query(order_id, "pinned_policy", result_type=dict | None)
+        pin = await client.query(order_id, "policy_pin", result_type=dict)
+        return facts, (pinned, pin)
 
-    facts, policy = run(go)
-    from bespoke.activities.rules import policy_from_dict
-    from bespoke.rules import decide_cancellation
+    facts, (pinned, pin) = run(go)
+    from bespoke.cli.errors import CliError
+    from bespoke.rules import PolicyError, PolicyPin, decide_cancellation
     from bespoke.rules.describe import quote_text
+    from bespoke.store.db import get_engine
+    from bespoke.store.policies import order_policy
 
-    decision = decide_cancellation(policy_from_dict(policy), facts, decision_id=f"{order_id}:quote")
+    try:
+        # Decided with the pinned policy (from the policy store) and the pinned
+        # plugin versions: a quote never uses other plugins than the order would.
+        policy = order_policy(get_engine(get_settings().effective_database_url), pinned, pin)
+        decision = decide_cancellation(policy, facts, decision_id=f"{order_id}:quote",
+                                       pin=PolicyPin.model_validate(pin))
+    except PolicyError as err:
+        raise CliError(f"no quote for {order_id}: {err}") from None
     if as_json:
         typer.echo(decision.model_dump_json())
         return
