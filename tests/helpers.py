@@ -112,6 +112,20 @@ async def status(handle: WorkflowHandle[Any, Any]) -> OrderView:
     return await handle.query(OrderWorkflow.status)
 
 
+async def started_status(handle: WorkflowHandle[Any, Any]) -> OrderView:
+    """The status once the order has recorded its creation. A query answered while
+    the start check (a local activity) is still running sees an empty timeline; a
+    test comparing "before" and "after" must not take that as its "before"."""
+    import asyncio
+
+    for _ in range(200):
+        view = await status(handle)
+        if view.timeline:
+            return view
+        await asyncio.sleep(0.05)
+    raise AssertionError("the order never recorded its creation")
+
+
 async def pay(handle, amount: int, ref: str | None = None, *, actor: Actor = BUYER, method: str = "card",
               currency: str = "CNY"):
     return await handle.execute_update(

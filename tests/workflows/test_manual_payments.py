@@ -9,7 +9,7 @@ import pytest
 
 from bespoke.domain.models import Actor, PayInput, Stage
 from bespoke.workflows.order import OrderWorkflow
-from tests.helpers import BANK, OPS, accept, assert_ledger, create_order, ledger_balances, rejected, status
+from tests.helpers import started_status, BANK, OPS, accept, assert_ledger, create_order, ledger_balances, rejected, status
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -25,7 +25,7 @@ async def test_ops_bank_transfer_beyond_what_is_due_is_refused_and_books_nothing
     handle = await create_order(client, task_queue, plan="collection_account", price=50_000)
     order_id = handle.id.removeprefix("order-")
     await accept(handle)
-    before = await status(handle)
+    before = await started_status(handle)
 
     await rejected(handle.execute_update(OrderWorkflow.pay, ops_pay(10_000_000, "OPS-1", "seen on statement")),
                    "amount 100,000.00 CNY is more than the price due (500.00 CNY)")

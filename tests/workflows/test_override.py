@@ -11,6 +11,7 @@ from pydantic import ValidationError
 from bespoke.domain.models import Actor, OverrideDeadlineInput, ReturnRequestInput, Stage
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import (
+    started_status,
     BUYER,
     OPS,
     SELLER,
@@ -127,7 +128,7 @@ async def test_case_deadline_extended_delays_its_default_action(client, task_que
 
 async def test_only_ops_may_override_and_only_a_running_deadline(client, task_queue, engine):
     handle = await create_order(client, task_queue, price=PRICE)
-    before = await status(handle)
+    before = await started_status(handle)
     await rejected(override(handle, "seller_acceptance", days=1, actor=BUYER), "only the ops may do this, not buyer")
     await rejected(override(handle, "seller_acceptance", days=1, actor=SELLER), "only the ops may do this, not seller")
     await rejected(override(handle, "inspection_window", days=1), "inspection_window is not running on this order "

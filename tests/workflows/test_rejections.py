@@ -9,6 +9,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from bespoke.domain.models import Actor, ActorInput, PayInput, ShipInput, Stage
 from bespoke.workflows.order import OrderWorkflow
 from tests.helpers import (
+    started_status,
     BUYER,
     SELLER,
     accept,
@@ -30,7 +31,7 @@ async def _rejected(coro, match: str) -> None:
 
 async def test_wrong_role_wrong_party_and_wrong_stage_are_rejected_without_a_trace(client, task_queue):
     handle = await create_order(client, task_queue)
-    before = await status(handle)
+    before = await started_status(handle)
     await _rejected(handle.execute_update(OrderWorkflow.accept, ActorInput(actor=BUYER)), "only the seller")
     await _rejected(handle.execute_update(OrderWorkflow.accept, ActorInput(actor=Actor.parse("seller:mallory"))),
                     "not this order's seller")

@@ -14,7 +14,7 @@ from temporalio.client import WorkflowUpdateFailedError
 from bespoke.domain.models import CancelInput, MilestoneInput, Stage
 from bespoke.rules import BUILTIN_POLICY_DIR, load_policy_text
 from bespoke.workflows.order import OrderWorkflow
-from tests.helpers import BUYER, SELLER, accept, assert_view_matches_ledger, create_order, pay, status
+from tests.helpers import started_status, BUYER, SELLER, accept, assert_view_matches_ledger, create_order, pay, status
 
 pytestmark = pytest.mark.usefixtures("worker")
 BROKEN = "BESPOKE_EXAMPLE_PLUGIN_BROKEN"
@@ -38,7 +38,7 @@ async def test_a_cancel_whose_decision_fails_is_refused_and_leaves_the_order_as_
     handle = await create_order(client, task_queue, price=100_000, policy=flaky_policy())
     await accept(handle)
     await pay(handle, 100_000)
-    before = await status(handle)
+    before = await started_status(handle)
     monkeypatch.setenv(BROKEN, "1")
     with pytest.raises(WorkflowUpdateFailedError) as info:
         await handle.execute_update(OrderWorkflow.cancel, CancelInput(actor=BUYER, reason="changed plans"))
