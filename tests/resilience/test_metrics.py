@@ -29,7 +29,10 @@ async def test_worker_serves_temporal_metrics_on_the_configured_address(client, 
     ), tmp_path)
     worker.start()
     try:
-        handle = await create_order(client, task_queue)
+        from bespoke.store.db import get_engine
+
+        # The order's policy is pinned into the worker's own database (its policy store).
+        handle = await create_order(client, task_queue, engine=get_engine(f"sqlite:///{tmp_path}/bespoke.db"))
         await accept(handle)  # workflow tasks and activities on the subprocess worker
         assert (await status(handle)).stage == "awaiting_deposit"
         deadline = time.monotonic() + 30
