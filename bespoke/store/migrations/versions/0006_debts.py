@@ -25,8 +25,8 @@ def upgrade() -> None:
     sa.Column('amount', sa.BigInteger(), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
     sa.Column('why', sa.String(), nullable=False),
-    sa.Column('since', sa.DateTime(), nullable=False),
-    sa.Column('due_at', sa.DateTime(), nullable=True),
+    sa.Column('since', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('due_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     op.create_index('ix_debts_order_id', 'debts', ['order_id'], unique=False)
