@@ -51,4 +51,15 @@ ZH: dict[str, str] = {
     "Order accepted.": "已接单。", "Receipt confirmed.": "已确认收货。", "Payment recorded.": "付款已记录。",
     "Milestone recorded.": "里程碑已记录。", "Dispute decided.": "纠纷已裁决。", "Your case is open.": "售后申请已提交。",
     "Order cancelled.": "订单已取消。",
+    # ops queues
+    "Due within 24 h": "24 小时内到期", "Next step due within 24 h": "24 小时内到期的下一步",
+    "Soonest first; a row past due means its default action has not run yet.": "最早到期的在前；已过期的行表示其默认动作尚未执行。",
+    "Books that do not reconcile": "对账不平", "Next step": "下一步", "Due": "到期", "Time left": "剩余时间",
+    "Why": "原因", "Check": "检查", "What is off": "哪里不符", "Owes": "欠款", "Page": "页",
+    "previous": "上一页", "next": "下一页", "Last reconciliation": "最近一次对账", "orders checked": "个订单已检查",
+    "with books off": "个账目不平", "workflows compared": "个工作流已比对", "disagreeing": "个不一致",
+    "only the first 500 are listed": "只列出前 500 个",
+    "None: every order's books balanced.": "无：所有订单账目平衡。",
+    "No reconciliation has completed yet: it runs daily, or now with": "尚未完成过对账：每天自动运行，或现在运行",
+    "books": "账目", "workflow": "工作流", "due now": "已到期",
 }

@@ -88,6 +88,10 @@ def _not_picked_up(err: FailureError) -> bool:
             and cause.type is TimeoutType.SCHEDULE_TO_START)
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def same_name(a: str, b: str) -> bool:
     # Names compare in NFC, as the CLI and imports store them, so an API caller
     # typing "José" with a combining accent is still this order's buyer.
@@ -418,10 +422,17 @@ class OrderCore:
 
     def _projection(self) -> OrderProjection:
         inp, s = self.inp, self.s
+        next_step, next_due = self._next_step(s.current_part())
         return OrderProjection(
             order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer,
             seller=inp.seller, payment_plan=inp.plan.label(), price=inp.price,
             currency=inp.currency, policy_name=self.policy.name, policy_version=self.policy.version,
             paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
             created_at=s.created_at, updated_at=s.updated_at,
+            next_step=_cut(next_step, 300), next_step_due=next_due,
+            blocked=_cut(s.blocked, 500) if s.blocked is not None else None,
         )
+
+    def _next_step(self, part: Any) -> tuple[str, datetime | None]:
+        """Who must act next, and by when (OrderWorkflow's; see order.py)."""
+        raise NotImplementedError
