@@ -54,7 +54,7 @@ ZH: dict[str, str] = {
     # ops queues
     "Due within 24 h": "24 小时内到期", "Next step due within 24 h": "24 小时内到期的下一步",
     "Soonest first; a row past due means its default action has not run yet.": "最早到期的在前；已过期的行表示其默认动作尚未执行。",
-    "Books that do not reconcile": "对账不平", "Next step": "下一步", "Due": "到期", "Time left": "剩余时间",
+    "Books that do not reconcile": "对账不平", "Next step": "下一步",
     "Why": "原因", "Check": "检查", "What is off": "哪里不符", "Owes": "欠款", "Page": "页",
     "previous": "上一页", "next": "下一页", "Last reconciliation": "最近一次对账", "orders checked": "个订单已检查",
     "with books off": "个账目不平", "workflows compared": "个工作流已比对", "disagreeing": "个不一致",
@@ -62,4 +62,15 @@ ZH: dict[str, str] = {
     "None: every order's books balanced.": "无：所有订单账目平衡。",
     "No reconciliation has completed yet: it runs daily, or now with": "尚未完成过对账：每天自动运行，或现在运行",
     "books": "账目", "workflow": "工作流", "due now": "已到期",
+    # extensions
+    "Extend the inspection window": "延长验收期", "Extend inspection": "延长验收",
+    "More time to inspect before receipt is confirmed automatically": "在自动确认收货前多一些验收时间",
+    "once": "限一次", "Why (optional)": "原因（可选）", "Extend the buyer's inspection window": "为买家延长验收期",
+    "By how many days": "延长天数", "at most": "最多", "Ask the buyer for more production time": "请买家同意延长生产时间",
+    "How many days": "天数", "Ask for more time": "申请延期",
+    "The seller asks for more production time": "卖家申请延长生产时间",
+    "Accepted, the promised date moves, and the late penalty and grace period with it.": "同意后，约定交付日期顺延，逾期违约金和宽限期随之顺延。",
+    "Refuse": "拒绝", "Note (optional)": "备注（可选）", "Inspection window extended.": "验收期已延长。",
+    "Request for more time sent.": "延期申请已发送。", "Answer recorded.": "答复已记录。",
+    "You may extend the inspection window by": "您可以将验收期延长", "from": "，自",
 }
