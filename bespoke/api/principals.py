@@ -175,9 +175,18 @@ def revoke(engine: Engine, text: str) -> None:
         s.commit()
 
 
-def list_all(engine: Engine) -> list[ApiPrincipal]:
+def list_all(engine: Engine, *, offset: int = 0, limit: int | None = None) -> list[ApiPrincipal]:
+    """Principals by name (a page of them with `offset` and `limit`)."""
     with Session(engine) as s:
-        return list(s.exec(select(ApiPrincipal).order_by(ApiPrincipal.principal)))
+        query = select(ApiPrincipal).order_by(ApiPrincipal.principal).offset(offset)
+        return list(s.exec(query.limit(limit) if limit is not None else query))
+
+
+def count_all(engine: Engine) -> int:
+    from sqlalchemy import func
+
+    with Session(engine) as s:
+        return int(s.exec(select(func.count()).select_from(ApiPrincipal)).one())
 
 
 def authenticate(engine: Engine, token: str) -> ApiCaller | None:

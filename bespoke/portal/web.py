@@ -97,7 +97,7 @@ CSRF_COOKIE = "bespoke_csrf"  # before sign-in only: the sign-in form's double-s
 LINKS: dict[str, list[tuple[str, str]]] = {
     "buyer": [("/orders", "My orders")],
     "seller": [("/orders", "My orders"), ("/seller/cash-flow", "Cash flow")],
-    "ops": [("/ops", "Queues"), ("/orders", "All orders")],
+    "ops": [("/ops", "Queues"), ("/orders", "All orders"), ("/ops/principals", "Principals"), ("/ops/import", "Import")],
 }
 
 

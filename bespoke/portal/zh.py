@@ -73,4 +73,23 @@ ZH: dict[str, str] = {
     "Refuse": "拒绝", "Note (optional)": "备注（可选）", "Inspection window extended.": "验收期已延长。",
     "Request for more time sent.": "延期申请已发送。", "Answer recorded.": "答复已记录。",
     "You may extend the inspection window by": "您可以将验收期延长", "from": "，自",
+    # ops administration
+    "Principals": "主体", "Import": "导入", "Bulk import": "批量导入",
+    "Who may use the API and the portal. A token or an invitation link is shown once, here: copy it now; only its SHA-256 is kept.":
+        "谁可以使用 API 和门户。令牌或邀请链接只在这里显示一次：请立即复制；系统只保存其 SHA-256。",
+    "its API token (shown once)": "其 API 令牌（只显示一次）", "Callback signing secret (shown once)": "回调签名密钥（只显示一次）",
+    "Invitation link (shown once, valid 7 days)": "邀请链接（只显示一次，7 天内有效）", "Add a principal": "添加主体",
+    "Principal (ROLE:NAME)": "主体（角色:名称）", "Scopes (optional)": "权限范围（可选）",
+    "A person: make an invitation link to choose a password": "自然人：生成设置密码的邀请链接", "Add": "添加",
+    "All principals": "全部主体", "Principal": "主体", "Scopes": "权限范围", "State": "状态", "Portal password": "门户密码",
+    "Created": "创建", "Rotated": "轮换", "revoked": "已吊销", "active": "有效", "set": "已设置", "none": "无",
+    "Rotate token": "轮换令牌", "Reinstate with a new token": "以新令牌恢复", "Invitation link": "邀请链接", "Revoke": "吊销",
+    "Revoked: its token no longer works, and its portal sessions are over.": "已吊销：其令牌失效，门户会话已结束。",
+    "One order per row, validated as a new order is, as": "每行一个订单，按新建订单的规则校验，与",
+    "does; safe to import the same file twice (a row without an order_id gets one from its content).":
+        "相同；同一文件导入两次也安全（没有 order_id 的行按内容生成编号）。",
+    "Nothing was imported.": "没有导入任何内容。", "created": "已创建", "already existed": "已存在", "rejected": "已拒绝",
+    "Row": "行", "Result": "结果", "CSV file with a header (or a JSON list)": "带表头的 CSV 文件（或 JSON 列表）",
+    "At most": "最多", "rows and": "行，", "Columns": "列", "buyer, seller and price are required": "buyer、seller 和 price 必填",
+    "exists": "已存在",
 }
