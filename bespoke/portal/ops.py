@@ -8,8 +8,9 @@ Queues (each paged, each row linking to the order page):
     /ops/credit   overdue account-period credit
 
 The read-model queues make a fixed number of queries per page whatever the number
-of orders (a count and a page of rows; the dispute queue one more for its case
-entries), on indexed columns (orders.stage, next_step_due, blocked). /ops/books
+of orders (every queue's count in one statement, then a page of rows; the dispute
+queue one more for its case entries), on indexed columns (orders.stage,
+next_step_due, blocked). /ops/books
 reads the newest completed ReconcileWorkflow's report from Temporal (one list
 call; the report itself is kept per run, so it is fetched once)."""
 
@@ -53,21 +54,37 @@ class Paged:
         return max((self.total + self.size - 1) // self.size, 1)
 
 
-def _paged(s: Session, query: Any, count: Any, page: int, size: int) -> Paged:
-    total = int(s.exec(count).one())
-    rows = list(s.exec(query.offset((page - 1) * size).limit(size)))
+def _paged(s: Session, query: Any, total: int, page: int, size: int) -> Paged:
+    rows = list(s.exec(query.offset((page - 1) * size).limit(size))) if total > (page - 1) * size else []
     return Paged(rows=rows, total=total, page=page, size=size)
 
 
-def _count(*where: Any) -> Any:
-    return select(func.count()).select_from(OrderRow).where(*where)
+DISPUTED = (OrderRow.stage == "disputed",)
 
 
-def dispute_queue(s: Session, page: int = 1) -> Paged:
+def _due(now: datetime) -> tuple[Any, ...]:
+    return col(OrderRow.next_step_due).is_not(None), col(OrderRow.next_step_due) <= now + DUE_WITHIN
+
+
+BLOCKED = (col(OrderRow.blocked).is_not(None),)
+OVERDUE_CREDIT = (CreditReservation.overdue == True, CreditReservation.released == False)  # noqa: E712
+
+
+def queue_counts(s: Session, now: datetime) -> dict[str, int]:
+    """How many rows each read-model queue holds: one statement, each count on an
+    index (orders.stage, next_step_due, blocked; credit_reservations is small)."""
+    def count(table: Any, where: tuple[Any, ...]) -> Any:
+        return select(func.count()).select_from(table).where(*where).scalar_subquery()
+
+    row = s.exec(select(count(OrderRow, DISPUTED), count(OrderRow, _due(now)), count(OrderRow, BLOCKED),
+                        count(CreditReservation, OVERDUE_CREDIT))).one()
+    return dict(zip(("disputes", "due", "blocked", "credit"), (int(n) for n in row)))
+
+
+def dispute_queue(s: Session, total: int, page: int = 1) -> Paged:
     """Disputed orders, longest waiting first, each with both sides' case entries."""
-    where = (OrderRow.stage == "disputed",)
-    found = _paged(s, select(OrderRow).where(*where).order_by(col(OrderRow.updated_at), col(OrderRow.order_id)),
-                   _count(*where), page, DISPUTE_PAGE_SIZE)
+    found = _paged(s, select(OrderRow).where(*DISPUTED).order_by(col(OrderRow.updated_at), col(OrderRow.order_id)),
+                   total, page, DISPUTE_PAGE_SIZE)
     orders = found.rows
     sides: dict[str, dict[str, list[TimelineRow]]] = {o.order_id: {"buyer": [], "seller": []} for o in orders}
     if orders:
@@ -83,39 +100,24 @@ def dispute_queue(s: Session, page: int = 1) -> Paged:
     return Paged(rows=rows_out, total=found.total, page=page, size=found.size)
 
 
-def due_queue(s: Session, now: datetime, page: int = 1) -> Paged:
+def due_queue(s: Session, now: datetime, total: int, page: int = 1) -> Paged:
     """Orders whose next step is due within DUE_WITHIN (past-due ones first: their
     default action has not run yet, so a worker may be down)."""
-    where = (col(OrderRow.next_step_due).is_not(None), col(OrderRow.next_step_due) <= now + DUE_WITHIN)
-    return _paged(s, select(OrderRow).where(*where).order_by(col(OrderRow.next_step_due), col(OrderRow.order_id)),
-                  _count(*where), page, PAGE_SIZE)
+    return _paged(s, select(OrderRow).where(*_due(now)).order_by(col(OrderRow.next_step_due),
+                                                                 col(OrderRow.order_id)),
+                  total, page, PAGE_SIZE)
 
 
-def blocked_queue(s: Session, page: int = 1) -> Paged:
+def blocked_queue(s: Session, total: int, page: int = 1) -> Paged:
     """Orders whose rules decision is blocked (the workflow projects why), longest first."""
-    where = (col(OrderRow.blocked).is_not(None),)
-    return _paged(s, select(OrderRow).where(*where).order_by(col(OrderRow.updated_at), col(OrderRow.order_id)),
-                  _count(*where), page, PAGE_SIZE)
+    return _paged(s, select(OrderRow).where(*BLOCKED).order_by(col(OrderRow.updated_at), col(OrderRow.order_id)),
+                  total, page, PAGE_SIZE)
 
 
-def overdue_credit(s: Session, page: int = 1) -> Paged:
+def overdue_credit(s: Session, total: int, page: int = 1) -> Paged:
     """Account-period credit whose repayment is overdue (the buyer's credit is frozen)."""
-    where = (CreditReservation.overdue == True, CreditReservation.released == False)  # noqa: E712
-    return _paged(s, select(CreditReservation).where(*where).order_by(col(CreditReservation.order_id)),
-                  select(func.count()).select_from(CreditReservation).where(*where), page, PAGE_SIZE)
-
-
-def queue_counts(s: Session, now: datetime) -> dict[str, int]:
-    """How many rows each read-model queue holds (one query for all)."""
-    due = col(OrderRow.next_step_due)
-    row = s.exec(select(
-        func.count().filter(OrderRow.stage == "disputed"),
-        func.count().filter(due.is_not(None), due <= now + DUE_WITHIN),
-        func.count().filter(col(OrderRow.blocked).is_not(None)),
-    ).select_from(OrderRow)).one()
-    credit = s.exec(select(func.count()).select_from(CreditReservation).where(
-        CreditReservation.overdue == True, CreditReservation.released == False)).one()  # noqa: E712
-    return {"disputes": int(row[0]), "due": int(row[1]), "blocked": int(row[2]), "credit": int(credit)}
+    return _paged(s, select(CreditReservation).where(*OVERDUE_CREDIT).order_by(col(CreditReservation.order_id)),
+                  total, page, PAGE_SIZE)
 
 
 def _left(now: datetime) -> Any:
@@ -128,18 +130,15 @@ def _left(now: datetime) -> Any:
 async def _queue_page(request: Request, name: str, read: Any, page: int, **extra: Any) -> Response:
     require(request, "ops")
     now = datetime.now(UTC)
-
-    def work() -> tuple[Paged, dict[str, int]]:
-        with Session(engine_for(request)) as s:
-            return read(s, now, page), queue_counts(s, now)
-
-    found, counts = work()
+    with Session(engine_for(request)) as s:
+        counts = queue_counts(s, now)
+        found = read(s, now, counts[name], page)
     return render(request, "ops.html", queue=name, found=found, counts=counts, left=_left(now), **extra)
 
 
 @router.get("/ops")
 async def queues(request: Request, page: int = Page) -> Response:
-    return await _queue_page(request, "disputes", lambda s, now, p: dispute_queue(s, p), page)
+    return await _queue_page(request, "disputes", lambda s, now, total, p: dispute_queue(s, total, p), page)
 
 
 @router.get("/ops/due")
@@ -149,12 +148,12 @@ async def due(request: Request, page: int = Page) -> Response:
 
 @router.get("/ops/blocked")
 async def blocked(request: Request, page: int = Page) -> Response:
-    return await _queue_page(request, "blocked", lambda s, now, p: blocked_queue(s, p), page)
+    return await _queue_page(request, "blocked", lambda s, now, total, p: blocked_queue(s, total, p), page)
 
 
 @router.get("/ops/credit")
 async def credit(request: Request, page: int = Page) -> Response:
-    return await _queue_page(request, "credit", lambda s, now, p: overdue_credit(s, p), page)
+    return await _queue_page(request, "credit", lambda s, now, total, p: overdue_credit(s, total, p), page)
 
 
 # ----------------------------------------------------------------- books (reconciliation)

@@ -84,19 +84,87 @@ def may_see(principal: Principal, view: Any) -> bool:
     return api_may_see(caller_for(principal), view)
 
 
-async def view_for(request: Request, principal: Principal, order_id: str) -> Any:
+class ViewCache:
+    """Order views the pages have asked Temporal for, reused while the order's
+    read-model row is unchanged (one primary-key lookup instead of a `status` query:
+    the query is a round trip through the server and a worker, most of a page's
+    cost). The workflow projects the row after every change it makes (stage, money,
+    next step and its due time, a blocked decision, each timeline entry moves
+    `updated_at`); the page right after an action asks Temporal (an update that
+    closes the order answers before its last projection). A view is never older
+    than MAX_AGE either: what the row cannot show (a change whose projection is
+    still on its way, an order projected before the row had next_step) is at most
+    that late. Bounded (LRU)."""
+
+    MAX_AGE = 5.0  # seconds
+    SIZE = 2_000
+
+    def __init__(self) -> None:
+        from collections import OrderedDict
+
+        self._views: OrderedDict[str, tuple[tuple, float, Any]] = OrderedDict()
+
+    @staticmethod
+    def key(row: OrderRow) -> tuple:
+        return (row.updated_at, row.stage, row.paid, row.refunded, row.released_to_seller, row.next_step,
+                row.next_step_due, row.blocked)
+
+    def get(self, order_id: str, key: tuple) -> Any:
+        import time
+
+        found = self._views.get(order_id)
+        if found is None or found[0] != key or time.monotonic() - found[1] > self.MAX_AGE:
+            return None
+        self._views.move_to_end(order_id)
+        return found[2]
+
+    def put(self, order_id: str, key: tuple, view: Any) -> None:
+        import time
+
+        self._views[order_id] = (key, time.monotonic(), view)
+        self._views.move_to_end(order_id)
+        while len(self._views) > self.SIZE:
+            self._views.popitem(last=False)
+
+
+def _cache(request: Request) -> ViewCache:
+    state = request.app.state
+    cache = getattr(state, "bespoke_view_cache", None)
+    if cache is None:
+        cache = state.bespoke_view_cache = ViewCache()
+    return cache
+
+
+async def view_for(request: Request, principal: Principal, order_id: str, *, cached: bool = False) -> Any:
+    """The order's live view, if `principal` may see it (else 404, as if there were
+    no such order). `cached`: a page that only shows the order may take it from the
+    ViewCache; an action, a preview and a file check ask Temporal."""
     if len(order_id) > 64:
         raise PortalError(404, "No such order.")
+    view = key = None
+    if cached:
+        with Session(engine_for(request)) as s:
+            row = s.get(OrderRow, order_id)
+        if row is not None:
+            key = ViewCache.key(row)
+            view = _cache(request).get(order_id, key)
+    if view is None:
+        view = await _fresh_view(request, order_id)
+        if key is not None:
+            _cache(request).put(order_id, key, view)
+    if not may_see(principal, view):
+        raise PortalError(404, "No such order.")  # never say whose it is
+    return view
+
+
+async def _fresh_view(request: Request, order_id: str) -> Any:
     oc = await order_client(request)
     try:
-        view = await oc.view(order_id, timeline_limit=200)
+        return await oc.view(order_id, timeline_limit=200)
     except NotFound:
         raise PortalError(404, "No such order.") from None
     except Unreachable as err:
         raise PortalError(503, f"The order service is not answering right now: {err}") from None
-    if not may_see(principal, view):
-        raise PortalError(404, "No such order.")  # never say whose it is
-    return view
 
 
 def list_orders(request: Request, principal: Principal, *, stage: str | None = None) -> list[OrderRow]:
@@ -254,7 +322,10 @@ async def order_page(request: Request, order_id: str, done: str | None = None) -
 async def _order_page(request: Request, principal: Principal, order_id: str, *, done: str | None = None,
                       error: str | None = None, status: int = 200, preview: Any = None,
                       preview_refund: str = "", preview_note: str = "") -> Response:
-    view = await view_for(request, principal, order_id)
+    # The page right after an action (done=...), a refusal or a preview shows the
+    # order as Temporal has it now: an update that closes the order answers before
+    # the read model's last projection.
+    view = await view_for(request, principal, order_id, cached=done is None and error is None and preview is None)
     oc = await order_client(request)
     now = clock(view)
     actions = actions_now(principal, view, now)
