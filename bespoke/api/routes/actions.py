@@ -21,8 +21,8 @@ from bespoke.api.routes.orders import (
     IdemKey,
     OrderId,
     acting_actor,
+    action_parties,
     order_client,
-    visible_view,
 )
 from bespoke.cli.errors import CliError, NotFound
 from bespoke.domain import extensions as ext
@@ -82,12 +82,15 @@ def _add_action_route(action: str) -> None:
         acting_actor(caller, action, None, on_behalf_of)  # 403 before anything else
 
         async def work() -> tuple[int, Any]:
-            view = await visible_view(request, caller, order_id)
-            payload = _payload(action, acting_actor(caller, action, view, on_behalf_of), body)
+            parties, exists = await action_parties(request, caller, order_id, on_behalf_of)
+            payload = _payload(action, acting_actor(caller, action, parties, on_behalf_of), body)
             oc = await order_client(request)
             try:
                 result = await oc.update(order_id, action, payload)
-            except NotFound:  # it answered the status query a moment ago: its run has closed
+            except NotFound:
+                if not exists:
+                    raise Problem("not-found", "no such order") from None
+                # It was there a moment ago (its row, or its status query): its run has closed.
                 raise Problem("rejected", "rejected: the order is closed") from None
             except CliError as err:
                 raise from_cli_error(err) from None
