@@ -88,9 +88,10 @@ def _add_action_route(action: str) -> None:
             try:
                 result = await oc.update(order_id, action, payload)
             except NotFound:
-                if not exists:
+                # Its row or its status query said it is there, or the server still
+                # describes it: its run has closed (a closed order refuses updates).
+                if not exists and not await _described(oc, order_id):
                     raise Problem("not-found", "no such order") from None
-                # It was there a moment ago (its row, or its status query): its run has closed.
                 raise Problem("rejected", "rejected: the order is closed") from None
             except CliError as err:
                 raise from_cli_error(err) from None
@@ -103,6 +104,16 @@ def _add_action_route(action: str) -> None:
                          summary=f"{action.replace('_', ' ').capitalize()} ({_who(action)})",
                          description=(ACTION_MODELS[action].__doc__ or "").strip(),
                          responses=responses(*WRITE_ERRORS), operation_id=f"order_{action}")
+
+
+async def _described(oc: Any, order_id: str) -> bool:
+    try:
+        await oc.revision(order_id)
+    except NotFound:
+        return False
+    except CliError as err:
+        raise from_cli_error(err) from None
+    return True
 
 
 def _who(action: str) -> str:
