@@ -303,6 +303,7 @@ class EmailMessageRow(SQLModel, table=True):
     attempts: int = 0
     last_error: str = Field(default="", max_length=500)
     created_at: datetime
+    next_attempt_at: datetime  # a pending message is not tried before this (backoff)
     sent_at: datetime | None = None
 
 

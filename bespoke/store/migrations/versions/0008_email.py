@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column('attempts', sa.Integer(), nullable=False),
         sa.Column('last_error', sa.String(length=500), nullable=False),
         sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+        sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
         sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint('event_id', 'recipient', name='uq_email_messages_event_recipient'),
     )
