@@ -40,21 +40,19 @@ def due(view, name: str):
     return {d.name: d.due_at for d in view.deadlines}[name]
 
 
-# How long after its time a reminder may be recorded. The timer fires at its
-# virtual time, but the workflow task that records the entry starts a moment later,
-# and while a task is in flight the time-skipping server's clock runs at wall-clock
-# speed: under load that is seconds (rounding both sides to whole seconds was off by
-# one when the delay crossed a half second). Never before its time: Reminders.fire
-# sends nothing early. Far below LATE_AFTER (5 minutes) and the gap between leads.
-ON_TIME = timedelta(seconds=30)
+# A timer fires at its virtual time, but the entry is stamped with the start of the
+# workflow task that handles it, which a loaded machine delays by real processing
+# time (the test server does not skip time while the worker is busy).
+LAG = timedelta(seconds=10)
 
 
-def assert_sent_at(entries, expected) -> None:
-    """Each entry was recorded at its expected virtual time, or within ON_TIME after."""
-    got = [e.at for e in entries]
-    assert len(got) == len(expected), (got, expected)
-    for at, when in zip(got, expected):
-        assert when <= at < when + ON_TIME, f"recorded at {at.isoformat()}, due {when.isoformat()}"
+def sent_on_time(entries, expected) -> bool:
+    """Each entry was recorded at its expected time: never before it, and no
+    later than the time a loaded worker takes to handle the timer."""
+    lags = [e.at - when for e, when in zip(entries, expected)]
+    assert len(entries) == len(expected) and all(timedelta(0) <= lag < LAG for lag in lags), (
+        [e.at for e in entries], expected)
+    return True
 
 
 def oid(handle) -> str:
@@ -82,7 +80,7 @@ async def test_buyer_is_reminded_three_days_and_one_day_before_auto_confirm(clie
     assert first.data == {"deadline": "inspection_window", "due_at": window_due.isoformat(), "before": "P3D",
                           "to": "buyer:alice", "default_action": "receipt auto-confirmed, escrow released to the seller",
                           "late": False}
-    assert_sent_at([first], [window_due - 3 * DAY])
+    assert sent_on_time([first], [window_due - 3 * DAY])
     assert first.actor == "system:timer"
     assert "reminder to buyer:alice" in first.message and "receipt auto-confirmed" in first.message
     assert "in 3 days" in first.message
@@ -90,7 +88,7 @@ async def test_buyer_is_reminded_three_days_and_one_day_before_auto_confirm(clie
     await env.sleep(2 * DAY)
     view = await status(handle)
     assert [e.data["before"] for e in reminders(view)] == ["P3D", "P1D"]
-    assert_sent_at(reminders(view), [window_due - 3 * DAY, window_due - DAY])
+    assert sent_on_time(reminders(view), [window_due - 3 * DAY, window_due - DAY])
     assert view.stage is Stage.DELIVERED
 
     await env.sleep(DAY)
@@ -119,7 +117,7 @@ async def test_an_override_moves_the_reminders_with_the_deadline(client, task_qu
     sent = reminders(await status(handle))
     assert [(e.data["due_at"], e.data["before"]) for e in sent] == [
         (original.isoformat(), "P3D"), (moved.isoformat(), "P3D"), (moved.isoformat(), "P1D")]
-    assert_sent_at(sent, [original - 3 * DAY, moved - 3 * DAY, moved - DAY])
+    assert sent_on_time(sent, [original - 3 * DAY, moved - 3 * DAY, moved - DAY])
 
 
 @pytest.mark.usefixtures("worker")
@@ -131,14 +129,13 @@ async def test_the_seller_is_reminded_before_acceptance_lapses_and_the_buyer_bef
     await env.sleep(acceptance_due - view.updated_at - DAY + HOUR)
     sent, = reminders(await status(handle))
     assert (sent.data["deadline"], sent.data["to"]) == ("seller_acceptance", "seller:acme")
-    assert_sent_at([sent], [acceptance_due - DAY])
+    assert sent_on_time([sent], [acceptance_due - DAY])
     await accept(handle)
     view = await status(handle)
     deposit_due = due(view, "deposit")
     await env.sleep(deposit_due - view.updated_at - DAY + HOUR)
     sent = reminders(await status(handle), "deposit")
-    assert [e.data["to"] for e in sent] == ["buyer:alice"]
-    assert_sent_at(sent, [deposit_due - DAY])
+    assert [e.data["to"] for e in sent] == ["buyer:alice"] and sent_on_time(sent, [deposit_due - DAY])
 
 
 @pytest.mark.usefixtures("worker")
@@ -154,7 +151,7 @@ async def test_the_seller_is_reminded_before_silence_approves_a_return(client, t
     view = await status(handle)
     sent = reminders(view, "return_response")
     assert [(e.data["to"], e.data["before"]) for e in sent] == [("seller:acme", "P2D"), ("seller:acme", "P1D")]
-    assert_sent_at(sent, [response_due - 2 * DAY, response_due - DAY])
+    assert sent_on_time(sent, [response_due - 2 * DAY, response_due - DAY])
     assert any(e.kind == "return_auto_approved" for e in view.timeline)
 
 
@@ -235,7 +232,7 @@ async def test_reminders_are_sent_once_across_a_worker_restart(client, task_queu
             await env.sleep(DAY + HOUR)
             view = await status(handle)
             assert [e.data["before"] for e in reminders(view)] == ["P3D", "P1D"]
-            assert_sent_at(reminders(view), [window_due - 3 * DAY, window_due - DAY])
+            assert sent_on_time(reminders(view), [window_due - 3 * DAY, window_due - DAY])
             await handle.result()
 
 
@@ -254,7 +251,7 @@ async def _check_reminders(handle, env, engine, name: str, *parties: str):
     assert leads, f"the default policy has no reminder for {name}"
     assert [(e.data["to"], e.data["before"]) for e in sent] == [
         (party, format_duration(lead)) for lead in leads for party in parties]
-    assert_sent_at(sent, [deadline.due_at - lead for lead in leads for _ in parties])
+    assert sent_on_time(sent, [deadline.due_at - lead for lead in leads for _ in parties])
     assert {(e.data["due_at"], e.data["default_action"], e.data["late"]) for e in sent} == {
         (deadline.due_at.isoformat(), deadline.default_action, False)}
     view = await status(handle)
