@@ -13,6 +13,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.headerregistry import Address
+from email import policy
 from email.message import EmailMessage
 from email.utils import format_datetime, parseaddr
 from typing import Any
@@ -195,7 +196,9 @@ def build_message(*, sender: str, to: str, subject: str, body: str, event_id: st
                   date: datetime) -> EmailMessage:
     """The message as sent: text/plain; charset=utf-8, with From, To, Subject, Date and
     a stable Message-ID."""
-    msg = EmailMessage()
+    # Lines up to RFC 5322's 998: a subject (at most MAX_SUBJECT) is never folded,
+    # which some readers then show with a leading space.
+    msg = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
     name, address = parseaddr(sender)
     msg["From"] = Address(display_name=name, addr_spec=address) if name else address
     msg["To"] = to
