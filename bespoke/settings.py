@@ -94,6 +94,37 @@ def _seconds(value: Any) -> float:
     return number
 
 
+def _smtp_url(value: Any) -> Any:
+    # Checked here so a typo fails at start-up; bespoke.mail.smtp parses it for use
+    # (urllib only: nothing heavy is imported for a setting every command reads).
+    from urllib.parse import urlsplit
+
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://[USER:PASS@]HOST[:PORT] or smtps://..., got a URL without "
+                         + ("a host" if parts.scheme in ("smtp", "smtps") else "that scheme"))
+    try:
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    return value if hasattr(value, "get_secret_value") else Secret(text)
+
+
+def _address(value: Any) -> str:
+    text = str(value).strip()
+    if len(text) > 300 or "@" not in text or any(c in text for c in "\r\n"):
+        raise ValueError(f"must be an email address (name@example.com), got {text[:60]!r}")
+    return text
+
+
+def _public_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not text.startswith(("https://", "http://")) or len(text) > 500:
+        raise ValueError(f"must be an http(s):// URL, got {text[:60]!r}")
+    return text
+
+
 class _Field:
     # A plain class, not a dataclass: every command builds these at start-up.
     __slots__ = ("default", "description", "env_names", "name", "optional", "parse")
@@ -151,6 +182,16 @@ FIELDS: tuple[_Field, ...] = (
     _Field("evidence_dir", _path, None,
            "Where uploaded evidence files are kept, content-addressed by sha256; default `evidence/` in `home`.",
            optional=True),
+    _Field("smtp_url", _smtp_url, None,
+           "SMTP server email goes out through: `smtp://[USER:PASS@]HOST[:PORT]` (STARTTLS when offered; "
+           "`?starttls=require` or `never`) or `smtps://` (TLS from the start); unset = no email.",
+           optional=True),
+    _Field("email_from", _address, None,
+           "Sender of the emails (`orders@example.com` or `Bespoke <orders@example.com>`); needed with `smtp_url`.",
+           optional=True),
+    _Field("public_url", _public_url, None,
+           "Base URL people reach the portal at (`https://orders.example.com`); emails link to the order there.",
+           optional=True),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -181,6 +222,9 @@ class Settings:
     worker_cache_size: int
     cli_timeout: float
     evidence_dir: Path | None
+    smtp_url: Any  # Secret | None (it may hold a password)
+    email_from: str | None
+    public_url: str | None
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
         unknown = sorted(set(given) - set(_BY_NAME))

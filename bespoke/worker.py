@@ -96,18 +96,20 @@ class BespokeWorker:
 
 def build_worker(
     client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, strict_sandbox: bool = False,
-    plugins: Sequence[tuple[str, str]] | None = None, **options: Any,
+    plugins: Sequence[tuple[str, str]] | None = None, mail: Any = None, **options: Any,
 ) -> BespokeWorker:
     """`options` pass through to the order `Worker` (e.g. max_cached_workflows in
     tests); `strict_sandbox` see `workflow_runner`. `plugins`: the (distribution,
     version) pairs to poll rules queues for; default what this process has
-    installed (tests pass others to stand for workers with other installations)."""
+    installed (tests pass others to stand for workers with other installations).
+    `mail`: the MailConfig email is sent with (bespoke.mail.outbox.mail_config);
+    None, email is off on this worker."""
     main = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(strict=strict_sandbox),
-        activities=build_activities(engine),
+        activities=build_activities(engine, mail),
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,  # never more than the pool can run
         **options,

@@ -8,18 +8,21 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from bespoke.activities.credit import CreditActivities
+from bespoke.activities.email import EmailActivities
 from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
 from bespoke.activities.rules import RulesActivities
 from bespoke.activities.store import StoreActivities
 
 
-def build_activities(engine: Engine) -> list[Callable[..., Any]]:
-    """All activities, bound to the database `engine`."""
+def build_activities(engine: Engine, mail: Any = None) -> list[Callable[..., Any]]:
+    """All activities, bound to the database `engine`; `mail` (a MailConfig, or None:
+    email is off on this worker) is what the email activities send with."""
     ledger = LedgerActivities(engine)
     store = StoreActivities(engine)
     credit = CreditActivities(engine)
     reconcile = ReconcileActivities(engine)
+    email = EmailActivities(engine, mail)
     return [
         ledger.post_transaction,
         store.project_order,
@@ -29,5 +32,7 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
         credit.reserve_credit,
         credit.release_credit,
         credit.mark_credit_overdue,
+        email.collect_email,
+        email.send_email,
         *RulesActivities(engine).all(),
     ]

@@ -245,6 +245,8 @@ class ApiPrincipal(SQLModel, table=True):
     # Standard Webhooks needs the shared secret itself to check an HMAC, so unlike
     # the token it cannot be stored as a hash.
     webhook_secret: str | None = Field(default=None, max_length=100)
+    # Where reminders and decisions are emailed to (BESPOKE_SMTP_URL); None: no email.
+    email: str | None = Field(default=None, max_length=254)
     revoked: bool = False
     created_by: str = Field(max_length=250)
     created_at: datetime
@@ -278,6 +280,45 @@ class ApiCallbackEvent(SQLModel, table=True):
     detail: str = Field(default="", max_length=1000)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime
+
+
+# --- Email (issue 12): what was sent to whom, and how far the outbox was read.
+
+
+class EmailMessageRow(SQLModel, table=True):
+    """One email: an event (a reminder, a decision) for one recipient, rendered once
+    when the event is read and sent from this row, so every attempt sends the same
+    message. (event_id, recipient) is unique: a retried or replayed activity finds
+    the row and never makes a second message. `pending` until `sent`, `failed` (the
+    server refused it for good) or `given_up` (still failing after days)."""
+
+    __tablename__ = "email_messages"
+    __table_args__ = (UniqueConstraint("event_id", "recipient", name="uq_email_messages_event_recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=200)
+    recipient: str = Field(max_length=250)  # the principal, role:name
+    address: str = Field(max_length=254)
+    order_id: str = Field(index=True, max_length=64)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(index=True, max_length=20)
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=500)
+    created_at: datetime
+    next_attempt_at: datetime  # a pending message is not tried before this (backoff)
+    sent_at: datetime | None = None
+
+
+class EmailCursor(SQLModel, table=True):
+    """How far email has read the events outbox (`events.id`), apart from any
+    webhook subscription's progress."""
+
+    __tablename__ = "email_cursor"
+
+    name: str = Field(primary_key=True, max_length=40)
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime
 
 
 # --- Notifications (issue 12): the events outbox, webhook subscriptions, deliveries.
