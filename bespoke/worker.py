@@ -143,11 +143,16 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
     """Run a worker on the settings' task queue until `shutdown` is set, then drain.
 
     With BESPOKE_METRICS_BIND set, the worker serves Prometheus metrics there; on
-    start it also makes sure the daily ledger reconciliation is scheduled and the
-    task queue's webhook dispatcher runs."""
+    start it also makes sure the daily ledger reconciliation is scheduled, the task
+    queue's webhook dispatcher runs, and with BESPOKE_SMTP_URL set that the email
+    dispatcher runs."""
+    from bespoke.mail.outbox import mail_config
     from bespoke.metrics import client_with_metrics, metrics_bind
+    from bespoke.workflows.email import ensure_email_dispatch
     from bespoke.workflows.reconcile import ensure_reconcile_schedule
     from bespoke.workflows.webhooks import ensure_webhook_dispatcher
+
+    mail = mail_config(settings)  # a bad email setting stops the worker here, with the variable named
 
     bind = metrics_bind(settings)
     if bind:
@@ -167,7 +172,11 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
         worker = build_worker(
             client, task_queue=settings.task_queue, engine=engine, executor=executor, settings=settings,
             max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS, max_cached_workflows=settings.worker_cache_size,
+            mail=mail,
         )
         async with worker:
+            if mail is not None:
+                await ensure_email_dispatch(client, settings.task_queue)
+                print(f"Email through {mail.smtp!r} from {mail.sender}", flush=True)
             freeze_startup_objects()
             await shutdown.wait()

@@ -157,6 +157,15 @@ def _shutdown_on_signals(shutdown: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def _check_mail(settings: Settings) -> None:
+    """Email settings that cannot work (an SMTP URL without a sender) stop the
+    command before anything starts, with the variable named (exit 1)."""
+    if settings.smtp_url is not None:
+        from bespoke.mail.outbox import mail_config
+
+        mail_config(settings)
+
+
 async def _up(settings: Settings, *, in_memory: bool, headless: bool, demo: bool = False) -> None:
     import asyncio
 
@@ -165,6 +174,7 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool, demo: bool
 
     server = EmbeddedServer(settings, in_memory=in_memory, headless=headless)
     server.preflight()  # say "already running" before anything else
+    _check_mail(settings)
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):
@@ -318,6 +328,7 @@ async def _worker(settings: Settings) -> None:
 
     from bespoke.runtime.client import connect
 
+    _check_mail(settings)
     client = await connect(settings, worker=True)
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()

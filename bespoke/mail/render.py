@@ -157,7 +157,8 @@ def _decision(notice: Notice, d: Decision) -> Rendered:
         "",
         _clip(d.summary),
     ]
-    amounts = list(d.amounts.items())[:MAX_AMOUNTS]
+    # Only what moves money: a rule table's zero outputs (no penalty, no charge) are noise here.
+    amounts = [(k, v) for k, v in d.amounts.items() if v][:MAX_AMOUNTS]
     if amounts:
         width = max(len(k) for k, _ in amounts) + 2
         lines += ["", "Amounts:"]

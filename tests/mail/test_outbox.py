@@ -91,3 +91,19 @@ def test_email_settings_must_name_a_sender():
     config = mail_config(Settings(_environ={}, smtp_url="smtps://u:p@mail.example.com",
                                   email_from="orders@example.com", public_url="https://o.example.com"))
     assert (config.smtp.port, config.sender, config.public_url) == (465, "orders@example.com", "https://o.example.com")
+
+
+def test_a_worker_with_an_smtp_url_but_no_sender_stops_with_one_line(tmp_path, monkeypatch, capsys):
+    from bespoke.cli.app import run
+    from bespoke.settings import get_settings
+
+    monkeypatch.setenv("BESPOKE_HOME", str(tmp_path))
+    monkeypatch.setenv("BESPOKE_SMTP_URL", "smtp://127.0.0.1:2525")
+    monkeypatch.delenv("BESPOKE_EMAIL_FROM", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert run(["worker"]) == 1
+    finally:
+        get_settings.cache_clear()
+    assert capsys.readouterr().err.strip() == (
+        "error: configuration: BESPOKE_EMAIL_FROM must be set when BESPOKE_SMTP_URL is (the sender address)")

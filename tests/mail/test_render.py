@@ -49,11 +49,12 @@ def test_a_late_reminder_says_so_and_no_link_without_a_public_url():
 def test_a_decision_lists_amounts_in_major_units_and_each_because():
     what = Decision(decision_id="T1-cancellation-1", kind="cancellation", summary="buyer cancels in production",
                     as_of=datetime(2026, 12, 5, 8, 0, tzinfo=UTC),
-                    amounts={"buyer_cost": 40_000, "refund": 80_050},
+                    amounts={"buyer_cost": 40_000, "refund": 80_050, "late_penalty": 0},
                     because=(("C3", "materials already bought are the buyer's cost"),), policy="default@1.2.0")
     out = render(Notice(event_id="T1-cancellation-1", recipient="seller:acme", order=ORDER, what=what))
     assert out.subject == "Decision on order T1: cancellation"
     assert "  buyer cost: 400.00 CNY\n  refund:     800.50 CNY" in out.body
+    assert "late penalty" not in out.body  # zero amounts are left out
     assert "  - materials already bought are the buyer's cost (rule C3)" in out.body
     assert "Decided on 2026-12-05 08:00 UTC under policy default@1.2.0 (decision T1-cancellation-1)." in out.body
     assert "as the seller on this order" in out.body
