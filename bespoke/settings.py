@@ -125,6 +125,33 @@ def _public_url(value: Any) -> str:
     return text
 
 
+def _seconds_upto(limit: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number of seconds, got {value!r}") from None
+        if not 0 < number <= limit:
+            raise ValueError(f"must be more than 0 and at most {limit:g} seconds, got {value!r}")
+        return number
+
+    return parse
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"must be on or off (1/0, true/false), got {value!r}")
+
+
+_DAYS_30 = 30 * 86_400.0
+
+
 class _Field:
     # A plain class, not a dataclass: every command builds these at start-up.
     __slots__ = ("default", "description", "env_names", "name", "optional", "parse")
@@ -192,6 +219,21 @@ FIELDS: tuple[_Field, ...] = (
     _Field("public_url", _public_url, None,
            "Base URL people reach the portal at (`https://orders.example.com`); emails link to the order there.",
            optional=True),
+    # Outbound webhooks (bespoke/notifications, README "Notifications").
+    _Field("webhook_allow_http_loopback", _switch, False,
+           "Let webhooks use plain http to a loopback host (tests and development only)."),
+    _Field("webhook_poll", _seconds_upto(60), 0.5,
+           "Seconds the webhook dispatcher waits between looks at the delivery queue when nothing is due."),
+    _Field("webhook_timeout", _seconds_upto(60), 10.0, "Seconds a webhook endpoint has to answer one delivery."),
+    _Field("webhook_retry_base", _seconds_upto(3600), 5.0,
+           "First retry delay of a failed webhook delivery; each further retry waits twice as long."),
+    _Field("webhook_retry_max", _seconds_upto(86_400), 3600.0, "Longest wait between two retries of a delivery."),
+    _Field("webhook_give_up_after", _seconds_upto(_DAYS_30), 3 * 86_400.0,
+           "Seconds after which a delivery still failing is given up (3 days)."),
+    _Field("webhook_disable_after", _seconds_upto(_DAYS_30), 3 * 86_400.0,
+           "A webhook failing without a success for this long is disabled when it gives a delivery up."),
+    _Field("webhook_heartbeat", _seconds_upto(600), 30.0,
+           "Heartbeat timeout of the delivery activity: how soon a killed worker's deliveries resume elsewhere."),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -225,6 +267,14 @@ class Settings:
     smtp_url: Any  # Secret | None (it may hold a password)
     email_from: str | None
     public_url: str | None
+    webhook_allow_http_loopback: bool
+    webhook_poll: float
+    webhook_timeout: float
+    webhook_retry_base: float
+    webhook_retry_max: float
+    webhook_give_up_after: float
+    webhook_disable_after: float
+    webhook_heartbeat: float
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
         unknown = sorted(set(given) - set(_BY_NAME))

@@ -13,11 +13,17 @@ from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
 from bespoke.activities.rules import RulesActivities
 from bespoke.activities.store import StoreActivities
+from bespoke.activities.webhooks import WebhookActivities
 
 
-def build_activities(engine: Engine, mail: Any = None) -> list[Callable[..., Any]]:
+def build_activities(engine: Engine, mail: Any = None, settings: Any = None) -> list[Callable[..., Any]]:
     """All activities, bound to the database `engine`; `mail` (a MailConfig, or None:
-    email is off on this worker) is what the email activities send with."""
+    email is off on this worker) is what the email activities send with; `settings`
+    (default the process's) configure webhook delivery."""
+    if settings is None:
+        from bespoke.settings import get_settings
+
+        settings = get_settings()
     ledger = LedgerActivities(engine)
     store = StoreActivities(engine)
     credit = CreditActivities(engine)
@@ -35,4 +41,5 @@ def build_activities(engine: Engine, mail: Any = None) -> list[Callable[..., Any
         email.collect_email,
         email.send_email,
         *RulesActivities(engine).all(),
+        WebhookActivities(engine, settings).deliver_webhooks,
     ]

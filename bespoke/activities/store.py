@@ -9,6 +9,7 @@ from temporalio import activity
 
 from bespoke.domain.models import ProjectInput
 from bespoke.notifications.outbox import record_events
+from bespoke.notifications.subscriptions import fan_out
 from bespoke.store.db import session_scope
 from bespoke.store.tables import DebtRow, DecisionRow, OrderRow, TimelineRow
 
@@ -65,7 +66,8 @@ def project_into(session, data: ProjectInput) -> None:
                     at=p.updated_at,
                 )
             )
-    record_events(session, projection=p, carrier=data.carrier, entries=new_entries, decisions=new_decisions)
+    events = record_events(session, projection=p, carrier=data.carrier, entries=new_entries, decisions=new_decisions)
+    fan_out(session, events)  # webhook deliveries, in the same transaction as their events
 
 
 class StoreActivities:

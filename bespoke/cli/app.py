@@ -42,6 +42,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
     "principal": ("bespoke.cli.principal", "app",
                   "HTTP API principals: add one (its token is printed once), list, revoke, rotate."),
+    "webhook": ("bespoke.cli.webhook", "app",
+                "Outbound webhooks: list subscriptions, read a delivery log, redeliver."),
     "demo": ("bespoke.cli.demo", "app", "Create the portal's demo accounts (printed passwords) and demo orders."),
 }
 
