@@ -32,5 +32,7 @@ class SendInput(Frozen):
 
 
 class SendResult(Frozen):
-    status: str  # sent | failed | given_up | retry (pending, a later attempt) | done (already handled)
+    # sent | failed | given_up | retry (still pending, a later attempt) | done (nothing to do:
+    # handled already, not due yet, or another attempt holds it)
+    status: str
     detail: str = ""

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, column, select, table
+from sqlalchemy import JSON, column, select, table, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -51,8 +51,11 @@ CURSOR = "events"
 # (the projection's activity times out well before) before it is taken as an id
 # that was never committed, so no event is passed over while still in flight.
 GAP_WAIT = timedelta(minutes=2)
-# A recipient's address: principals store one; this bounds what a row may hold.
+# A decision concerns the buyer and the seller; a reminder one party: never more.
 MAX_RECIPIENTS = 4
+# How long one attempt holds a message (more than an attempt can take: SMTP steps
+# time out after 30 s, the activity after 3 minutes).
+LEASE = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -233,15 +236,28 @@ def _backoff(config: MailConfig, attempts: int) -> timedelta:
     return min(config.first_retry * (2 ** max(attempts - 1, 0)), config.max_retry)
 
 
+def _claim(engine: Engine, message_id: int, now: datetime) -> bool:
+    """Take the message for one attempt: it must be pending and due, and it is then
+    not due again for LEASE, so two attempts at once (a second dispatcher, an
+    activity retried while the first try still runs) never both send it. A worker
+    that dies holding it leaves it to the next round after the lease."""
+    with session_scope(engine) as session:
+        claimed = session.exec(update(EmailMessageRow).where(
+            EmailMessageRow.id == message_id, EmailMessageRow.status == "pending",
+            EmailMessageRow.next_attempt_at <= now).values(next_attempt_at=now + LEASE))
+        return claimed.rowcount == 1
+
+
 def send_one(engine: Engine, config: MailConfig | None, message_id: int) -> SendResult:
-    """Send one pending message (nothing for one already sent, failed or given up)."""
+    """Send one pending message that is due (nothing for one sent, failed, given up,
+    not due yet, or being sent by another attempt)."""
+    if config is None:  # a worker without BESPOKE_SMTP_URL leaves it to one that has it
+        return SendResult(status="retry", detail="email is not configured on this worker")
+    now = _now()
+    if not _claim(engine, message_id, now):
+        return SendResult(status="done")
     with Session(engine) as session:
         row = session.get(EmailMessageRow, message_id)
-        if row is None or row.status != "pending":
-            return SendResult(status="done")
-        if config is None:  # a worker without BESPOKE_SMTP_URL leaves it to one that has it
-            return SendResult(status="retry", detail="email is not configured on this worker")
-        now = _now()
         if now - _aware(row.created_at) > config.give_up_after:
             row.status, row.last_error = "given_up", (row.last_error or "given up")[:500]
             session.add(row)

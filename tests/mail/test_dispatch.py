@@ -52,8 +52,8 @@ async def mail_worker(client, task_queue, engine, sink):
                 await terminate_started()
 
 
-async def _dispatch(client, task_queue):
-    return await client.start_workflow(EmailDispatchWorkflow.run, EmailDispatchInput(poll_seconds=0.2),
+async def _dispatch(client, task_queue, **kw):
+    return await client.start_workflow(EmailDispatchWorkflow.run, EmailDispatchInput(poll_seconds=0.2, **kw),
                                        id=f"email-{uuid.uuid4().hex[:8]}", task_queue=task_queue)
 
 
@@ -128,7 +128,8 @@ async def test_each_party_gets_its_reminders_and_decisions_by_email_once(client,
 @pytest.mark.usefixtures("mail_worker")
 async def test_smtp_down_then_up_delivers_each_message_exactly_once(client, task_queue, env, engine, sink):
     handle, _ = await _order_past_its_inspection_window(client, task_queue, env)
-    await _dispatch(client, task_queue)  # the SMTP server is down
+    # The SMTP server is down; the dispatcher continues as new every 3 rounds meanwhile.
+    dispatcher = await _dispatch(client, task_queue, rounds_per_run=3)
     await _until(lambda: (rows := _log(engine)) and all(r.attempts >= 2 for r in rows))
     rows = _log(engine)
     assert all(r.status == "pending" and "Connection" in r.last_error for r in rows)
@@ -137,6 +138,7 @@ async def test_smtp_down_then_up_delivers_each_message_exactly_once(client, task
     log = await _until(lambda: (rows := _log(engine)) and all(r.status == "sent" for r in rows) and rows)
     await asyncio.sleep(1.0)  # a few more rounds: nothing goes out twice
     assert len(sink.received) == len(log) == len(rows)
+    assert (await dispatcher.describe()).run_id != dispatcher.result_run_id  # it did continue as new
     assert sorted((m.rcpt_tos[0], m.message["Message-ID"]) for m in sink.received) == sorted(
         {(m.rcpt_tos[0], m.message["Message-ID"]) for m in sink.received})
     await assert_view_matches_ledger(handle, engine, handle.id.removeprefix("order-"), closed=False)

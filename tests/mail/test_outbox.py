@@ -35,6 +35,15 @@ def _row(engine, **kw) -> int:
         return row.id
 
 
+def _due_now(engine, message_id: int) -> None:
+    """Skip the backoff: the message is due again now."""
+    with Session(engine) as s:
+        row = s.get(EmailMessageRow, message_id)
+        row.next_attempt_at = datetime.now(UTC) - timedelta(seconds=1)
+        s.add(row)
+        s.commit()
+
+
 def _get(engine, message_id: int) -> EmailMessageRow:
     with Session(engine) as s:
         return s.get(EmailMessageRow, message_id)
@@ -47,10 +56,13 @@ def test_smtp_down_leaves_the_message_pending_with_a_backoff_then_it_is_sent_onc
     row = _get(engine, message)
     assert (row.status, row.attempts) == ("pending", 1) and "Connection" in row.last_error
     first_wait = row.next_attempt_at - row.created_at
+    assert send_one(engine, _config(sink), message).status == "done"  # not due again yet: nothing tried
+    _due_now(engine, message)
     assert send_one(engine, _config(sink), message).status == "retry"
-    assert _get(engine, message).next_attempt_at - row.created_at > first_wait  # it backs off
+    assert _get(engine, message).next_attempt_at - datetime.now(UTC) > first_wait - timedelta(seconds=1)  # backs off
     sink.start()
     try:
+        _due_now(engine, message)
         assert send_one(engine, _config(sink), message).status == "sent"
         assert send_one(engine, _config(sink), message).status == "done"  # a retried activity sends nothing
         got, = sink.wait_for(1)
@@ -59,6 +71,25 @@ def test_smtp_down_leaves_the_message_pending_with_a_backoff_then_it_is_sent_onc
         assert (row.status, row.attempts, row.last_error) == ("sent", 3, "") and row.sent_at is not None
     finally:
         sink.stop()
+
+
+def test_an_attempt_holds_the_message_so_a_second_one_at_the_same_time_sends_nothing(engine):
+    from bespoke.mail.outbox import LEASE, _claim
+
+    sink = SmtpSink().start()
+    try:
+        message = _row(engine)
+        now = datetime.now(UTC)
+        assert _claim(engine, message, now)  # a first attempt (another dispatcher) is sending it
+        assert send_one(engine, _config(sink), message).status == "done"
+        assert sink.received == [] and _get(engine, message).status == "pending"
+        assert _aware_utc(_get(engine, message).next_attempt_at) >= now + LEASE - timedelta(seconds=1)
+    finally:
+        sink.stop()
+
+
+def _aware_utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def test_a_refused_recipient_fails_the_message_and_an_old_one_is_given_up(engine):
