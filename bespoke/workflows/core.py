@@ -390,7 +390,8 @@ class OrderCore:
                     some, decisions = decisions[:SYNC_CHUNK_DECISIONS], decisions[SYNC_CHUNK_DECISIONS:]
                     await workflow.execute_activity_method(
                         StoreActivities.project_order,
-                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some), **DB_WRITE,
+                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some,
+                                     carrier=self._carrier()), **DB_WRITE,
                     )
                     if chunk:
                         s.projected_seq = chunk[-1].seq
@@ -398,7 +399,7 @@ class OrderCore:
             await workflow.execute_activity_method(
                 StoreActivities.project_order,
                 ProjectInput(projection=self._projection(), timeline=events, decisions=decisions,
-                             owes=self._owes()),
+                             owes=self._owes(), carrier=self._carrier()),
                 **DB_WRITE,
             )
             s.projected_seq, s.projected_decisions = upto_seq, upto_decisions
@@ -425,3 +426,6 @@ class OrderCore:
             paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
             created_at=s.created_at, updated_at=s.updated_at,
         )
+
+    def _carrier(self) -> str | None:
+        return self.s.shipment["carrier"] if self.s.shipment else None
