@@ -61,3 +61,31 @@ def test_a_given_up_delivery_lets_the_orders_next_event_go(engine):
                   now=past_give_up)
     assert (done.given_up, done.disabled) == (1, 0)  # failing for under a second: not disabled
     assert [a.event_id for a in due(engine, now=past_give_up, limit=100)] == ["C:2"]
+
+
+async def test_a_slow_endpoint_holds_up_only_its_own_deliveries(engine):
+    from temporalio.testing import ActivityEnvironment
+
+    from bespoke.activities.webhooks import DispatchInput, WebhookActivities
+    from bespoke.settings import Settings
+    from tests.processes import free_port
+
+    from .receiver import Receiver
+
+    slow, fast = Receiver(free_port(), delay=1.5).start(), Receiver(free_port()).start()
+    try:
+        for who, hook in (("seller:acme", slow), ("buyer:alice", fast)):
+            principals.add(engine, who, scopes=[], created_by="ops:test")
+            made = subscriptions.create(engine, principal=who, role=Role(who.split(":")[0]), url=hook.url,
+                                        event_types=["*"], allow_loopback_http=True)
+            hook.secret = made.secret
+        project(engine, "E", range(1, 6))
+        settings = Settings(_environ={}, webhook_allow_http_loopback=True, webhook_poll=0.05)
+        result = await ActivityEnvironment().run(WebhookActivities(engine, settings).deliver_webhooks,
+                                                 DispatchInput(run_seconds=1.0))
+        assert fast.accepted() == [f"E:{n}" for n in range(1, 6)]  # all of them while the slow one answered once
+        assert slow.accepted() == ["E:1"]
+        assert result.delivered == 6 and fast.bad_signatures == slow.bad_signatures == 0
+    finally:
+        slow.stop()
+        fast.stop()
