@@ -483,6 +483,10 @@ class ProjectInput(Frozen):
     # The order's debts as they stand (replacing the stored ones); None: unchanged
     # (a workflow from before debts were projected).
     owes: list[Debt] | None = None
+    # The carrier the goods were last shipped with: who, besides the parties, may
+    # see the order's events (the outbox records it); None before shipping and in
+    # runs recorded before it was sent.
+    carrier: str | None = None
 
 
 class OrderResult(Frozen):

@@ -394,7 +394,8 @@ class OrderCore:
                     some, decisions = decisions[:SYNC_CHUNK_DECISIONS], decisions[SYNC_CHUNK_DECISIONS:]
                     await workflow.execute_activity_method(
                         StoreActivities.project_order,
-                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some), **DB_WRITE,
+                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some,
+                                     carrier=self._carrier()), **DB_WRITE,
                     )
                     if chunk:
                         s.projected_seq = chunk[-1].seq
@@ -402,7 +403,7 @@ class OrderCore:
             await workflow.execute_activity_method(
                 StoreActivities.project_order,
                 ProjectInput(projection=self._projection(), timeline=events, decisions=decisions,
-                             owes=self._owes()),
+                             owes=self._owes(), carrier=self._carrier()),
                 **DB_WRITE,
             )
             s.projected_seq, s.projected_decisions = upto_seq, upto_decisions
@@ -436,3 +437,6 @@ class OrderCore:
     def _next_step(self, part: Any) -> tuple[str, datetime | None]:
         """Who must act next, and by when (OrderWorkflow's; see order.py)."""
         raise NotImplementedError
+
+    def _carrier(self) -> str | None:
+        return self.s.shipment["carrier"] if self.s.shipment else None
