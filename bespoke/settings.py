@@ -84,14 +84,20 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
-def _seconds(value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"must be a number of seconds, got {value!r}") from None
-    if not 0 < number <= 86_400:
-        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {value!r}")
-    return number
+def _seconds_upto(limit: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number of seconds, got {value!r}") from None
+        if not 0 < number <= limit:
+            raise ValueError(f"must be more than 0 and at most {limit:g} seconds, got {value!r}")
+        return number
+
+    return parse
+
+
+_seconds = _seconds_upto(86_400)
 
 
 def _smtp_url(value: Any) -> Any:
@@ -125,17 +131,6 @@ def _public_url(value: Any) -> str:
     return text
 
 
-def _seconds_upto(limit: float) -> Callable[[Any], float]:
-    def parse(value: Any) -> float:
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"must be a number of seconds, got {value!r}") from None
-        if not 0 < number <= limit:
-            raise ValueError(f"must be more than 0 and at most {limit:g} seconds, got {value!r}")
-        return number
-
-    return parse
 
 
 def _switch(value: Any) -> bool:

@@ -19,10 +19,10 @@ from sqlalchemy.engine import Engine
 from temporalio import activity
 
 from bespoke.domain.vocabulary import Frozen
-from bespoke.notifications.delivery import Recorded, RetryRule, due, post, record
+from bespoke.notifications.delivery import Attempt, Outcome, Recorded, RetryRule, due, post, record
 
 log = logging.getLogger("bespoke.webhooks")
-ROUND_LIMIT = 200  # deliveries one round tries at most (each a different order or subscription)
+ROUND_LIMIT = 200  # deliveries in flight at most (each the head of a different webhook×order queue)
 CONCURRENCY = 32  # POSTs in flight at once
 
 
@@ -58,22 +58,42 @@ class WebhookActivities:
             async with gate:
                 return await post(http, attempt)
 
+        # POSTs in flight, by task. A round starts the due heads not already in flight
+        # and records whatever has finished, so an endpoint that answers slowly holds
+        # up only its own queues; its head stays pending (and in flight) meanwhile, so
+        # no later event of those orders is taken.
+        inflight: dict[asyncio.Task[Outcome], Attempt] = {}
         async with httpx.AsyncClient(timeout=settings.webhook_timeout, follow_redirects=False, limits=limits,
                                      trust_env=False) as http:
-            while time.monotonic() < stop:
-                activity.heartbeat(rounds)
-                now = datetime.now(UTC)
-                attempts = await asyncio.to_thread(due, self._engine, now=now, limit=ROUND_LIMIT)
-                rounds += 1
-                if not attempts:
-                    await asyncio.sleep(settings.webhook_poll)
-                    continue
-                outcomes = await asyncio.gather(*(send(http, a) for a in attempts))
-                done = await asyncio.to_thread(record, self._engine, list(outcomes), rule=rule,
-                                               now=datetime.now(UTC))
-                for name in ("delivered", "failed", "given_up", "disabled"):
-                    setattr(totals, name, getattr(totals, name) + getattr(done, name))
-                if not done.delivered:
-                    # Everything failed (a receiver down): do not spin on the next due retry.
-                    await asyncio.sleep(settings.webhook_poll)
+            try:
+                while time.monotonic() < stop or inflight:
+                    activity.heartbeat(rounds)
+                    rounds += 1
+                    if time.monotonic() < stop:
+                        attempts = await asyncio.to_thread(due, self._engine, now=datetime.now(UTC),
+                                                           limit=ROUND_LIMIT)
+                        busy = {a.delivery_id for a in inflight.values()}
+                        for a in attempts:
+                            if a.delivery_id not in busy and len(inflight) < ROUND_LIMIT:
+                                inflight[asyncio.create_task(send(http, a))] = a
+                    if not inflight:
+                        await asyncio.sleep(settings.webhook_poll)
+                        continue
+                    finished, _ = await asyncio.wait(inflight, timeout=settings.webhook_poll,
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                    if not finished:
+                        continue
+                    outcomes = [task.result() for task in finished]
+                    for task in finished:
+                        del inflight[task]
+                    done = await asyncio.to_thread(record, self._engine, outcomes, rule=rule,
+                                                   now=datetime.now(UTC))
+                    for name in ("delivered", "failed", "given_up", "disabled"):
+                        setattr(totals, name, getattr(totals, name) + getattr(done, name))
+                    if not done.delivered and not inflight:
+                        # Everything failed (a receiver down): do not spin on the next due retry.
+                        await asyncio.sleep(settings.webhook_poll)
+            finally:
+                for task in inflight:
+                    task.cancel()
         return DispatchResult(rounds=rounds, **vars(totals))

@@ -27,7 +27,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select, update
 
 from bespoke.notifications.subscriptions import DELIVERED, GIVEN_UP, PENDING
-from bespoke.store.tables import EventRow, WebhookDelivery, WebhookSubscription
+from bespoke.store.tables import ApiPrincipal, EventRow, WebhookDelivery, WebhookSubscription
 
 log = logging.getLogger("bespoke.webhooks")
 USER_AGENT = "bespoke-webhooks/1"
@@ -83,7 +83,9 @@ def body_of(payload: dict[str, Any]) -> str:
 
 
 def due(engine: Engine, *, now: datetime, limit: int) -> list[Attempt]:
-    """The deliveries to try now: the head of each (subscription, order) queue, if due."""
+    """The deliveries to try now: the head of each (subscription, order) queue, if
+    due, of enabled webhooks whose principal is not revoked (a revoked principal's
+    deliveries wait: `principal rotate` lets them go on)."""
     heads = (
         select(WebhookDelivery.subscription_id, WebhookDelivery.order_id,
                func.min(WebhookDelivery.event_pk).label("head"))
@@ -99,8 +101,9 @@ def due(engine: Engine, *, now: datetime, limit: int) -> list[Attempt]:
                           WebhookDelivery.event_pk == heads.c.head))
         .join(WebhookSubscription, col(WebhookSubscription.id) == col(WebhookDelivery.subscription_id))
         .join(EventRow, col(EventRow.id) == col(WebhookDelivery.event_pk))
+        .join(ApiPrincipal, col(ApiPrincipal.principal) == col(WebhookSubscription.principal))
         .where(WebhookDelivery.status == PENDING, col(WebhookDelivery.next_attempt_at) <= now,
-               col(WebhookSubscription.enabled).is_(True))
+               col(WebhookSubscription.enabled).is_(True), col(ApiPrincipal.revoked).is_(False))
         .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
         .limit(limit)
     )

@@ -52,9 +52,10 @@ def new_subscription_id() -> str:
 
 
 def new_secret() -> str:
-    import base64
+    # The same kind of secret an integration's inbound callbacks are signed with.
+    from bespoke.api.principals import new_webhook_secret
 
-    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    return new_webhook_secret()
 
 
 def check_url(url: str, *, allow_loopback_http: bool) -> str:

@@ -28,6 +28,7 @@ class Receiver:
     port: int
     secret: str | None = None  # set once the subscription is made; then every request is verified
     script: list[int] = field(default_factory=list)  # status codes to answer first
+    delay: float = 0.0  # seconds each answer takes (a slow endpoint)
     requests: list[Received] = field(default_factory=list)
     bad_signatures: int = 0
     _server: ThreadingHTTPServer | None = None
@@ -43,6 +44,7 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's name
                 raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+                time.sleep(receiver.delay)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with receiver._lock:
                     if receiver.secret is not None:
