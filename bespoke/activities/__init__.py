@@ -12,6 +12,7 @@ from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
 from bespoke.activities.rules import RulesActivities
 from bespoke.activities.store import StoreActivities
+from bespoke.activities.sync import SyncActivities
 
 
 def build_activities(engine: Engine) -> list[Callable[..., Any]]:
@@ -23,6 +24,7 @@ def build_activities(engine: Engine) -> list[Callable[..., Any]]:
     return [
         ledger.post_transaction,
         store.project_order,
+        SyncActivities(engine).sync_read_model,
         reconcile.reconcile_batch,
         reconcile.reconcile_workflows,
         reconcile.reconcile_rows,
