@@ -84,14 +84,67 @@ def _choice(*allowed: str) -> Callable[[Any], str]:
     return parse
 
 
-def _seconds(value: Any) -> float:
+def _seconds_upto(limit: float) -> Callable[[Any], float]:
+    def parse(value: Any) -> float:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be a number of seconds, got {value!r}") from None
+        if not 0 < number <= limit:
+            raise ValueError(f"must be more than 0 and at most {limit:g} seconds, got {value!r}")
+        return number
+
+    return parse
+
+
+_seconds = _seconds_upto(86_400)
+
+
+def _smtp_url(value: Any) -> Any:
+    # Checked here so a typo fails at start-up; bespoke.mail.smtp parses it for use
+    # (urllib only: nothing heavy is imported for a setting every command reads).
+    from urllib.parse import urlsplit
+
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value).strip()
+    parts = urlsplit(text)
+    if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+        raise ValueError("must be smtp://[USER:PASS@]HOST[:PORT] or smtps://..., got a URL without "
+                         + ("a host" if parts.scheme in ("smtp", "smtps") else "that scheme"))
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"must be a number of seconds, got {value!r}") from None
-    if not 0 < number <= 86_400:
-        raise ValueError(f"must be more than 0 and at most 86400 seconds, got {value!r}")
-    return number
+        parts.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise ValueError("has a port that is not a number from 0 to 65535") from None
+    return value if hasattr(value, "get_secret_value") else Secret(text)
+
+
+def _address(value: Any) -> str:
+    text = str(value).strip()
+    if len(text) > 300 or "@" not in text or any(c in text for c in "\r\n"):
+        raise ValueError(f"must be an email address (name@example.com), got {text[:60]!r}")
+    return text
+
+
+def _public_url(value: Any) -> str:
+    text = str(value).strip().rstrip("/")
+    if not text.startswith(("https://", "http://")) or len(text) > 500:
+        raise ValueError(f"must be an http(s):// URL, got {text[:60]!r}")
+    return text
+
+
+
+
+def _switch(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "on", "yes"):
+        return True
+    if text in ("0", "false", "off", "no"):
+        return False
+    raise ValueError(f"must be on or off (1/0, true/false), got {value!r}")
+
+
+_DAYS_30 = 30 * 86_400.0
 
 
 class _Field:
@@ -151,6 +204,31 @@ FIELDS: tuple[_Field, ...] = (
     _Field("evidence_dir", _path, None,
            "Where uploaded evidence files are kept, content-addressed by sha256; default `evidence/` in `home`.",
            optional=True),
+    _Field("smtp_url", _smtp_url, None,
+           "SMTP server email goes out through: `smtp://[USER:PASS@]HOST[:PORT]` (STARTTLS when offered; "
+           "`?starttls=require` or `never`) or `smtps://` (TLS from the start); unset = no email.",
+           optional=True),
+    _Field("email_from", _address, None,
+           "Sender of the emails (`orders@example.com` or `Bespoke <orders@example.com>`); needed with `smtp_url`.",
+           optional=True),
+    _Field("public_url", _public_url, None,
+           "Base URL people reach the portal at (`https://orders.example.com`); emails link to the order there.",
+           optional=True),
+    # Outbound webhooks (bespoke/notifications, README "Notifications").
+    _Field("webhook_allow_http_loopback", _switch, False,
+           "Let webhooks use plain http to a loopback host (tests and development only)."),
+    _Field("webhook_poll", _seconds_upto(60), 0.5,
+           "Seconds the webhook dispatcher waits between looks at the delivery queue when nothing is due."),
+    _Field("webhook_timeout", _seconds_upto(60), 10.0, "Seconds a webhook endpoint has to answer one delivery."),
+    _Field("webhook_retry_base", _seconds_upto(3600), 5.0,
+           "First retry delay of a failed webhook delivery; each further retry waits twice as long."),
+    _Field("webhook_retry_max", _seconds_upto(86_400), 3600.0, "Longest wait between two retries of a delivery."),
+    _Field("webhook_give_up_after", _seconds_upto(_DAYS_30), 3 * 86_400.0,
+           "Seconds after which a delivery still failing is given up (3 days)."),
+    _Field("webhook_disable_after", _seconds_upto(_DAYS_30), 3 * 86_400.0,
+           "A webhook failing without a success for this long is disabled when it gives a delivery up."),
+    _Field("webhook_heartbeat", _seconds_upto(600), 30.0,
+           "Heartbeat timeout of the delivery activity: how soon a killed worker's deliveries resume elsewhere."),
 )
 _BY_NAME = {f.name: f for f in FIELDS}
 
@@ -181,6 +259,17 @@ class Settings:
     worker_cache_size: int
     cli_timeout: float
     evidence_dir: Path | None
+    smtp_url: Any  # Secret | None (it may hold a password)
+    email_from: str | None
+    public_url: str | None
+    webhook_allow_http_loopback: bool
+    webhook_poll: float
+    webhook_timeout: float
+    webhook_retry_base: float
+    webhook_retry_max: float
+    webhook_give_up_after: float
+    webhook_disable_after: float
+    webhook_heartbeat: float
 
     def __init__(self, *, _environ: Mapping[str, str] | None = None, **given: Any) -> None:
         unknown = sorted(set(given) - set(_BY_NAME))

@@ -96,18 +96,22 @@ class BespokeWorker:
 
 def build_worker(
     client: Client, *, task_queue: str, engine: Engine, executor: ThreadPoolExecutor, strict_sandbox: bool = False,
-    plugins: Sequence[tuple[str, str]] | None = None, **options: Any,
+    plugins: Sequence[tuple[str, str]] | None = None, mail: Any = None, settings: Settings | None = None,
+    **options: Any,
 ) -> BespokeWorker:
     """`options` pass through to the order `Worker` (e.g. max_cached_workflows in
     tests); `strict_sandbox` see `workflow_runner`. `plugins`: the (distribution,
     version) pairs to poll rules queues for; default what this process has
-    installed (tests pass others to stand for workers with other installations)."""
+    installed (tests pass others to stand for workers with other installations).
+    `mail`: the MailConfig email is sent with (bespoke.mail.outbox.mail_config);
+    None, email is off on this worker. `settings` (default the process's) configure
+    webhook delivery."""
     main = Worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
         workflow_runner=workflow_runner(strict=strict_sandbox),
-        activities=build_activities(engine),
+        activities=build_activities(engine, mail, settings),
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,  # never more than the pool can run
         **options,
@@ -139,9 +143,16 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
     """Run a worker on the settings' task queue until `shutdown` is set, then drain.
 
     With BESPOKE_METRICS_BIND set, the worker serves Prometheus metrics there; on
-    start it also makes sure the daily ledger reconciliation is scheduled."""
+    start it also makes sure the daily ledger reconciliation is scheduled, the task
+    queue's webhook dispatcher runs, and with BESPOKE_SMTP_URL set that the email
+    dispatcher runs."""
+    from bespoke.mail.outbox import mail_config
     from bespoke.metrics import client_with_metrics, metrics_bind
+    from bespoke.workflows.email import ensure_email_dispatch
     from bespoke.workflows.reconcile import ensure_reconcile_schedule
+    from bespoke.workflows.webhooks import ensure_webhook_dispatcher
+
+    mail = mail_config(settings)  # a bad email setting stops the worker here, with the variable named
 
     bind = metrics_bind(settings)
     if bind:
@@ -152,12 +163,20 @@ async def run_worker(client: Client, settings: Settings, *, shutdown: asyncio.Ev
     except RPCError as err:
         # A server without schedules (the time-skipping test server) still runs orders.
         logging.getLogger("bespoke.worker").warning("reconciliation schedule not created: %s", err.message)
+    try:
+        await ensure_webhook_dispatcher(client, settings)
+    except RPCError as err:
+        logging.getLogger("bespoke.worker").warning("webhook dispatcher not started: %s", err.message)
     engine = get_engine(settings.effective_database_url)
     with ThreadPoolExecutor(max_workers=ACTIVITY_THREADS, thread_name_prefix="bespoke-activity") as executor:
         worker = build_worker(
-            client, task_queue=settings.task_queue, engine=engine, executor=executor,
+            client, task_queue=settings.task_queue, engine=engine, executor=executor, settings=settings,
             max_concurrent_workflow_tasks=WORKFLOW_TASK_SLOTS, max_cached_workflows=settings.worker_cache_size,
+            mail=mail,
         )
         async with worker:
+            if mail is not None:
+                await ensure_email_dispatch(client, settings.task_queue)
+                print(f"Email through {mail.smtp!r} from {mail.sender}", flush=True)
             freeze_startup_objects()
             await shutdown.wait()

@@ -35,7 +35,7 @@ def create_app(settings: Any = None, *, client: Any = None, portal: bool = True)
     """The API app. `settings` (default: the process's), `client`: a connected
     Temporal client to use (else one is made on first use); `portal`: mount the
     portal's pages too."""
-    from bespoke.api.routes import actions, callbacks, files, orders, public
+    from bespoke.api.routes import actions, callbacks, files, orders, public, webhooks
 
     app = FastAPI(title="bespoke", version=_version(), description=DESCRIPTION, redoc_url=None)
     app.state.bespoke_settings = settings
@@ -46,6 +46,7 @@ def create_app(settings: Any = None, *, client: Any = None, portal: bool = True)
     app.include_router(actions.router)
     app.include_router(callbacks.router)
     app.include_router(files.router)
+    app.include_router(webhooks.router)
     if portal:
         from bespoke.portal import install_portal
 

@@ -26,6 +26,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -40,6 +41,11 @@ API_ROLES = (Role.BUYER, Role.SELLER, Role.CARRIER, Role.OPS, Role.INTEGRATION)
 # deliveries and carrier events) or `bank` (bank-transfer callbacks).
 _SCOPE = re.compile(r"^(read|bank|carrier:[A-Za-z0-9][A-Za-z0-9._-]{0,99})$")
 MAX_SCOPES = 20
+# An address email can go to: one mailbox, no display name, no spaces or header
+# characters (the RFC's full grammar admits quoted forms no party needs here).
+_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+                    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$")
+MAX_EMAIL = 254
 
 
 class PrincipalError(ValueError):
@@ -119,6 +125,16 @@ def parse_scopes(role: Role, scopes: list[str]) -> tuple[str, ...]:
     return cleaned
 
 
+def parse_email(text: str | None) -> str | None:
+    """An email address (`alice@example.com`), or None for an empty one."""
+    address = (text or "").strip()
+    if not address:
+        return None
+    if len(address) > MAX_EMAIL or not _EMAIL.match(address):
+        raise PrincipalError(f"not an email address (name@example.com): {address[:80]!r}")
+    return address
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -130,9 +146,10 @@ class Issued:
     webhook_secret: str | None
 
 
-def add(engine: Engine, text: str, *, scopes: list[str], created_by: str) -> Issued:
+def add(engine: Engine, text: str, *, scopes: list[str], created_by: str, email: str | None = None) -> Issued:
     role, name = parse_principal(text)
     scope_tuple = parse_scopes(role, scopes)
+    address = parse_email(email)
     ref = f"{role.value}:{name}"
     token = new_token()
     secret = new_webhook_secret() if role is Role.INTEGRATION else None
@@ -140,8 +157,8 @@ def add(engine: Engine, text: str, *, scopes: list[str], created_by: str) -> Iss
         if s.get(ApiPrincipal, ref) is not None:
             raise PrincipalError(f"principal {ref} already exists (rotate its token, or revoke it)")
         s.add(ApiPrincipal(principal=ref, role=role.value, name=name, token_sha256=token_sha256(token),
-                           scopes=" ".join(scope_tuple), webhook_secret=secret, created_by=created_by,
-                           created_at=_now()))
+                           scopes=" ".join(scope_tuple), webhook_secret=secret, email=address,
+                           created_by=created_by, created_at=_now()))
         s.commit()
     return Issued(ref, token, secret)
 
@@ -164,6 +181,20 @@ def rotate(engine: Engine, text: str, *, secret_too: bool = False) -> Issued:
     return Issued(ref, token, secret)
 
 
+def set_email(engine: Engine, text: str, email: str | None) -> str | None:
+    """Set (or, with None or "", remove) the address the principal's email goes to."""
+    role, name = parse_principal(text)
+    address = parse_email(email)
+    with Session(engine) as s:
+        row = s.get(ApiPrincipal, f"{role.value}:{name}")
+        if row is None:
+            raise PrincipalError(f"no principal {role.value}:{name}")
+        row.email = address
+        s.add(row)
+        s.commit()
+    return address
+
+
 def revoke(engine: Engine, text: str) -> None:
     role, name = parse_principal(text)
     with Session(engine) as s:
@@ -175,21 +206,38 @@ def revoke(engine: Engine, text: str) -> None:
         s.commit()
 
 
-def list_all(engine: Engine) -> list[ApiPrincipal]:
+def list_all(engine: Engine, *, offset: int = 0, limit: int | None = None) -> list[ApiPrincipal]:
+    """Principals by name (a page of them with `offset` and `limit`)."""
     with Session(engine) as s:
-        return list(s.exec(select(ApiPrincipal).order_by(ApiPrincipal.principal)))
+        query = select(ApiPrincipal).order_by(ApiPrincipal.principal).offset(offset)
+        return list(s.exec(query.limit(limit) if limit is not None else query))
+
+
+def count_all(engine: Engine) -> int:
+    from sqlalchemy import func
+
+    with Session(engine) as s:
+        return int(s.exec(select(func.count()).select_from(ApiPrincipal)).one())
+
+
+# One Core statement (compiled once, cached by SQLAlchemy): every request runs it,
+# and an ORM session per request cost more than the lookup itself.
+_BY_DIGEST = select(ApiPrincipal.token_sha256, ApiPrincipal.role, ApiPrincipal.name, ApiPrincipal.scopes,
+                    ApiPrincipal.revoked).where(ApiPrincipal.token_sha256 == bindparam("digest"))
 
 
 def authenticate(engine: Engine, token: str) -> ApiCaller | None:
     """The live principal holding `token`, or None (unknown, malformed or revoked).
 
     The lookup is by the token's hash, so timing reveals nothing about stored
-    tokens; the final comparison is constant-time anyway."""
+    tokens; the final comparison is constant-time anyway. Nothing is cached:
+    every request reads the row, so a revoke or rotate (from any process) refuses
+    the very next request."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_sha256(token)
-    with Session(engine) as s:
-        row = s.exec(select(ApiPrincipal).where(ApiPrincipal.token_sha256 == digest)).first()
+    with engine.connect() as connection:
+        row = connection.execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked:
         return None
     return ApiCaller(Role(row.role), row.name, tuple(row.scopes.split()))

@@ -42,6 +42,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "portal": ("bespoke.cli.portal", "app", "Web portal sign-in: set a person's password or send an invitation link."),
     "principal": ("bespoke.cli.principal", "app",
                   "HTTP API principals: add one (its token is printed once), list, revoke, rotate."),
+    "webhook": ("bespoke.cli.webhook", "app",
+                "Outbound webhooks: list subscriptions, read a delivery log, redeliver."),
     "demo": ("bespoke.cli.demo", "app", "Create the portal's demo accounts (printed passwords) and demo orders."),
 }
 
@@ -155,6 +157,15 @@ def _shutdown_on_signals(shutdown: asyncio.Event) -> Iterator[None]:
             loop.remove_signal_handler(sig)
 
 
+def _check_mail(settings: Settings) -> None:
+    """Email settings that cannot work (an SMTP URL without a sender) stop the
+    command before anything starts, with the variable named (exit 1)."""
+    if settings.smtp_url is not None:
+        from bespoke.mail.outbox import mail_config
+
+        mail_config(settings)
+
+
 async def _up(settings: Settings, *, in_memory: bool, headless: bool, demo: bool = False) -> None:
     import asyncio
 
@@ -163,6 +174,7 @@ async def _up(settings: Settings, *, in_memory: bool, headless: bool, demo: bool
 
     server = EmbeddedServer(settings, in_memory=in_memory, headless=headless)
     server.preflight()  # say "already running" before anything else
+    _check_mail(settings)
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()
     with _shutdown_on_signals(shutdown):
@@ -316,6 +328,7 @@ async def _worker(settings: Settings) -> None:
 
     from bespoke.runtime.client import connect
 
+    _check_mail(settings)
     client = await connect(settings, worker=True)
     run_worker = _load_run_worker()
     shutdown = asyncio.Event()

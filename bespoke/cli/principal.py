@@ -43,13 +43,15 @@ def add(
     scope: Annotated[list[str] | None, typer.Option("--scope", help="read (GET only); for an integration: "
                                                     "carrier:NAME or bank. Repeatable.")] = None,
     actor: Annotated[str, typer.Option("--as", help="The operator adding it, ops:NAME (recorded).")] = "ops:cli",
+    email: Annotated[str | None, typer.Option("--email", help="Address its reminders and decisions are emailed "
+                                              "to (with BESPOKE_SMTP_URL set).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a principal and print its API token once."""
     from bespoke.api import principals as p
 
     try:
-        issued = p.add(_engine(), principal, scopes=list(scope or []), created_by=actor[:250])
+        issued = p.add(_engine(), principal, scopes=list(scope or []), created_by=actor[:250], email=email)
     except p.PrincipalError as err:
         raise Rejected(str(err)) from None
     _issued(issued, as_json, "Added")
@@ -71,6 +73,21 @@ def rotate(
     _issued(issued, as_json, "Rotated")
 
 
+@app.command("set-email")
+def set_email(
+    principal: PrincipalArg,
+    address: Annotated[str, typer.Argument(help="The address; \"\" removes it (no more email).")],
+) -> None:
+    """Set the address a principal's reminders and decisions are emailed to."""
+    from bespoke.api import principals as p
+
+    try:
+        stored = p.set_email(_engine(), principal, address)
+    except p.PrincipalError as err:
+        raise Rejected(str(err)) from None
+    typer.echo(f"{principal.strip()}: email {'to ' + stored if stored else 'off'}.")
+
+
 @app.command("revoke")
 def revoke(principal: PrincipalArg) -> None:
     """Revoke a principal's token: its next request is refused (401)."""
@@ -88,7 +105,7 @@ def list_principals(as_json: JsonOpt = False) -> None:
     """Every principal (never a token)."""
     from bespoke.api import principals as p
 
-    rows = [{"principal": r.principal, "role": r.role, "name": r.name, "scopes": r.scopes.split(),
+    rows = [{"principal": r.principal, "role": r.role, "name": r.name, "scopes": r.scopes.split(), "email": r.email,
              "revoked": r.revoked, "created_at": r.created_at.isoformat(),
              "rotated_at": r.rotated_at.isoformat() if r.rotated_at else None} for r in p.list_all(_engine())]
     if as_json:
@@ -99,8 +116,9 @@ def list_principals(as_json: JsonOpt = False) -> None:
     from bespoke.cli.order.common import out
     from bespoke.cli.output import cell
 
-    table = Table("principal", "scopes", "state", "created (UTC)", "rotated (UTC)")
+    table = Table("principal", "scopes", "email", "state", "created (UTC)", "rotated (UTC)")
     for r in rows:
-        table.add_row(cell(r["principal"]), cell(" ".join(r["scopes"])), "revoked" if r["revoked"] else "active",
+        table.add_row(cell(r["principal"]), cell(" ".join(r["scopes"])), cell(r["email"] or ""),
+                      "revoked" if r["revoked"] else "active",
                       r["created_at"][:16].replace("T", " "), (r["rotated_at"] or "")[:16].replace("T", " "))
     out.print(table)

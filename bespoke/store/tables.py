@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Column, JSON, UniqueConstraint, Text
+from sqlalchemy import BigInteger, Column, Index, JSON, UniqueConstraint, Text
 from sqlmodel import Field, SQLModel
 
 
@@ -31,6 +31,11 @@ class OrderRow(SQLModel, table=True):
     released_to_seller: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
+    # Who must act next and by when (None: no deadline runs on it), and why a rules
+    # decision is blocked (None: it is not): the ops queues read these.
+    next_step: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
+    next_step_due: datetime | None = Field(default=None, index=True)
+    blocked: str | None = Field(default=None, max_length=500, index=True)
 
 
 class LedgerEntry(SQLModel, table=True):
@@ -63,6 +68,9 @@ class TimelineRow(SQLModel, table=True):
     kind: str = Field(max_length=64)
     actor: str
     message: str
+    # The entry's structured detail (a reminder's deadline, due time and default
+    # action; an extension's old and new due time); None when the message says it all.
+    data: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class DebtRow(SQLModel, table=True):
@@ -242,6 +250,8 @@ class ApiPrincipal(SQLModel, table=True):
     # Standard Webhooks needs the shared secret itself to check an HMAC, so unlike
     # the token it cannot be stored as a hash.
     webhook_secret: str | None = Field(default=None, max_length=100)
+    # Where reminders and decisions are emailed to (BESPOKE_SMTP_URL); None: no email.
+    email: str | None = Field(default=None, max_length=254)
     revoked: bool = False
     created_by: str = Field(max_length=250)
     created_at: datetime
@@ -275,3 +285,122 @@ class ApiCallbackEvent(SQLModel, table=True):
     detail: str = Field(default="", max_length=1000)
     payload: str = Field(sa_column=Column(Text, nullable=False))
     received_at: datetime
+
+
+# --- Email (issue 12): what was sent to whom, and how far the outbox was read.
+
+
+class EmailMessageRow(SQLModel, table=True):
+    """One email: an event (a reminder, a decision) for one recipient, rendered once
+    when the event is read and sent from this row, so every attempt sends the same
+    message. (event_id, recipient) is unique: a retried or replayed activity finds
+    the row and never makes a second message. `pending` until `sent`, `failed` (the
+    server refused it for good) or `given_up` (still failing after days)."""
+
+    __tablename__ = "email_messages"
+    __table_args__ = (UniqueConstraint("event_id", "recipient", name="uq_email_messages_event_recipient"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=200)
+    recipient: str = Field(max_length=250)  # the principal, role:name
+    address: str = Field(max_length=254)
+    order_id: str = Field(index=True, max_length=64)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(index=True, max_length=20)
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=500)
+    created_at: datetime
+    next_attempt_at: datetime  # a pending message is not tried before this (backoff)
+    sent_at: datetime | None = None
+
+
+class EmailCursor(SQLModel, table=True):
+    """How far email has read the events outbox (`events.id`), apart from any
+    webhook subscription's progress."""
+
+    __tablename__ = "email_cursor"
+
+    name: str = Field(primary_key=True, max_length=40)
+    position: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    updated_at: datetime
+
+
+# --- Notifications (issue 12): the events outbox, webhook subscriptions, deliveries.
+
+
+class EventRow(SQLModel, table=True):
+    """The events outbox: one row per timeline entry and per decision, written by
+    `project_order` in the same transaction as the read model, so an event exists
+    exactly when the entry it describes does. Rows are never updated. Webhook
+    deliveries and email read it; `id` is the order they were recorded in.
+
+    `event_id` is derived from what the event describes (`ORDER:SEQ` for a
+    timeline entry, the decision id for a decision), never from a counter, so a
+    retried projection or a rebuild can never give one event a second id. `seq`
+    numbers an order's events 1, 2, 3… in the order they were recorded."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("order_id", "seq", name="uq_events_order_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(unique=True, max_length=200)
+    order_id: str = Field(index=True, max_length=64)
+    seq: int
+    type: str = Field(index=True, max_length=64)  # the catalogue's name: order.stage_changed, decision.made …
+    kind: str = Field(max_length=64)  # the timeline kind it comes from, or "decision"
+    actor: str = Field(max_length=300)
+    at: datetime  # when it happened (workflow time)
+    # Who may see it (the API's rule): the order's buyer, seller and carrier names.
+    buyer: str = Field(max_length=200)
+    seller: str = Field(max_length=200)
+    carrier: str | None = Field(default=None, max_length=100)
+    payload: dict = Field(sa_column=Column(JSON, nullable=False))  # the body a webhook sends, bounded
+    recorded_at: datetime  # wall clock when the outbox row was written
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """A principal's webhook: an endpoint URL, the event types it wants, and the
+    Standard Webhooks secret its deliveries are signed with (kept as is: the
+    receiver checks an HMAC with the same secret)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: str = Field(primary_key=True, max_length=40)
+    principal: str = Field(index=True, max_length=250)
+    url: str = Field(max_length=2000)
+    event_types: str = Field(max_length=1000)  # space-separated patterns: order.* deadline.reminder
+    secret: str = Field(max_length=100)
+    enabled: bool = True
+    disabled_reason: str = Field(default="", max_length=500)
+    disabled_at: datetime | None = None
+    failing_since: datetime | None = None  # first failure after the last success
+    last_success_at: datetime | None = None
+    created_at: datetime
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event to one subscription: its delivery log (attempts, last status
+    code and error). `pending` until delivered or given up; an order's later
+    event waits while an earlier one of the same subscription is pending."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_sub_event"),
+        Index("ix_webhook_deliveries_pending", "status", "subscription_id", "order_id", "event_pk"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(index=True, max_length=40)
+    event_pk: int  # events.id: the order deliveries go out in
+    event_id: str = Field(max_length=200)
+    order_id: str = Field(max_length=64)
+    event_type: str = Field(max_length=64)
+    status: str = Field(max_length=20)  # pending | delivered | given_up
+    attempts: int = 0
+    pending_since: datetime  # when it was recorded, or asked to be redelivered: retries stop 3 days on
+    next_attempt_at: datetime
+    last_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str = Field(default="", max_length=500)
+    delivered_at: datetime | None = None

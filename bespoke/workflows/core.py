@@ -95,6 +95,10 @@ def _not_picked_up(err: FailureError) -> bool:
             and cause.type is TimeoutType.SCHEDULE_TO_START)
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
+
+
 def same_name(a: str, b: str) -> bool:
     # Names compare in NFC, as the CLI and imports store them, so an API caller
     # typing "José" with a combining accent is still this order's buyer.
@@ -401,7 +405,8 @@ class OrderCore:
                     some, decisions = decisions[:SYNC_CHUNK_DECISIONS], decisions[SYNC_CHUNK_DECISIONS:]
                     await workflow.execute_activity_method(
                         StoreActivities.project_order,
-                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some), **DB_WRITE,
+                        ProjectInput(projection=self._projection(), timeline=chunk, decisions=some,
+                                     carrier=self._carrier()), **DB_WRITE,
                     )
                     if chunk:
                         s.projected_seq = chunk[-1].seq
@@ -409,7 +414,7 @@ class OrderCore:
             await workflow.execute_activity_method(
                 StoreActivities.project_order,
                 ProjectInput(projection=self._projection(), timeline=events, decisions=decisions,
-                             owes=self._owes()),
+                             owes=self._owes(), carrier=self._carrier()),
                 **DB_WRITE,
             )
             s.projected_seq, s.projected_decisions = upto_seq, upto_decisions
@@ -433,7 +438,7 @@ class OrderCore:
             await self._write_read_model(ReadModelSync(
                 transactions=txns,
                 project=ProjectInput(projection=self._projection(), timeline=chunk, decisions=some,
-                                     owes=self._owes() if last else None)))
+                                     owes=self._owes() if last else None, carrier=self._carrier())))
             del s.unposted[:len(txns)]
             if chunk:
                 s.projected_seq = chunk[-1].seq
@@ -464,10 +469,20 @@ class OrderCore:
 
     def _projection(self) -> OrderProjection:
         inp, s = self.inp, self.s
+        next_step, next_due = self._next_step(s.current_part())
         return OrderProjection(
             order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer,
             seller=inp.seller, payment_plan=inp.plan.label(), price=inp.price,
             currency=inp.currency, policy_name=self.policy.name, policy_version=self.policy.version,
             paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
             created_at=s.created_at, updated_at=s.updated_at,
+            next_step=_cut(next_step, 300), next_step_due=next_due,
+            blocked=_cut(s.blocked, 500) if s.blocked is not None else None,
         )
+
+    def _next_step(self, part: Any) -> tuple[str, datetime | None]:
+        """Who must act next, and by when (OrderWorkflow's; see order.py)."""
+        raise NotImplementedError
+
+    def _carrier(self) -> str | None:
+        return self.s.shipment["carrier"] if self.s.shipment else None

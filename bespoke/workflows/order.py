@@ -422,6 +422,7 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
             created_at=s.created_at, updated_at=s.updated_at,
             cases=[c.view() for c in s.cases], open_case=s.case.view() if s.case is not None else None,
             repair_rounds=s.repair_rounds, runs=s.runs, blocked=s.blocked, buyer_consented=s.consented,
+            extensions=self._extensions_now(),
         )
 
     @workflow.query

@@ -41,12 +41,30 @@ BODIES = {
 }
 
 
+# The webhook the {webhook_id} routes act on: alice's (made again if a DELETE removed it).
+WEBHOOK: dict[str, object] = {}
+
+
+def webhook_id() -> str:
+    from bespoke.domain.models import Role
+    from bespoke.notifications import subscriptions
+
+    engine = WEBHOOK["engine"]
+    mine = subscriptions.list_for(engine, "buyer:alice")
+    if mine:
+        return mine[0].id
+    return subscriptions.create(engine, principal="buyer:alice", role=Role.BUYER, url="https://hooks.example.com/x",
+                                event_types=["*"], allow_loopback_http=False).subscription.id
+
+
 def endpoints(app) -> list[tuple[str, str]]:
     return [(method.upper(), path) for path, item in app.openapi()["paths"].items() for method in item]
 
 
 def right_party(method: str, path: str) -> str:
     action = path.rsplit("/", 1)[-1]
+    if path.startswith("/api/webhooks"):
+        return "buyer:alice"  # any principal manages its own webhooks
     if path.startswith("/api/callbacks/"):
         return "integration:bank-feed" if "bank" in path else "integration:sf-feed"
     if method == "POST" and path == "/api/orders":
@@ -65,8 +83,10 @@ def wrong_party(method: str, path: str) -> tuple[str, int]:
         return "seller:acme", 403
     if path == "/api/orders":
         return "carrier:sf-express", 403  # carriers neither list nor create
-    if path == "/api/me":
+    if path in ("/api/me", "/api/webhooks"):
         return "", 0
+    if path.startswith("/api/webhooks/"):
+        return "buyer:bob", 404  # another principal's webhook is not found
     right = right_party(method, path)
     if method == "POST" and right == "ops:olga":
         return "buyer:alice", 403  # an ops-only action
@@ -75,6 +95,8 @@ def wrong_party(method: str, path: str) -> tuple[str, int]:
 
 def call(api, method: str, path: str, oid: str, token: str | None, tokens: dict[str, str]):
     url = path.replace("{order_id}", oid).replace("{ref}", "default").replace("{sha}", "0" * 64)
+    if "{webhook_id}" in url:
+        url = url.replace("{webhook_id}", webhook_id())
     headers = bearer(token) if token else {}
     if path.startswith("/api/callbacks/") and token:
         who = right_party(method, path)
@@ -89,7 +111,9 @@ def call(api, method: str, path: str, oid: str, token: str | None, tokens: dict[
     if method == "POST" and path.endswith("/files"):
         return api.request(method, url, files={"file": ("x.pdf", b"%PDF-1.7\n", "application/pdf")}, headers=headers)
     if method == "POST":
-        body = {"buyer": "alice", "price": 1000} if path == "/api/orders" else BODIES.get(path.rsplit("/", 1)[-1], {})
+        body = ({"buyer": "alice", "price": 1000} if path == "/api/orders"
+                else {"url": "https://hooks.example.com/x", "event_types": ["*"]} if path == "/api/webhooks"
+                else BODIES.get(path.rsplit("/", 1)[-1], {}))
         return api.request(method, url, json=body, headers=headers)
     return api.request(method, url, headers=headers)
 
@@ -110,6 +134,7 @@ async def test_every_endpoint_by_no_token_revoked_wrong_and_right_party(app, api
     from bespoke.api.auth import FailureLimiter
 
     app.state.auth_failures = FailureLimiter(limit=10_000)  # the limit has its own test; here every call counts
+    WEBHOOK["engine"] = engine
     oid = await to_shipped(api, tokens)
     routes = endpoints(app)
     assert len(routes) >= 30  # every action, the reads, create, me, policies, callbacks
@@ -141,7 +166,7 @@ async def test_every_endpoint_by_no_token_revoked_wrong_and_right_party(app, api
     for method, path in routes:
         r = await call(api, method, path, oid, fresh[right_party(method, path)], fresh)
         # A file the order does not refer to is not found, even for its party.
-        allowed = (200, 201, 202, 409, 422) + ((404,) if "{sha}" in path else ())
+        allowed = (200, 201, 202, 204, 409, 422) + ((404,) if "{sha}" in path else ())
         assert r.status_code in allowed, (method, path, r.status_code, r.text)
         assert r.status_code < 500
 

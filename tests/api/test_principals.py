@@ -90,3 +90,37 @@ def test_cli_prints_the_token_once_and_lists_no_token(tmp_path, monkeypatch, cap
     assert run(["principal", "list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["principals"][0]["revoked"] is True
     get_settings.cache_clear()
+
+
+async def test_an_email_address_is_set_with_the_principal_shown_in_its_profile_and_checked(
+        tmp_path, monkeypatch, capsys, engine, api_settings):
+    import httpx
+
+    from bespoke.cli.app import run
+    from bespoke.settings import get_settings
+
+    issued = principals.add(engine, "buyer:alice", scopes=[], created_by="ops:test", email="alice@example.com")
+    app = create_app(api_settings, portal=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
+        assert (await http.get("/api/me", headers=bearer(issued.token))).json()["email"] == "alice@example.com"
+    assert principals.set_email(engine, "buyer:alice", "") is None
+    for bad in ("alice", "alice@example.com\r\nBcc: x@y", "Alice <alice@example.com>", "a" * 250 + "@x.com"):
+        with pytest.raises(principals.PrincipalError, match="not an email address"):
+            principals.set_email(engine, "buyer:alice", bad)
+
+    monkeypatch.setenv("BESPOKE_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("BESPOKE_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert run(["principal", "add", "seller:acme", "--email", "orders@acme.example", "--json"]) == 0
+        capsys.readouterr()
+        assert run(["principal", "add", "seller:bad", "--email", "not-an-address"]) == 2
+        assert "not an email address" in capsys.readouterr().err
+        assert run(["principal", "set-email", "seller:acme", "sales@acme.example"]) == 0
+        assert "email to sales@acme.example" in capsys.readouterr().out
+        assert run(["principal", "list", "--json"]) == 0
+        assert [p["email"] for p in json.loads(capsys.readouterr().out)["principals"]] == ["sales@acme.example"]
+        assert run(["principal", "set-email", "seller:nobody", "a@b.example"]) == 2
+        assert "no principal seller:nobody" in capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()

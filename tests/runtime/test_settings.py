@@ -102,3 +102,23 @@ def test_worker_cache_size_is_read_and_checked(clean_env: pytest.MonkeyPatch) ->
     clean_env.setenv("BESPOKE_WORKER_CACHE_SIZE", "-1")
     with pytest.raises(ValueError, match="worker_cache_size"):
         Settings()
+
+
+def test_email_is_off_by_default_and_the_smtp_url_is_checked_and_never_printed(clean_env: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.smtp_url, s.email_from, s.public_url) == (None, None, None)
+    clean_env.setenv("BESPOKE_SMTP_URL", "smtp://mailer:hunter2@mail.example.com:587")
+    clean_env.setenv("BESPOKE_EMAIL_FROM", "Bespoke <orders@example.com>")
+    clean_env.setenv("BESPOKE_PUBLIC_URL", "https://orders.example.com/")
+    s = Settings()
+    assert s.smtp_url.get_secret_value() == "smtp://mailer:hunter2@mail.example.com:587"
+    assert "hunter2" not in repr(s)
+    assert (s.email_from, s.public_url) == ("Bespoke <orders@example.com>", "https://orders.example.com")
+    for name, value, match in (("BESPOKE_SMTP_URL", "mail.example.com:25", "smtp_url"),
+                               ("BESPOKE_SMTP_URL", "smtp://h:port", "port"),
+                               ("BESPOKE_EMAIL_FROM", "orders", "email_from"),
+                               ("BESPOKE_PUBLIC_URL", "orders.example.com", "public_url")):
+        with clean_env.context() as env:
+            env.setenv(name, value)
+            with pytest.raises(ValueError, match=match):
+                Settings()

@@ -71,6 +71,7 @@ class Profile(BaseModel):
     role: str
     name: str
     scopes: list[str]
+    email: str | None = None  # where its reminders and decisions are emailed (set by ops)
     credit_limit: int | None = None
     credit_currency: str | None = None
     credit_frozen: bool | None = None
@@ -84,12 +85,14 @@ def me(request: Request, caller: Caller) -> Profile:
 
     from bespoke.domain.accounts import virtual_account_for
     from bespoke.domain.models import Role
-    from bespoke.store.tables import BuyerAccount
+    from bespoke.store.tables import ApiPrincipal, BuyerAccount
 
-    profile = Profile(principal=caller.ref, role=caller.role.value, name=caller.name, scopes=list(caller.scopes))
+    with Session(engine_for(request)) as s:
+        row = s.get(ApiPrincipal, caller.ref)
+        account = s.get(BuyerAccount, caller.name) if caller.role is Role.BUYER else None
+    profile = Profile(principal=caller.ref, role=caller.role.value, name=caller.name, scopes=list(caller.scopes),
+                      email=row.email if row is not None else None)
     if caller.role is Role.BUYER:
-        with Session(engine_for(request)) as s:
-            account = s.get(BuyerAccount, caller.name)
         profile.collection_account = account.virtual_account if account else virtual_account_for(caller.name)
         if account is not None:
             profile.credit_limit, profile.credit_currency = account.credit_limit, account.currency

@@ -1,0 +1,91 @@
+"""The delivery queue without Temporal or HTTP: what a dispatcher round takes
+(the head of each webhook×order queue, when due), and what an outcome does."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bespoke.activities.store import project_order
+from bespoke.api import principals
+from bespoke.domain.models import OrderProjection, ProjectInput, Role, Stage, TimelineEntry
+from bespoke.notifications import subscriptions
+from bespoke.notifications.delivery import Outcome, RetryRule, due, record
+
+AT = datetime(2026, 12, 2, 12, tzinfo=UTC)
+
+
+def project(engine, order_id: str, seqs: range, buyer: str = "alice") -> None:
+    projection = OrderProjection(
+        order_id=order_id, stage=Stage.AWAITING_ACCEPTANCE, title="t", buyer=buyer, seller="acme",
+        payment_plan="full_prepayment", price=100, currency="CNY", policy_name="default", policy_version="1",
+        paid=0, refunded=0, released_to_seller=0, created_at=AT, updated_at=AT)
+    entries = [TimelineEntry(seq=n, at=AT, kind="milestone", actor="seller:acme", message=f"m{n}") for n in seqs]
+    project_order(engine=engine, data=ProjectInput(projection=projection, timeline=entries))
+
+
+def test_a_round_takes_each_orders_oldest_pending_event_and_backs_off_failures(engine):
+    principals.add(engine, "seller:acme", scopes=[], created_by="ops:test")
+    sub = subscriptions.create(engine, principal="seller:acme", role=Role.SELLER, url="https://h.example.com/x",
+                               event_types=["production.*"], allow_loopback_http=False).subscription
+    project(engine, "A", range(1, 4))
+    project(engine, "B", range(1, 3))
+    now = datetime.now(UTC)
+    heads = due(engine, now=now, limit=100)
+    assert sorted(a.event_id for a in heads) == ["A:1", "B:1"]  # one per order: A:2 waits for A:1
+    a1 = next(a for a in heads if a.event_id == "A:1")
+    b1 = next(a for a in heads if a.event_id == "B:1")
+    rule = RetryRule(base=timedelta(seconds=10))
+    record(engine, [Outcome(a1.delivery_id, sub.id, False, 500, "HTTP 500"),
+                    Outcome(b1.delivery_id, sub.id, True, 204, "")], rule=rule, now=now)
+    assert [a.event_id for a in due(engine, now=now, limit=100)] == ["B:2"]  # A:1 retries in 10 s; A:2 still waits
+    later = [a.event_id for a in due(engine, now=now + timedelta(seconds=11), limit=100)]
+    assert sorted(later) == ["A:1", "B:2"]
+    assert rule.delay(1) == timedelta(seconds=10) and rule.delay(3) == timedelta(seconds=40)
+    assert rule.delay(30) == rule.maximum
+
+    principals.revoke(engine, "seller:acme")  # a revoked principal's deliveries wait
+    assert due(engine, now=now + timedelta(seconds=11), limit=100) == []
+    principals.rotate(engine, "seller:acme")
+    assert len(due(engine, now=now + timedelta(seconds=11), limit=100)) == 2
+
+
+def test_a_given_up_delivery_lets_the_orders_next_event_go(engine):
+    principals.add(engine, "buyer:alice", scopes=[], created_by="ops:test")
+    sub = subscriptions.create(engine, principal="buyer:alice", role=Role.BUYER, url="https://h.example.com/x",
+                               event_types=["*"], allow_loopback_http=False).subscription
+    project(engine, "C", range(1, 3))
+    project(engine, "D", range(1, 2), buyer="bob")  # not alice's: no delivery at all
+    head, = due(engine, now=datetime.now(UTC), limit=100)
+    past_give_up = datetime.now(UTC) + timedelta(days=3, seconds=1)
+    done = record(engine, [Outcome(head.delivery_id, sub.id, False, None, "ConnectError")], rule=RetryRule(),
+                  now=past_give_up)
+    assert (done.given_up, done.disabled) == (1, 0)  # failing for under a second: not disabled
+    assert [a.event_id for a in due(engine, now=past_give_up, limit=100)] == ["C:2"]
+
+
+async def test_a_slow_endpoint_holds_up_only_its_own_deliveries(engine):
+    from temporalio.testing import ActivityEnvironment
+
+    from bespoke.activities.webhooks import DispatchInput, WebhookActivities
+    from bespoke.settings import Settings
+    from tests.processes import free_port
+
+    from .receiver import Receiver
+
+    slow, fast = Receiver(free_port(), delay=1.5).start(), Receiver(free_port()).start()
+    try:
+        for who, hook in (("seller:acme", slow), ("buyer:alice", fast)):
+            principals.add(engine, who, scopes=[], created_by="ops:test")
+            made = subscriptions.create(engine, principal=who, role=Role(who.split(":")[0]), url=hook.url,
+                                        event_types=["*"], allow_loopback_http=True)
+            hook.secret = made.secret
+        project(engine, "E", range(1, 6))
+        settings = Settings(_environ={}, webhook_allow_http_loopback=True, webhook_poll=0.05)
+        result = await ActivityEnvironment().run(WebhookActivities(engine, settings).deliver_webhooks,
+                                                 DispatchInput(run_seconds=1.0))
+        assert fast.accepted() == [f"E:{n}" for n in range(1, 6)]  # all of them while the slow one answered once
+        assert slow.accepted() == ["E:1"]
+        assert result.delivered == 6 and fast.bad_signatures == slow.bad_signatures == 0
+    finally:
+        slow.stop()
+        fast.stop()
