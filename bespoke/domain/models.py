@@ -489,6 +489,17 @@ class ProjectInput(Frozen):
     carrier: str | None = None
 
 
+class ReadModelSync(Frozen):
+    """One read-model write (the `sync_read_model` activity, "sync-local-v1"): the
+    ledger transactions to post and the order's projection, in one database
+    transaction. Run as a local activity it returns itself, so the history's marker
+    holds what was written, as an activity's scheduled event holds its input
+    (`bespoke db rebuild` reads both)."""
+
+    transactions: list[Transaction] = []
+    project: ProjectInput
+
+
 class OrderResult(Frozen):
     order_id: str
     stage: Stage
