@@ -128,10 +128,12 @@ class ViewCache:
 
 
 def _cache(request: Request) -> ViewCache:
+    # Not the API's `bespoke_view_cache` (bespoke/api/routes/orders.py): the portal
+    # is mounted on the API's app, and the two caches hold different things.
     state = request.app.state
-    cache = getattr(state, "bespoke_view_cache", None)
+    cache = getattr(state, "bespoke_portal_view_cache", None)
     if cache is None:
-        cache = state.bespoke_view_cache = ViewCache()
+        cache = state.bespoke_portal_view_cache = ViewCache()
     return cache
 
 

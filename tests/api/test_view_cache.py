@@ -61,3 +61,20 @@ def test_the_cache_is_bounded_by_entries_and_bytes():
     cache.put("o4", ("run", 0), view, b"x")  # type: ignore[arg-type]  # no history length: not kept
     assert cache.get("o4", ("run", 0)) is None and cache.get("o4", ("run", 5)) is not None
     assert cache.get("o4", ("run", 6)) is None  # another revision
+
+
+async def test_the_portal_on_the_same_app_keeps_its_own_view_cache(api, app, tokens, engine):
+    """The portal is mounted on the API's app: its order pages and the API's reads
+    each keep their own cache, in either order."""
+    from bespoke.portal import auth
+    from bespoke.portal.web import SESSION_COOKIE
+
+    oid = await create(api, tokens)
+    auth.set_password(engine, auth.parse_principal("buyer:alice"), "correct horse battery", set_by="ops:test")
+    session = auth.sign_in(engine, "buyer:alice", "correct horse battery", client="test")[1]
+    alice = bearer(tokens["buyer:alice"])
+    for _ in range(2):
+        assert (await api.get(f"/api/orders/{oid}", headers=alice)).status_code == 200
+        page = await api.get(f"/orders/{oid}", headers={"Cookie": f"{SESSION_COOKIE}={session}"})
+        assert page.status_code == 200 and oid in page.text
+    assert isinstance(app.state.bespoke_view_cache, ViewCache)
