@@ -17,7 +17,6 @@ import io
 import pstats
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -25,73 +24,54 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import httpx  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from bench._common import TO_DELIVERED, client_for, code_version, create, drive, machine, scratch_home, server_for  # noqa: E402
-from bench.portal_bench import fill  # noqa: E402
+from bench._common import code_version, machine  # noqa: E402
+from bench.portal_bench import scene  # noqa: E402
 from bespoke.api.app import create_app  # noqa: E402
-from bespoke.portal import auth  # noqa: E402
 from bespoke.portal.web import SESSION_COOKIE  # noqa: E402
-from bespoke.store.db import get_engine  # noqa: E402
-from bespoke.worker import build_worker  # noqa: E402
 
 
 async def main(orders: int, renders: int, top: int) -> None:
-    home = scratch_home("portal-profile")
-    server = server_for(home)
-    async with server:
-        client = await client_for(server)
-        settings = server.settings
-        engine = get_engine(settings.effective_database_url)
-        with ThreadPoolExecutor(max_workers=16) as ex:
-            async with build_worker(client, task_queue=settings.task_queue, engine=engine, executor=ex):
-                handle = await create(client, settings.task_queue, store=engine)
-                await drive(handle, TO_DELIVERED)
-                oid = handle.id.removeprefix("order-")
-                fill(engine, orders)
-                tokens = {}
-                for who in ("buyer:alice", "ops:olga"):
-                    p = auth.parse_principal(who)
-                    auth.ensure_principal(engine, p, created_by="bench")
-                    auth.set_password(engine, p, "bench password 1", set_by="bench")
-                    tokens[who] = auth.sign_in(engine, who, "bench password 1", client="bench")[1]
-                app = create_app(settings, client=client)
-                queries = [0]
-                event.listen(engine, "before_cursor_execute", lambda *a: queries.__setitem__(0, queries[0] + 1))
-                print(machine())
-                print(f"code: {code_version()}; read model: {orders:,} orders")
-                from bespoke.cli.order.client import OrderClient
+    async with scene(orders, "portal-profile") as sc:
+        client, settings, engine, oid, tokens = sc.client, sc.settings, sc.engine, sc.order_id, sc.tokens
+        app = create_app(settings, client=client)
+        queries = [0]
+        event.listen(engine, "before_cursor_execute", lambda *a: queries.__setitem__(0, queries[0] + 1))
+        print(machine())
+        print(f"code: {code_version()}; read model: {orders:,} orders")
+        from bespoke.cli.order.client import OrderClient
 
-                oc = OrderClient(client, settings)
-                for _ in range(5):
-                    await oc.view(oid, timeline_limit=200)
+        oc = OrderClient(client, settings)
+        for _ in range(5):
+            await oc.view(oid, timeline_limit=200)
+        start = time.perf_counter()
+        for _ in range(renders):
+            await oc.view(oid, timeline_limit=200)
+        print(f"the order's status query alone (what the buyer page asks Temporal): "
+              f"{(time.perf_counter() - start) / renders * 1000:.1f} ms per call")
+        for label, path, who in (("buyer order page", f"/orders/{oid}", "buyer:alice"),
+                                 ("ops queue", "/ops", "ops:olga")):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://portal",
+                                         cookies={SESSION_COOKIE: tokens[who]}) as http:
+                for _ in range(5):  # warm: templates compiled, connections pooled
+                    assert (await http.get(path)).status_code == 200
+                before = queries[0]
+                profile = cProfile.Profile()
                 start = time.perf_counter()
+                profile.enable()
                 for _ in range(renders):
-                    await oc.view(oid, timeline_limit=200)
-                print(f"the order's status query alone (what the buyer page asks Temporal): "
-                      f"{(time.perf_counter() - start) / renders * 1000:.1f} ms per call")
-                for label, path, who in (("buyer order page", f"/orders/{oid}", "buyer:alice"),
-                                         ("ops queue", "/ops", "ops:olga")):
-                    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://portal",
-                                                 cookies={SESSION_COOKIE: tokens[who]}) as http:
-                        for _ in range(5):  # warm: templates compiled, connections pooled
-                            assert (await http.get(path)).status_code == 200
-                        before = queries[0]
-                        profile = cProfile.Profile()
-                        start = time.perf_counter()
-                        profile.enable()
-                        for _ in range(renders):
-                            r = await http.get(path)
-                        profile.disable()
-                        took = (time.perf_counter() - start) / renders
-                        assert r.status_code == 200
-                        print(f"\n== {label} ({path}): {took * 1000:.1f} ms per render (mean of {renders}), "
-                              f"{(queries[0] - before) / renders:.1f} database queries per render, "
-                              f"{len(r.content):,} bytes")
-                        for key in ("tottime", "cumulative"):
-                            out = io.StringIO()
-                            pstats.Stats(profile, stream=out).sort_stats(key).print_stats(top)
-                            text = out.getvalue()
-                            print(f"-- by {key}:")
-                            print(text[text.find("   ncalls"):].rstrip())
+                    r = await http.get(path)
+                profile.disable()
+                took = (time.perf_counter() - start) / renders
+                assert r.status_code == 200
+                print(f"\n== {label} ({path}): {took * 1000:.1f} ms per render (mean of {renders}), "
+                      f"{(queries[0] - before) / renders:.1f} database queries per render, "
+                      f"{len(r.content):,} bytes")
+                for key in ("tottime", "cumulative"):
+                    out = io.StringIO()
+                    pstats.Stats(profile, stream=out).sort_stats(key).print_stats(top)
+                    text = out.getvalue()
+                    print(f"-- by {key}:")
+                    print(text[text.find("   ncalls"):].rstrip())
 
 
 if __name__ == "__main__":
