@@ -12,7 +12,7 @@ detector on a loaded machine (see "in-flight capacity" in RESULTS.md).
 To compare two versions of the code, run it twice with `--code DIR` (an export of a
 commit, e.g. `git archive REV bespoke | tar -x -C DIR`) first on the import path.
 
-Run: python bench/cache_memory.py [--orders 300] [--code DIR] [--write]
+Run: python bench/cache_memory.py [--orders 300] [--code DIR] [--types N] [--tracemalloc N] [--write]
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ parser.add_argument("--code", type=Path, default=None, help="import bespoke from
 parser.add_argument("--write", action="store_true", help="write the figures into bench/RESULTS.md")
 parser.add_argument("--types", type=int, default=0, metavar="N",
                     help="also print the N object types whose tracked count grew most per cached order")
+parser.add_argument("--tracemalloc", type=int, default=0, metavar="N",
+                    help="also trace Python allocations over the run and print the N source lines (and files) "
+                         "whose live allocations grew most per cached order (slows the run)")
 parser.add_argument("--strict-sandbox", action="store_true",
                     help="the strict sandbox (bespoke re-imported per run), as before the passthrough")
 parser.add_argument("--no-freeze", action="store_true",
@@ -42,6 +45,7 @@ import asyncio  # noqa: E402
 import gc  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+import tracemalloc  # noqa: E402
 import uuid  # noqa: E402
 from collections import Counter  # noqa: E402
 from concurrent.futures import ThreadPoolExecutor  # noqa: E402
@@ -81,6 +85,21 @@ def _type_sizes() -> dict[str, tuple[int, int]]:
     return {k: (counts[k], sizes[k]) for k in counts}
 
 
+def _print_traced(before: tracemalloc.Snapshot, after: tracemalloc.Snapshot, n: int) -> None:
+    """Live Python allocations that grew over the run, per cached order: in all, by
+    file, and by source line (where the memory was allocated, not who holds it)."""
+    keep = [tracemalloc.Filter(False, tracemalloc.__file__)]
+    before, after = before.filter_traces(keep), after.filter_traces(keep)
+    total = sum(st.size_diff for st in after.compare_to(before, "filename"))
+    print(f"traced Python allocations: {total / n / 1024:.1f} KiB per cached order")
+    for key in ("filename", "lineno"):
+        for st in after.compare_to(before, key)[: ARGS.tracemalloc]:
+            frame = st.traceback[0]
+            where = frame.filename.split("site-packages/")[-1].split("/work/")[-1]
+            where += f":{frame.lineno}" if key == "lineno" else ""
+            print(f"{st.size_diff / n / 1024:8.1f} KiB/order {st.count_diff / n:8.1f} blocks/order  {where}")
+
+
 async def run(n: int) -> str:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter
@@ -100,6 +119,9 @@ async def run(n: int) -> str:
                 before, tracked_before = rss_mb(), len(gc.get_objects())
                 frozen = gc.get_freeze_count()
                 types_before = _type_sizes() if ARGS.types else {}
+                if ARGS.tracemalloc:
+                    tracemalloc.start(1)
+                    snap_before = tracemalloc.take_snapshot()
                 gc.callbacks.append(_gc_callback)
                 sem = asyncio.Semaphore(50)
 
@@ -112,6 +134,11 @@ async def run(n: int) -> str:
                 elapsed = time.perf_counter() - began
                 gc.callbacks.remove(_gc_callback)
                 after, tracked_after = rss_mb(), len(gc.get_objects())
+                if ARGS.tracemalloc:
+                    gc.collect()
+                    snap_after = tracemalloc.take_snapshot()
+                    tracemalloc.stop()
+                    _print_traced(snap_before, snap_after, n)
                 if ARGS.types:
                     gc.collect()
                     grown = _type_sizes()
