@@ -5,13 +5,18 @@ One embedded dev server and an in-process worker (as `bespoke up`), and a
 separate `bespoke api` process (uvicorn) on a free port, both on one scratch
 SQLite read model. The read model gets --rows order rows (default 10,000) written
 straight into its `orders` table for the list query; `GET /api/orders/{id}`
-queries --live real order workflows (it asks the workflow, not the read model).
+reads --live real order workflows (the live state, never the read model: the
+API's view cache is checked against each order's revision on every request, and
+the orders do not change during the read mix, so after the first round every
+read is a describe plus the cached view).
 Each read mix runs --requests requests (or --seconds, whichever first) from 50
-concurrent httpx clients. The action path is the happy path from pay to confirm
+concurrent httpx clients, or with `--load wrk` from Debian's wrk (50 connections)
+for --seconds. The action path is the happy path from pay to confirm
 (pay, three milestones, finish, quality check, ship, deliver, confirm) on
 --orders accepted orders each way, alternated, with 10 orders in flight.
 
-Run: .venv/bin/python bench/api_bench.py [--rows 10000] [--live 100] [--requests 3000] [--orders 20] [--write]
+Run: .venv/bin/python bench/api_bench.py [--rows 10000] [--live 100] [--requests 3000] [--orders 20]
+     [--load httpx|wrk] [--write]
 """
 
 from __future__ import annotations
@@ -92,6 +97,39 @@ async def load(url: str, token: str, paths: list[str], requests: int, seconds: f
             "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000}
 
 
+def load_wrk(url: str, token: str, paths: list[str], seconds: float) -> dict[str, float]:
+    """The same read mix from `wrk` (Debian's, C): 50 connections on 2 threads for
+    `seconds`. A Python httpx client costs about as much CPU per request as the
+    server does, and on this 2-core machine it runs in the process that also
+    runs the worker; wrk leaves the cores to the server."""
+    import json
+    import re
+    import tempfile
+
+    lua = (f"local paths = {json.dumps(paths).replace('[', '{').replace(']', '}')}\n"
+           "local i = 0\n"
+           "request = function()\n  i = i + 1\n"
+           f"  return wrk.format('GET', paths[(i % #paths) + 1], {{['Authorization'] = 'Bearer {token}'}})\nend\n"
+           "done = function(summary, latency, requests)\n"
+           "  io.write(string.format('RESULT %d %d %d %.3f %.3f\\n', summary.requests, summary.duration,\n"
+           "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write"
+           " + summary.errors.timeout,\n"
+           "    latency:percentile(50) / 1000, latency:percentile(99) / 1000))\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{max(1, int(seconds))}s", "--timeout", "30s",
+                              "-s", f.name, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    found = re.search(r"^RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)$", out, re.M)
+    if found is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    n, micros, errors, p50, p99 = found.groups()
+    return {"n": int(n), "errors": int(errors), "rps": int(n) / (int(micros) / 1e6), "p50": float(p50),
+            "p99": float(p99)}
+
+
 async def api_path(http: httpx.AsyncClient, tokens: dict[str, str], oid: str) -> None:
     steps = [("buyer", "pay", {"amount": PRICE, "currency": "CNY", "reference": f"P{uuid.uuid4().hex[:8]}"}),
              ("seller", "milestone", {"milestone": "materials", "cost": 20_000}),
@@ -114,6 +152,9 @@ async def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--orders", type=int, default=20)
+    ap.add_argument("--load", choices=("httpx", "wrk"), default="httpx",
+                    help="the read mixes' load generator: an async httpx loop in this process (bounded by "
+                         "--requests and --seconds), or Debian's wrk for --seconds")
     ap.add_argument("--write", action="store_true")
     args = ap.parse_args()
 
@@ -152,11 +193,15 @@ async def main() -> None:
                     live = [(await create(client, tq, store=engine)).id.removeprefix("order-") for _ in range(args.live)]
                     await gather_limited(len(live), 20, lambda i: drive(client.get_workflow_handle(f"order-{live[i]}"),
                                                                       HAPPY_PATH[:1]))
-                    by_id = await load(url, tokens["ops"], [f"/api/orders/{o}" for o in live], args.requests,
-                                       args.seconds)
-                    by_stage = await load(url, tokens["ops"], [f"/api/orders?stage={s}&limit=50" for s in
-                                          ("in_production", "shipped", "delivered", "completed")],
-                                          args.requests, args.seconds)
+                    id_paths = [f"/api/orders/{o}" for o in live]
+                    stage_paths = [f"/api/orders?stage={s}&limit=50" for s in
+                                   ("in_production", "shipped", "delivered", "completed")]
+                    if args.load == "wrk":
+                        by_id = await asyncio.to_thread(load_wrk, url, tokens["ops"], id_paths, args.seconds)
+                        by_stage = await asyncio.to_thread(load_wrk, url, tokens["ops"], stage_paths, args.seconds)
+                    else:
+                        by_id = await load(url, tokens["ops"], id_paths, args.requests, args.seconds)
+                        by_stage = await load(url, tokens["ops"], stage_paths, args.requests, args.seconds)
                     # pay -> confirm: accepted orders, driven through the API and directly, alternated.
                     rates = {"api": [], "direct": []}
                     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
@@ -179,7 +224,8 @@ async def main() -> None:
     body = "\n".join([
         f"machine: {machine()}",
         f"code: {code_version()}",
-        f"read model: {args.rows:,} order rows (written directly into `orders`); {args.live} live order workflows",
+        f"read model: {args.rows:,} order rows (written directly into `orders`); {args.live} live order workflows; "
+        f"read load from {'wrk (C), ' + str(int(args.seconds)) + ' s each' if args.load == 'wrk' else 'httpx'}",
         f"GET /api/orders/{{id}}      x{by_id['n']:>5}, 50 clients: p50 {by_id['p50']:6.1f} ms, p99 "
         f"{by_id['p99']:6.1f} ms, {by_id['rps']:7.1f} req/s, errors {by_id['errors']}",
         f"GET /api/orders?stage=..  x{by_stage['n']:>5}, 50 clients: p50 {by_stage['p50']:6.1f} ms, p99 "

@@ -17,7 +17,11 @@ import argparse
 import asyncio
 import sys
 import time
+from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,9 +85,23 @@ async def load(url: str, path: str, token: str, clients: int, requests: int) -> 
     return times
 
 
-async def main(orders: int, requests: int, clients: int) -> str:
-    home = scratch_home("portal")
-    server = server_for(home)
+@dataclass
+class Scene:
+    """What both the bench and bench/portal_profile.py measure against."""
+
+    client: Any
+    settings: Any
+    engine: Any
+    order_id: str  # a real order, delivered: the buyer's page
+    disputed: int
+    tokens: dict[str, str]  # session cookies of buyer:alice and ops:olga
+
+
+@asynccontextmanager
+async def scene(orders: int, home_prefix: str = "portal") -> AsyncIterator[Scene]:
+    """An embedded server and an in-process worker, one real delivered order, and
+    `orders` read-model rows (1 % disputed, with their case entries)."""
+    server = server_for(scratch_home(home_prefix))
     async with server:
         client = await client_for(server)
         settings = server.settings
@@ -92,7 +110,6 @@ async def main(orders: int, requests: int, clients: int) -> str:
             async with build_worker(client, task_queue=settings.task_queue, engine=engine, executor=ex):
                 handle = await create(client, settings.task_queue, store=engine)
                 await drive(handle, TO_DELIVERED)
-                oid = handle.id.removeprefix("order-")
                 disputed = fill(engine, orders)
                 tokens = {}
                 for who in ("buyer:alice", "ops:olga"):
@@ -100,34 +117,41 @@ async def main(orders: int, requests: int, clients: int) -> str:
                     auth.ensure_principal(engine, p, created_by="bench")
                     auth.set_password(engine, p, "bench password 1", set_by="bench")
                     tokens[who] = auth.sign_in(engine, who, "bench password 1", client="bench")[1]
-                port = free_port()
-                config = uvicorn.Config(create_app(settings, client=client), host="127.0.0.1", port=port,
-                                        log_level="warning", lifespan="off", access_log=False)
-                web = uvicorn.Server(config)
-                task = asyncio.get_running_loop().create_task(web.serve())
-                while not web.started:
-                    await asyncio.sleep(0.05)
-                url = f"http://127.0.0.1:{port}"
-                queries = [0]
-                event.listen(engine, "before_cursor_execute", lambda *a: queries.__setitem__(0, queries[0] + 1))
-                lines = [machine(), f"code: {code_version()}",
-                         f"read model: {orders:,} orders ({disputed} disputed), SQLite; {clients} concurrent clients, "
-                         f"{requests} requests per page"]
-                for label, path, who in (("buyer order page", f"/orders/{oid}", "buyer:alice"),
-                                         ("ops queue", "/ops", "ops:olga")):
-                    await load(url, path, tokens[who], 1, 5)  # warm
-                    before = queries[0]
-                    await load(url, path, tokens[who], 1, 1)
-                    per_page = queries[0] - before
-                    alone = await load(url, path, tokens[who], 1, 40)
-                    lines.append(f"{label:<17}: one client alone: p50 {percentile(alone, 50) * 1000:6.1f} ms, "
-                                 f"p99 {percentile(alone, 99) * 1000:6.1f} ms")
-                    times = await load(url, path, tokens[who], clients, requests)
-                    lines.append(f"{label:<17}: p50 {percentile(times, 50) * 1000:7.1f} ms, p99 "
-                                 f"{percentile(times, 99) * 1000:7.1f} ms, {len(times) / sum(times) * clients:6.1f} "
-                                 f"pages/s, {per_page} database queries per page")
-                web.should_exit = True
-                await task
+                yield Scene(client, settings, engine, handle.id.removeprefix("order-"), disputed, tokens)
+
+
+async def main(orders: int, requests: int, clients: int) -> str:
+    async with scene(orders) as sc:
+        client, settings, engine, oid, disputed, tokens = (sc.client, sc.settings, sc.engine, sc.order_id,
+                                                           sc.disputed, sc.tokens)
+        port = free_port()
+        config = uvicorn.Config(create_app(settings, client=client), host="127.0.0.1", port=port,
+                                log_level="warning", lifespan="off", access_log=False)
+        web = uvicorn.Server(config)
+        task = asyncio.get_running_loop().create_task(web.serve())
+        while not web.started:
+            await asyncio.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        queries = [0]
+        event.listen(engine, "before_cursor_execute", lambda *a: queries.__setitem__(0, queries[0] + 1))
+        lines = [machine(), f"code: {code_version()}",
+                 f"read model: {orders:,} orders ({disputed} disputed), SQLite; {clients} concurrent clients, "
+                 f"{requests} requests per page"]
+        for label, path, who in (("buyer order page", f"/orders/{oid}", "buyer:alice"),
+                                 ("ops queue", "/ops", "ops:olga")):
+            await load(url, path, tokens[who], 1, 5)  # warm
+            before = queries[0]
+            await load(url, path, tokens[who], 1, 1)
+            per_page = queries[0] - before
+            alone = await load(url, path, tokens[who], 1, 40)
+            lines.append(f"{label:<17}: one client alone: p50 {percentile(alone, 50) * 1000:6.1f} ms, "
+                         f"p99 {percentile(alone, 99) * 1000:6.1f} ms")
+            times = await load(url, path, tokens[who], clients, requests)
+            lines.append(f"{label:<17}: p50 {percentile(times, 50) * 1000:7.1f} ms, p99 "
+                         f"{percentile(times, 99) * 1000:7.1f} ms, {len(times) / sum(times) * clients:6.1f} "
+                         f"pages/s, {per_page} database queries per page")
+        web.should_exit = True
+        await task
     return "```\n" + "\n".join(lines) + "\n```\n"
 
 

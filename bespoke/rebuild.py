@@ -5,8 +5,9 @@ How: every order workflow on the task queue is listed from Temporal's visibility
 (running and closed alike), and for each of its runs, oldest first, the inputs it
 recorded for the read-model activities — `post_transaction` (a ledger
 transaction) and `project_order` (the order row, new timeline entries, new
-decisions) — are read from its history and applied again with the same
-functions the activities use. Those functions are idempotent (a transaction key
+decisions), or since "sync-local-v1" `sync_read_model` (both in one write, as a
+local activity whose marker records what it wrote) — are read from its history
+and applied again with the same functions the activities use. Those functions are idempotent (a transaction key
 is posted once; timeline entries by (order, seq), decisions by id; the order
 row keeps the newest projection), so a rebuild can run twice, and while workers
 run, and change nothing the second time.
@@ -30,6 +31,7 @@ bank transfers are not written by the workflows and are not restored.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,13 +45,18 @@ from temporalio.client import Client
 from bespoke.activities.ledger import record_into
 from bespoke.activities.reconcile import orders_query
 from bespoke.activities.store import project_into
-from bespoke.domain.models import ProjectInput, Transaction
+from bespoke.activities.sync import apply_sync
+from bespoke.domain.models import ProjectInput, ReadModelSync, Transaction
 from bespoke.store.db import session_scope
 from bespoke.store.tables import DecisionRow, LedgerEntry, OrderRow, TimelineRow
 
 # The read-model activities whose recorded inputs rebuild the tables, and the type
 # each input decodes to.
-RECORDED = {"post_transaction": Transaction, "project_order": ProjectInput}
+RECORDED = {"post_transaction": Transaction, "project_order": ProjectInput, "sync_read_model": ReadModelSync}
+# Orders on "sync-local-v1" write the read model in a local activity, whose input
+# is not in the history: it returns what it wrote, recorded in its marker.
+LOCAL_RECORDED = {"sync_read_model": ReadModelSync}
+LOCAL_ACTIVITY_MARKER = "core_local_activity"
 PAGE_SIZE = 200
 CONCURRENCY = 4
 TABLES = {"orders": OrderRow, "ledger_entries": LedgerEntry, "timeline": TimelineRow, "decisions": DecisionRow}
@@ -91,13 +98,29 @@ async def recorded_inputs(client: Client, workflow_id: str, run_id: str) -> list
     handle = client.get_workflow_handle(workflow_id, run_id=run_id)
     found: list[Any] = []
     async for event in handle.fetch_history_events():
-        if not event.HasField("activity_task_scheduled_event_attributes"):
-            continue
+        found.extend(await inputs_of_event(client.data_converter, event))
+    return found
+
+
+async def inputs_of_event(converter: Any, event: Any) -> list[Any]:
+    """What one history event says was written to the read model: a read-model
+    activity's input (scheduled event) or a read-model local activity's result (its
+    marker, when it succeeded)."""
+    if event.HasField("activity_task_scheduled_event_attributes"):
         attrs = event.activity_task_scheduled_event_attributes
         kind = RECORDED.get(attrs.activity_type.name)
-        if kind is not None:
-            found.extend(await client.data_converter.decode(attrs.input.payloads, [kind]))
-    return found
+        return [] if kind is None else await converter.decode(attrs.input.payloads, [kind])
+    if event.HasField("marker_recorded_event_attributes"):
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name != LOCAL_ACTIVITY_MARKER or "result" not in marker.details:
+            return []
+        # The SDK core writes the marker's data as plain JSON (never through a codec).
+        [data] = marker.details["data"].payloads
+        kind = LOCAL_RECORDED.get(json.loads(data.data).get("activity_type"))
+        if kind is None or not marker.details["result"].payloads:
+            return []
+        return await converter.decode(marker.details["result"].payloads, [kind])
+    return []
 
 
 def apply(engine: Engine, inputs: list[Any]) -> None:
@@ -110,6 +133,9 @@ def apply(engine: Engine, inputs: list[Any]) -> None:
                 for item in inputs:
                     if isinstance(item, Transaction):
                         record_into(session, item)
+                    elif isinstance(item, ReadModelSync):
+                        apply_sync(session, item)
+                        session.flush()
                     else:
                         project_into(session, item)
                         session.flush()

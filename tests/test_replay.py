@@ -141,11 +141,15 @@ def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
     """Orders started before "deadline-reminders-v1" wait on one timer per deadline
     and replay without reminders; orders after it record reminder entries."""
     def reminder_entries(stem: str) -> int:
-        # Reminder entries the order sent to the read model (project_order inputs).
+        # Reminder entries the order sent to the read model (project_order inputs, or
+        # sync_read_model results in local-activity markers since "sync-local-v1").
         count = 0
         for event in json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]:
             attrs = event.get("activityTaskScheduledEventAttributes")
-            for payload in (attrs or {}).get("input", {}).get("payloads", []):
+            marker = event.get("markerRecordedEventAttributes") or {}
+            payloads = [*(attrs or {}).get("input", {}).get("payloads", []),
+                        *marker.get("details", {}).get("result", {}).get("payloads", [])]
+            for payload in payloads:
                 count += base64.b64decode(payload["data"]).count(b'"kind":"deadline_reminder"')
         return count
 
@@ -153,7 +157,9 @@ def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
     assert {"reminders_full_prepayment", "reminders_deadlines_overridden_by_ops",
             "reminders_dispute_default_no_seller_evidence"} <= patched
     assert {"full_prepayment_batched", "deadlines_overridden_by_ops_batched"}.isdisjoint(patched)
-    for stem in patched:
+    # (Of the later scenarios on the patched side, those that wait out a reminded deadline.)
+    for stem in {p for p in patched if p.startswith("reminders_")} | {
+            "local_sync_full_prepayment", "local_sync_deadlines_overridden_by_ops"}:
         assert reminder_entries(stem) > 0, stem
     assert reminder_entries("deadlines_overridden_by_ops_batched") == 0
 
@@ -167,3 +173,34 @@ def test_histories_cover_both_sides_of_the_cancel_shipped_and_window_patches() -
     assert {"aftersales_window_closes", "return_after_completion"}.isdisjoint(window)
     shipped = {p.stem for p in HISTORIES if "cancel-shipped-v1" in _patches(p)}
     assert shipped == {"buyer_cancels_while_shipped"}
+
+
+def test_histories_cover_both_sides_of_the_local_sync_patch() -> None:
+    """Orders started before "sync-local-v1" write the read model in regular
+    activities (`project_order`, `post_transaction`); orders after it in one local
+    activity per sync (`sync_read_model`, a marker), and replay without a regular one."""
+    def activities(stem: str) -> tuple[set[str], set[str]]:
+        regular, local = set(), set()
+        for event in json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]:
+            if attrs := event.get("activityTaskScheduledEventAttributes"):
+                regular.add(attrs["activityType"]["name"])
+            marker = event.get("markerRecordedEventAttributes")
+            if marker and marker["markerName"] == "core_local_activity":
+                [data] = marker["details"]["data"]["payloads"]
+                local.add(json.loads(base64.b64decode(data["data"]))["activity_type"])
+        return regular, local
+
+    patched = {p.stem for p in HISTORIES if "sync-local-v1" in _patches(p)}
+    assert {"local_sync_full_prepayment", "local_sync_return_refunded", "local_sync_dispute_arbitrated",
+            "local_sync_credit_repaid", "local_sync_plugin_pinned_cancel_routed",
+            "local_sync_continued_as_new_last_run"} <= patched
+    for stem in patched:
+        regular, local = activities(stem)
+        assert "sync_read_model" in local and not regular & {"project_order", "post_transaction"}, stem
+    for stem in ("full_prepayment_batched", "reminders_full_prepayment", "plugin_pinned_cancel_routed"):
+        assert stem not in patched
+        regular, local = activities(stem)
+        assert "project_order" in regular and "sync_read_model" not in local, stem
+    # Plugin-pinned decisions stay regular activities on the rules queue.
+    regular, _ = activities("local_sync_plugin_pinned_cancel_routed")
+    assert any(name.startswith(("decide_", "check_")) for name in regular), regular

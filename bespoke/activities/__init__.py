@@ -13,6 +13,7 @@ from bespoke.activities.ledger import LedgerActivities
 from bespoke.activities.reconcile import ReconcileActivities
 from bespoke.activities.rules import RulesActivities
 from bespoke.activities.store import StoreActivities
+from bespoke.activities.sync import SyncActivities
 from bespoke.activities.webhooks import WebhookActivities
 
 
@@ -32,6 +33,7 @@ def build_activities(engine: Engine, mail: Any = None, settings: Any = None) -> 
     return [
         ledger.post_transaction,
         store.project_order,
+        SyncActivities(engine).sync_read_model,
         reconcile.reconcile_batch,
         reconcile.reconcile_workflows,
         reconcile.reconcile_rows,

@@ -16,7 +16,8 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -27,6 +28,7 @@ from bespoke.api.problems import Problem
 log = logging.getLogger("bespoke.api.auth")
 FAILURE_WINDOW_S = 60.0
 MAX_FAILURES = 20  # per client address and window
+T = TypeVar("T")
 _bearer = HTTPBearer(auto_error=False, description="An API token from `bespoke principal add`.")
 
 
@@ -59,9 +61,31 @@ class FailureLimiter:
 
 
 def engine_for(request: Request) -> Any:
+    """The database engine of the app's settings, looked up once per settings
+    object (working out the URL resolves a path and reads the environment, which
+    every request paid for)."""
+    settings = settings_for(request)
+    cached = getattr(request.app.state, "bespoke_engine", None)
+    if cached is not None and cached[0] is settings:
+        return cached[1]
     from bespoke.store.db import get_engine
 
-    return get_engine(settings_for(request).effective_database_url)
+    engine = get_engine(settings.effective_database_url)
+    request.app.state.bespoke_engine = (settings, engine)
+    return engine
+
+
+async def read_db(engine: Any, read: Callable[..., T], *args: Any) -> T:
+    """Run a short indexed read `read(engine, *args)` for a request. On SQLite it
+    runs right here: the lookup takes tens of microseconds, while handing it to a
+    thread cost more than the read, and 50 threads at once outgrew the connection
+    pool, so connections were opened and closed per request. A network database
+    (PostgreSQL) is read in a thread, so a slow answer never holds up the event loop."""
+    if engine.dialect.name == "sqlite":
+        return read(engine, *args)
+    from starlette.concurrency import run_in_threadpool
+
+    return await run_in_threadpool(read, engine, *args)
 
 
 def settings_for(request: Request) -> Any:
@@ -86,9 +110,7 @@ async def current_principal(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise Problem("unauthenticated", "send Authorization: Bearer <token>",
                       headers={"WWW-Authenticate": "Bearer"})
-    from starlette.concurrency import run_in_threadpool
-
-    caller = await run_in_threadpool(authenticate, engine_for(request), credentials.credentials)
+    caller = await read_db(engine_for(request), authenticate, credentials.credentials)
     if caller is None:
         limiter.failed(client)
         tag = hashlib.sha256(credentials.credentials.encode()).hexdigest()[:8]

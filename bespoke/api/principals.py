@@ -26,6 +26,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -205,21 +206,38 @@ def revoke(engine: Engine, text: str) -> None:
         s.commit()
 
 
-def list_all(engine: Engine) -> list[ApiPrincipal]:
+def list_all(engine: Engine, *, offset: int = 0, limit: int | None = None) -> list[ApiPrincipal]:
+    """Principals by name (a page of them with `offset` and `limit`)."""
     with Session(engine) as s:
-        return list(s.exec(select(ApiPrincipal).order_by(ApiPrincipal.principal)))
+        query = select(ApiPrincipal).order_by(ApiPrincipal.principal).offset(offset)
+        return list(s.exec(query.limit(limit) if limit is not None else query))
+
+
+def count_all(engine: Engine) -> int:
+    from sqlalchemy import func
+
+    with Session(engine) as s:
+        return int(s.exec(select(func.count()).select_from(ApiPrincipal)).one())
+
+
+# One Core statement (compiled once, cached by SQLAlchemy): every request runs it,
+# and an ORM session per request cost more than the lookup itself.
+_BY_DIGEST = select(ApiPrincipal.token_sha256, ApiPrincipal.role, ApiPrincipal.name, ApiPrincipal.scopes,
+                    ApiPrincipal.revoked).where(ApiPrincipal.token_sha256 == bindparam("digest"))
 
 
 def authenticate(engine: Engine, token: str) -> ApiCaller | None:
     """The live principal holding `token`, or None (unknown, malformed or revoked).
 
     The lookup is by the token's hash, so timing reveals nothing about stored
-    tokens; the final comparison is constant-time anyway."""
+    tokens; the final comparison is constant-time anyway. Nothing is cached:
+    every request reads the row, so a revoke or rotate (from any process) refuses
+    the very next request."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
         return None
     digest = token_sha256(token)
-    with Session(engine) as s:
-        row = s.exec(select(ApiPrincipal).where(ApiPrincipal.token_sha256 == digest)).first()
+    with engine.connect() as connection:
+        row = connection.execute(_BY_DIGEST, {"digest": digest}).first()
     if row is None or not hmac.compare_digest(row.token_sha256, digest) or row.revoked:
         return None
     return ApiCaller(Role(row.role), row.name, tuple(row.scopes.split()))

@@ -379,6 +379,23 @@ class Debt(Frozen):
     due_at: datetime | None = None
 
 
+class ExtensionsNow(Frozen):
+    """The extensions the parties may ask for now (policy `[extensions]`), as the
+    workflow's validators see it; the validator still decides when the update comes."""
+
+    # From when the buyer may extend the inspection window (once little of it is
+    # left), and by how much; None: not in this window (used, a case is open).
+    buyer_inspection_from: datetime | None = None
+    buyer_inspection_by_seconds: int = 0
+    # How much longer the seller may still extend it for the buyer (0: not now).
+    seller_inspection_max_seconds: int = 0
+    # How much more production time the seller may still ask for (0: not now).
+    more_time_max_seconds: int = 0
+    # The seller's request waiting for the buyer's answer (None: none waits).
+    more_time_asked_seconds: int | None = None
+    more_time_reason: str = ""
+
+
 class OrderView(Frozen):
     """What `bespoke order status --json` prints. Amounts in minor units."""
 
@@ -430,6 +447,8 @@ class OrderView(Frozen):
     # nobody has to act by a deadline, e.g. ops deciding a dispute).
     owes: list[Debt] = []
     next_step_due: datetime | None = None
+    # The extensions open now (None: the policy allows none, or the order is closing).
+    extensions: ExtensionsNow | None = None
 
 
 class OrderProjection(Frozen):
@@ -450,6 +469,11 @@ class OrderProjection(Frozen):
     released_to_seller: int
     created_at: datetime
     updated_at: datetime
+    # As OrderView's next_step / next_step_due / blocked (the workflow cuts the texts
+    # to the columns' sizes); projections from before these fields read as "", None, None.
+    next_step: str = ""
+    next_step_due: datetime | None = None
+    blocked: str | None = None
 
 
 class ProjectInput(Frozen):
@@ -463,6 +487,17 @@ class ProjectInput(Frozen):
     # see the order's events (the outbox records it); None before shipping and in
     # runs recorded before it was sent.
     carrier: str | None = None
+
+
+class ReadModelSync(Frozen):
+    """One read-model write (the `sync_read_model` activity, "sync-local-v1"): the
+    ledger transactions to post and the order's projection, in one database
+    transaction. Run as a local activity it returns itself, so the history's marker
+    holds what was written, as an activity's scheduled event holds its input
+    (`bespoke db rebuild` reads both)."""
+
+    transactions: list[Transaction] = []
+    project: ProjectInput
 
 
 class OrderResult(Frozen):

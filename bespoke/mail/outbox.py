@@ -69,6 +69,8 @@ class MailConfig:
     first_retry: timedelta = timedelta(seconds=10)
     max_retry: timedelta = timedelta(minutes=30)
     give_up_after: timedelta = timedelta(days=3)
+    gap_wait: timedelta = GAP_WAIT
+    lease: timedelta = LEASE
 
 
 def mail_config(settings: Any) -> MailConfig | None:
@@ -107,12 +109,14 @@ def _when(text: Any) -> datetime | None:
 # ------------------------------------------------------------------ reading
 
 
-def _readable(rows: list[Any], position: int, now: datetime) -> list[Any]:
+def _readable(rows: list[Any], position: int, now: datetime, gap_wait: timedelta = GAP_WAIT) -> list[Any]:
     """The rows that can be read now: up to the first gap in the ids that is
-    younger than GAP_WAIT (its transaction may still commit)."""
+    younger than `gap_wait` (its transaction may still commit). A gap is also what a
+    rolled-back projection leaves (PostgreSQL does not reuse the ids), so email
+    after one waits that long once."""
     out, last = [], position
     for row in rows:
-        if row.id != last + 1 and now - _aware(row.recorded_at) < GAP_WAIT:
+        if row.id != last + 1 and now - _aware(row.recorded_at) < gap_wait:
             break
         out.append(row)
         last = row.id
@@ -195,7 +199,7 @@ def collect(engine: Engine, config: MailConfig | None, *, limit: int, due_limit:
             session.add(cursor)
         rows = session.exec(select(EVENTS).where(EVENTS.c.id > cursor.position)
                                .order_by(EVENTS.c.id).limit(limit)).all()
-        readable = _readable(rows, cursor.position, now)
+        readable = _readable(rows, cursor.position, now, config.gap_wait if config is not None else GAP_WAIT)
         for event in readable:
             found = notices(session, event)
             addresses = _addresses(session, (n.recipient for n in found))
@@ -236,7 +240,7 @@ def _backoff(config: MailConfig, attempts: int) -> timedelta:
     return min(config.first_retry * (2 ** max(attempts - 1, 0)), config.max_retry)
 
 
-def _claim(engine: Engine, message_id: int, now: datetime) -> bool:
+def _claim(engine: Engine, message_id: int, now: datetime, lease: timedelta = LEASE) -> bool:
     """Take the message for one attempt: it must be pending and due, and it is then
     not due again for LEASE, so two attempts at once (a second dispatcher, an
     activity retried while the first try still runs) never both send it. A worker
@@ -244,7 +248,7 @@ def _claim(engine: Engine, message_id: int, now: datetime) -> bool:
     with session_scope(engine) as session:
         claimed = session.exec(update(EmailMessageRow).where(
             EmailMessageRow.id == message_id, EmailMessageRow.status == "pending",
-            EmailMessageRow.next_attempt_at <= now).values(next_attempt_at=now + LEASE))
+            EmailMessageRow.next_attempt_at <= now).values(next_attempt_at=now + lease))
         return claimed.rowcount == 1
 
 
@@ -254,7 +258,7 @@ def send_one(engine: Engine, config: MailConfig | None, message_id: int) -> Send
     if config is None:  # a worker without BESPOKE_SMTP_URL leaves it to one that has it
         return SendResult(status="retry", detail="email is not configured on this worker")
     now = _now()
-    if not _claim(engine, message_id, now):
+    if not _claim(engine, message_id, now, config.lease):
         return SendResult(status="done")
     with Session(engine) as session:
         row = session.get(EmailMessageRow, message_id)

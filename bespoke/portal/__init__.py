@@ -6,6 +6,7 @@ same functions the API and the CLI call; nothing here reaches past them.
 
     public.py   policies in plain words and the what-if calculator (no sign-in)
     signin.py   sign-in, sign-out, invitations (auth.py: passwords, sessions, rate limit)
+    ops.py      ops work queues, arbitration preview; admin.py: principals, bulk import
     web.py      templates, security headers, CSRF, error pages
     i18n.py     language (Accept-Language, a switch), money and dates per language
 """
@@ -19,12 +20,13 @@ from fastapi import FastAPI
 
 def install_portal(app: FastAPI) -> None:
     """Mount the portal's pages on `app` (the API's app, or a test app)."""
-    from bespoke.portal import lang, ops, orders, public, seller, signin
+    from bespoke.portal import admin, lang, ops, orders, public, seller, signin
 
     app.include_router(public.router)
     app.include_router(lang.router)
     app.include_router(signin.router)
     app.include_router(ops.router)  # before orders: /orders/{id}/arbitrate/preview
+    app.include_router(admin.router)
     app.include_router(orders.router)
     app.include_router(seller.router)
 

@@ -195,14 +195,18 @@ def session_for(engine: Engine, token: str | None) -> tuple[Principal, str] | No
     """The signed-in principal and its CSRF token, or None."""
     if not token or len(token) > 100:
         return None
-    with Session(engine) as s:
-        row = s.get(PortalSession, _sha(token))
-        if row is None or _aware(row.expires_at) <= _now():
-            return None
-        role, _, name = row.principal.partition(":")
-        if not _live(s, Principal(role, name)):
-            return None
-        return Principal(role, name), row.csrf_token
+    with Session(engine) as s:  # one query on every signed-in page: the session and its principal
+        found = s.exec(select(PortalSession.principal, PortalSession.csrf_token, PortalSession.expires_at,
+                              ApiPrincipal.revoked)
+                       .join(ApiPrincipal, ApiPrincipal.principal == PortalSession.principal)
+                       .where(PortalSession.token_sha256 == _sha(token))).first()
+    if found is None:
+        return None
+    principal, csrf_token, expires_at, revoked = found
+    if revoked or _aware(expires_at) <= _now():  # (a principal that is gone: no row joined)
+        return None
+    role, _, name = principal.partition(":")
+    return Principal(role, name), csrf_token
 
 
 def sign_out(engine: Engine, token: str | None) -> None:

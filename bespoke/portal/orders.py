@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from bespoke.cli.errors import CliError, NotFound, Rejected, Unreachable
 from bespoke.domain import models as m
+from bespoke.domain.extensions import AnswerMoreTimeInput, AskMoreTimeInput, ExtendInspectionInput
 from bespoke.domain.money import MoneyError, parse_amount
 from bespoke.portal.auth import Principal
 from bespoke.portal.files import REF, SIGNATURES, FileRejected, refs_in, sniff, store_upload, stored_path
@@ -34,6 +35,7 @@ AFTERSALES = ("return_requested", "return_in_transit", "repair", "disputed")
 CANCELLABLE = ("awaiting_acceptance", "awaiting_deposit", "in_production", "quality_check", "awaiting_balance")
 MAX_TEXT = 4000
 LIST_LIMIT = 200
+DAY_S = 86_400  # the portal's extensions are in whole days
 
 
 # ----------------------------------------------------------------- access
@@ -82,19 +84,89 @@ def may_see(principal: Principal, view: Any) -> bool:
     return api_may_see(caller_for(principal), view)
 
 
-async def view_for(request: Request, principal: Principal, order_id: str) -> Any:
+class ViewCache:
+    """Order views the pages have asked Temporal for, reused while the order's
+    read-model row is unchanged (one primary-key lookup instead of a `status` query:
+    the query is a round trip through the server and a worker, most of a page's
+    cost). The workflow projects the row after every change it makes (stage, money,
+    next step and its due time, a blocked decision, each timeline entry moves
+    `updated_at`); the page right after an action asks Temporal (an update that
+    closes the order answers before its last projection). A view is never older
+    than MAX_AGE either: what the row cannot show (a change whose projection is
+    still on its way, an order projected before the row had next_step) is at most
+    that late. Bounded (LRU)."""
+
+    MAX_AGE = 5.0  # seconds
+    SIZE = 2_000
+
+    def __init__(self) -> None:
+        from collections import OrderedDict
+
+        self._views: OrderedDict[str, tuple[tuple, float, Any]] = OrderedDict()
+
+    @staticmethod
+    def key(row: OrderRow) -> tuple:
+        return (row.updated_at, row.stage, row.paid, row.refunded, row.released_to_seller, row.next_step,
+                row.next_step_due, row.blocked)
+
+    def get(self, order_id: str, key: tuple) -> Any:
+        import time
+
+        found = self._views.get(order_id)
+        if found is None or found[0] != key or time.monotonic() - found[1] > self.MAX_AGE:
+            return None
+        self._views.move_to_end(order_id)
+        return found[2]
+
+    def put(self, order_id: str, key: tuple, view: Any) -> None:
+        import time
+
+        self._views[order_id] = (key, time.monotonic(), view)
+        self._views.move_to_end(order_id)
+        while len(self._views) > self.SIZE:
+            self._views.popitem(last=False)
+
+
+def _cache(request: Request) -> ViewCache:
+    # Not the API's `bespoke_view_cache` (bespoke/api/routes/orders.py): the portal
+    # is mounted on the API's app, and the two caches hold different things.
+    state = request.app.state
+    cache = getattr(state, "bespoke_portal_view_cache", None)
+    if cache is None:
+        cache = state.bespoke_portal_view_cache = ViewCache()
+    return cache
+
+
+async def view_for(request: Request, principal: Principal, order_id: str, *, cached: bool = False) -> Any:
+    """The order's live view, if `principal` may see it (else 404, as if there were
+    no such order). `cached`: a page that only shows the order may take it from the
+    ViewCache; an action, a preview and a file check ask Temporal."""
     if len(order_id) > 64:
         raise PortalError(404, "No such order.")
+    view = key = None
+    if cached:
+        with Session(engine_for(request)) as s:
+            row = s.get(OrderRow, order_id)
+        if row is not None:
+            key = ViewCache.key(row)
+            view = _cache(request).get(order_id, key)
+    if view is None:
+        view = await _fresh_view(request, order_id)
+        if key is not None:
+            _cache(request).put(order_id, key, view)
+    if not may_see(principal, view):
+        raise PortalError(404, "No such order.")  # never say whose it is
+    return view
+
+
+async def _fresh_view(request: Request, order_id: str) -> Any:
     oc = await order_client(request)
     try:
-        view = await oc.view(order_id, timeline_limit=200)
+        return await oc.view(order_id, timeline_limit=200)
     except NotFound:
         raise PortalError(404, "No such order.") from None
     except Unreachable as err:
         raise PortalError(503, f"The order service is not answering right now: {err}") from None
-    if not may_see(principal, view):
-        raise PortalError(404, "No such order.")  # never say whose it is
-    return view
 
 
 def list_orders(request: Request, principal: Principal, *, stage: str | None = None) -> list[OrderRow]:
@@ -137,9 +209,19 @@ def time_left(due: datetime, now: datetime) -> str:
     return f"{hours} h {rest // 60} min"
 
 
-def actions_now(principal: Principal, view: Any) -> list[str]:
+def clock(view: Any) -> datetime:
+    """Now, never earlier than the order's own last change (as `quote_facts` takes
+    the later of the caller's clock and the workflow's): a workflow's clock is the
+    server's, which a test server skips ahead."""
+    updated = view.updated_at if view.updated_at.tzinfo else view.updated_at.replace(tzinfo=UTC)
+    return max(datetime.now(UTC), updated)
+
+
+def actions_now(principal: Principal, view: Any, now: datetime | None = None) -> list[str]:
     """The actions to offer now, by stage and case; the workflow's validator still
     decides, and its refusal is shown as the page's message."""
+    now = now or clock(view)
+    ext = view.extensions
     stage, case = view.stage.value, view.open_case
     state = case.state if case is not None else None
     out: list[str] = []
@@ -153,6 +235,10 @@ def actions_now(principal: Principal, view: Any) -> list[str]:
             out.append("pay")
         if stage == "delivered" and case is None:
             out.append("confirm")
+        if ext is not None and ext.buyer_inspection_from is not None and now >= ext.buyer_inspection_from:
+            out.append("extend_inspection")
+        if ext is not None and ext.more_time_asked_seconds is not None:
+            out.append("answer_more_time")
         if stage in ("delivered", "completed") and case is None:
             out.append("request_return")
         if state in ("offered_partial", "offered_repair"):
@@ -166,6 +252,10 @@ def actions_now(principal: Principal, view: Any) -> list[str]:
             out.append("accept")
         if stage == "in_production":
             out += ["milestone", "salvage", "finish_production"]
+        if ext is not None and ext.more_time_max_seconds >= DAY_S:
+            out.append("ask_more_time")
+        if ext is not None and ext.seller_inspection_max_seconds >= DAY_S:
+            out.append("extend_inspection")
         if stage == "quality_check":
             out.append("quality_check")
         if stage in ("quality_check", "awaiting_balance") and view.amount_due == 0:
@@ -234,18 +324,42 @@ async def order_page(request: Request, order_id: str, done: str | None = None) -
 async def _order_page(request: Request, principal: Principal, order_id: str, *, done: str | None = None,
                       error: str | None = None, status: int = 200, preview: Any = None,
                       preview_refund: str = "", preview_note: str = "") -> Response:
-    view = await view_for(request, principal, order_id)
+    # The page right after an action (done=...), a refusal or a preview shows the
+    # order as Temporal has it now: an update that closes the order answers before
+    # the read model's last projection.
+    view = await view_for(request, principal, order_id, cached=done is None and error is None and preview is None)
     oc = await order_client(request)
-    actions = actions_now(principal, view)
+    now = clock(view)
+    actions = actions_now(principal, view, now)
     quote = await cancel_quote(oc, view, principal.role, engine_for(request)) if "cancel" in actions else None
-    now = datetime.now(UTC)
     deadlines = [(d, time_left(d.due_at, now)) for d in view.deadlines]
     return render(
         request, "order.html", status=status, view=view, steps=steps(view.stage.value), deadlines=deadlines,
-        actions=actions, quote=quote, done=ACTION_DONE.get(done or ""), error=error,
+        actions=actions, quote=quote, done=ACTION_DONE.get(done or ""), error=error, ext=extension_words(view, now, principal.role),
         timeline=list(reversed(view.timeline)), files=file_links(view), preview=preview, preview_refund=preview_refund,
         preview_note=preview_note,
     )
+
+
+def extension_words(view: Any, now: datetime, role: str) -> dict[str, Any]:
+    """What the extension forms say: lengths in words, the seller's caps in days,
+    and from when the buyer may extend (shown while that is still ahead)."""
+    from datetime import timedelta
+
+    from bespoke.rules.durations import duration_words
+
+    ext = view.extensions or m.ExtensionsNow()
+    words = lambda seconds: duration_words(timedelta(seconds=seconds))  # noqa: E731
+    return {
+        "role": role,
+        "buyer_by": words(ext.buyer_inspection_by_seconds) if ext.buyer_inspection_by_seconds else "",
+        "buyer_from": ext.buyer_inspection_from if ext.buyer_inspection_from and now < ext.buyer_inspection_from
+        else None,
+        "seller_max_days": ext.seller_inspection_max_seconds // DAY_S,
+        "more_max_days": ext.more_time_max_seconds // DAY_S,
+        "asked": words(ext.more_time_asked_seconds) if ext.more_time_asked_seconds else "",
+        "asked_reason": ext.more_time_reason,
+    }
 
 
 ACTION_DONE = {
@@ -256,6 +370,8 @@ ACTION_DONE = {
     "finish_production": "Production finished.", "quality_check": "Quality check recorded.",
     "ship": "Shipment recorded.", "respond_return": "Answer recorded.", "receive_return": "Return received.",
     "reship": "Repaired goods shipped.", "arbitrate": "Dispute decided.",
+    "extend_inspection": "Inspection window extended.", "ask_more_time": "Request for more time sent.",
+    "answer_more_time": "Answer recorded.",
 }
 
 
@@ -332,7 +448,21 @@ def build_payload(action: str, actor: m.Actor, form: Any, view: Any, file_ref: s
         return m.EvidenceInput(actor=actor, items=items, final=form.get("final") == "on")
     if action == "arbitrate":
         return m.ArbitrateInput(actor=actor, refund=_money(form, "refund", cur), note=t("note", 4000))
+    if action == "extend_inspection":  # the buyer's length is the policy's: no field
+        seconds = _days(form, "days") * DAY_S if actor.party.role is m.Role.SELLER else 0
+        return ExtendInspectionInput(actor=actor, extend_seconds=seconds, reason=t("reason", 1000))
+    if action == "ask_more_time":
+        return AskMoreTimeInput(actor=actor, extend_seconds=_days(form, "days") * DAY_S, reason=t("reason", 1000))
+    if action == "answer_more_time":
+        return AnswerMoreTimeInput(actor=actor, accept=t("answer", 10) == "accept", note=t("note", 1000))
     raise PortalError(404, "No such action.")
+
+
+def _days(form: Any, name: str) -> int:
+    raw = _text(form, name, 4)
+    if not raw.isdigit() or not 1 <= int(raw) <= 365:
+        raise Rejected(f"{name}: a whole number of days from 1 to 365")
+    return int(raw)
 
 
 FILE_ACTIONS = ("milestone", "request_return", "evidence")

@@ -8,6 +8,8 @@ through Jinja2's autoescape.
 
 from __future__ import annotations
 
+import hmac
+import secrets
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse
 from fastapi.routing import APIRoute
 
-from bespoke.portal import i18n
+from bespoke.portal import auth, i18n
+from bespoke.settings import get_settings
+from bespoke.store.db import get_engine
 
 TEMPLATES = Path(__file__).with_name("templates")
 STATIC = Path(__file__).with_name("static")
@@ -97,28 +101,22 @@ CSRF_COOKIE = "bespoke_csrf"  # before sign-in only: the sign-in form's double-s
 LINKS: dict[str, list[tuple[str, str]]] = {
     "buyer": [("/orders", "My orders")],
     "seller": [("/orders", "My orders"), ("/seller/cash-flow", "Cash flow")],
-    "ops": [("/ops", "Queues"), ("/orders", "All orders")],
+    "ops": [("/ops", "Queues"), ("/orders", "All orders"), ("/ops/principals", "Principals"), ("/ops/import", "Import")],
 }
 
 
 def settings_for(request: Request) -> Any:
     """The app's settings (a test app sets its own), else the process's."""
-    from bespoke.settings import get_settings
-
     return getattr(request.app.state, "bespoke_settings", None) or get_settings()
 
 
 def engine_for(request: Request) -> Any:
-    from bespoke.store.db import get_engine
-
     return get_engine(settings_for(request).effective_database_url)
 
 
 def _load_session(request: Request) -> bool:
     """Sets request.state.principal and csrf_token; True if a pre-sign-in CSRF
     cookie must be set on the response."""
-    from bespoke.portal import auth
-
     request.state.principal = None
     token = request.cookies.get(SESSION_COOKIE)
     found = auth.session_for(engine_for(request), token) if token else None  # no cookie: no database
@@ -129,15 +127,11 @@ def _load_session(request: Request) -> bool:
     if 20 <= len(pre) <= 64 and pre.replace("-", "").replace("_", "").isalnum():
         request.state.csrf_token = pre
         return False
-    import secrets
-
     request.state.csrf_token = secrets.token_urlsafe(24)
     return True
 
 
 async def _csrf_ok(request: Request) -> bool:
-    import hmac
-
     form = await request.form()
     sent = form.get("csrf_token")
     return isinstance(sent, str) and hmac.compare_digest(sent, request.state.csrf_token)

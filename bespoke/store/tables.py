@@ -31,6 +31,11 @@ class OrderRow(SQLModel, table=True):
     released_to_seller: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
     created_at: datetime
     updated_at: datetime
+    # Who must act next and by when (None: no deadline runs on it), and why a rules
+    # decision is blocked (None: it is not): the ops queues read these.
+    next_step: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
+    next_step_due: datetime | None = Field(default=None, index=True)
+    blocked: str | None = Field(default=None, max_length=500, index=True)
 
 
 class LedgerEntry(SQLModel, table=True):

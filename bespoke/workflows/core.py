@@ -22,6 +22,7 @@ from temporalio.exceptions import TimeoutError as TemporalTimeout
 with workflow.unsafe.imports_passed_through():
     from bespoke.activities.ledger import LedgerActivities
     from bespoke.activities.store import StoreActivities
+    from bespoke.activities.sync import SyncActivities
     from bespoke.domain import search_attributes as sa
     from bespoke.domain.events import EventKind, SystemActor
     from bespoke.domain.models import (
@@ -32,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         OrderInput,
         OrderProjection,
         ProjectInput,
+        ReadModelSync,
         Role,
         Stage,
         TimelineEntry,
@@ -44,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.loop import Loop
     from bespoke.workflows.payment_plans import Plan
     from bespoke.rules.durations import duration_words
-    from bespoke.workflows.presets import DB_WRITE, RULES
+    from bespoke.workflows.presets import DB_LOCAL_WRITE, DB_WRITE, RULES
 
 # The timeline the workflow keeps (state, `status`): the newest entries, at most
 # this many and this many characters of messages; the read model has them all
@@ -59,6 +61,11 @@ TIMELINE_MESSAGE_MAX = 4_500
 SYNC_CHUNK_EVENTS = 100
 SYNC_CHUNK_DECISIONS = 20
 SYNC_CHUNKED_PATCH = "sync-chunked-v1"
+# One local activity per sync (postings and projection in one write, recorded as a
+# marker) instead of a regular activity per posting and per projection: a sync then
+# costs the server no activity task and no workflow task of its own.
+SYNC_LOCAL_PATCH = "sync-local-v1"
+SYNC_CHUNK_TRANSACTIONS = 20
 # Why any action is refused while a cancellation is being carried out.
 CANCEL_IN_PROGRESS = "the order is being cancelled: nothing else can be done now"
 # A failing rules decision due by the lifecycle is retried after these delays.
@@ -86,6 +93,10 @@ def _not_picked_up(err: FailureError) -> bool:
     cause = err.cause
     return (isinstance(err, ActivityError) and isinstance(cause, TemporalTimeout)
             and cause.type is TimeoutType.SCHEDULE_TO_START)
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 def same_name(a: str, b: str) -> bool:
@@ -373,6 +384,10 @@ class OrderCore:
         timeline entries and its new decisions (both activities are idempotent)."""
         s = self.s
         async with self._sync_lock:
+            if self._sync_local:
+                await self._flush_local()
+                self._trim_timeline()
+                return
             while s.unposted:
                 await workflow.execute_activity_method(LedgerActivities.post_transaction, s.unposted[0], **DB_WRITE)
                 s.unposted.pop(0)
@@ -405,6 +420,41 @@ class OrderCore:
             s.projected_seq, s.projected_decisions = upto_seq, upto_decisions
             self._trim_timeline()
 
+    _sync_local = False  # set by OrderWorkflow ("sync-local-v1")
+
+    async def _flush_local(self) -> None:
+        """`_flush` for orders on "sync-local-v1": one `sync_read_model` write carries
+        the pending postings and the projection; more than a chunk's worth pending
+        (the database was down for long) goes in several, the last with the debts."""
+        s = self.s
+        first_held = s.timeline_seq - len(s.timeline) + 1
+        events = s.timeline[max(s.projected_seq + 1 - first_held, 0):]
+        decisions = s.decisions[s.projected_decisions:]
+        while True:
+            txns = s.unposted[:SYNC_CHUNK_TRANSACTIONS]
+            chunk, some = events[:SYNC_CHUNK_EVENTS], decisions[:SYNC_CHUNK_DECISIONS]
+            last = (len(s.unposted) <= SYNC_CHUNK_TRANSACTIONS and len(events) <= SYNC_CHUNK_EVENTS
+                    and len(decisions) <= SYNC_CHUNK_DECISIONS)
+            await self._write_read_model(ReadModelSync(
+                transactions=txns,
+                project=ProjectInput(projection=self._projection(), timeline=chunk, decisions=some,
+                                     owes=self._owes() if last else None, carrier=self._carrier())))
+            del s.unposted[:len(txns)]
+            if chunk:
+                s.projected_seq = chunk[-1].seq
+            s.projected_decisions += len(some)
+            events, decisions = events[len(chunk):], decisions[len(some):]
+            if last:
+                return
+
+    async def _write_read_model(self, data: ReadModelSync) -> None:
+        try:
+            await workflow.execute_local_activity_method(SyncActivities.sync_read_model, data, **DB_LOCAL_WRITE)
+        except FailureError:  # (a local activity's failure arrives as its cause, not wrapped in ActivityError)
+            # The database did not take it within the local attempts: hand it to the
+            # server, which retries it until it succeeds (the order waits meanwhile).
+            await workflow.execute_activity_method(SyncActivities.sync_read_model, data, **DB_WRITE)
+
     def _trim_timeline(self) -> None:
         """Drop the oldest entries the read model already has, past the bounds."""
         s = self.s
@@ -419,13 +469,20 @@ class OrderCore:
 
     def _projection(self) -> OrderProjection:
         inp, s = self.inp, self.s
+        next_step, next_due = self._next_step(s.current_part())
         return OrderProjection(
             order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer,
             seller=inp.seller, payment_plan=inp.plan.label(), price=inp.price,
             currency=inp.currency, policy_name=self.policy.name, policy_version=self.policy.version,
             paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
             created_at=s.created_at, updated_at=s.updated_at,
+            next_step=_cut(next_step, 300), next_step_due=next_due,
+            blocked=_cut(s.blocked, 500) if s.blocked is not None else None,
         )
+
+    def _next_step(self, part: Any) -> tuple[str, datetime | None]:
+        """Who must act next, and by when (OrderWorkflow's; see order.py)."""
+        raise NotImplementedError
 
     def _carrier(self) -> str | None:
         return self.s.shipment["carrier"] if self.s.shipment else None

@@ -9,14 +9,14 @@ reminders.py)."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from bespoke.domain.events import EventKind
     from bespoke.domain.extensions import AnswerMoreTimeInput, AskMoreTimeInput, ExtendInspectionInput
-    from bespoke.domain.models import ActionResult, Role, Stage
+    from bespoke.domain.models import ActionResult, ExtensionsNow, Role, Stage
     from bespoke.rules.durations import duration_words, format_duration
     from bespoke.rules.notices import Extensions
     from bespoke.workflows.core import OrderCore
@@ -54,37 +54,68 @@ class PartyExtensions(OrderCore):
 
     @extend_inspection.validator
     def _validate_extend_inspection(self, inp: ExtendInspectionInput) -> None:
-        s = self.s
         self._require(inp.actor, Role.BUYER, Role.SELLER)
         self._require_stage(Stage.DELIVERED)
-        ext = self._extensions()
+        self._extensions()
         self._note(inp.reason, "reason")
+        refusal = self._inspection_refusal(inp.actor.party.role.value, inp.extend_seconds, at=workflow.now())
+        if refusal is not None:
+            raise ValueError(refusal)
+
+    def _inspection_refusal(self, role: str, extend_seconds: int, *, at: datetime | None) -> str | None:
+        """Why `role` may not extend the inspection window by `extend_seconds` now
+        (None: it may). `at` None leaves out the buyer's "only when little is left"
+        (the view says from when instead: a query's clock is the last task's)."""
+        s, ext = self.s, self._extensions()
         if "inspection_window" not in self.deadlines or s.case is not None:
-            raise ValueError("the inspection window is not running now (a case is open, or it has ended)")
-        role = inp.actor.party.role.value
+            return "the inspection window is not running now (a case is open, or it has ended)"
         key = f"inspection_{role}"
         used = s.extensions_used.get(key, 0)
         if role == "buyer":
-            if inp.extend_seconds:
-                raise ValueError(f"the buyer extends by the policy's {duration_words(ext.buyer_inspection)}; "
-                                 "give no length")
+            if extend_seconds:
+                return f"the buyer extends by the policy's {duration_words(ext.buyer_inspection)}; give no length"
             if used >= ext.buyer_inspection_times:
-                raise ValueError(f"the buyer may extend the inspection window {ext.buyer_inspection_times} "
-                                 "time(s); already used")
-            left = self.deadlines.get("inspection_window").due_at - workflow.now()
-            if left > ext.buyer_inspection_within:
-                raise ValueError(f"the buyer may extend only when {duration_words(ext.buyer_inspection_within)} "
-                                 f"or less are left ({duration_words(left // timedelta(minutes=1) * timedelta(minutes=1))} left)")
-        else:
-            if inp.extend_seconds <= 0:
-                raise ValueError("give how long to extend by")
-            if used >= ext.seller_inspection_times:
-                raise ValueError(f"the seller may extend the inspection window {ext.seller_inspection_times} "
-                                 "time(s); already used")
-            total = s.extended_seconds.get(key, 0) + inp.extend_seconds
-            if timedelta(seconds=total) > ext.seller_inspection_max:
-                raise ValueError(f"the seller may extend the inspection window by at most "
-                                 f"{duration_words(ext.seller_inspection_max)} in all")
+                return f"the buyer may extend the inspection window {ext.buyer_inspection_times} time(s); already used"
+            left = self.deadlines.get("inspection_window").due_at - at if at is not None else None
+            if left is not None and left > ext.buyer_inspection_within:
+                return (f"the buyer may extend only when {duration_words(ext.buyer_inspection_within)} "
+                        f"or less are left ({duration_words(left // timedelta(minutes=1) * timedelta(minutes=1))} left)")
+            return None
+        if extend_seconds <= 0:
+            return "give how long to extend by"
+        if used >= ext.seller_inspection_times:
+            return f"the seller may extend the inspection window {ext.seller_inspection_times} time(s); already used"
+        total = s.extended_seconds.get(key, 0) + extend_seconds
+        if timedelta(seconds=total) > ext.seller_inspection_max:
+            return (f"the seller may extend the inspection window by at most "
+                    f"{duration_words(ext.seller_inspection_max)} in all")
+        return None
+
+    def _extensions_now(self) -> ExtensionsNow | None:
+        """What the parties may ask for now, by the validators' own rules (the
+        validator still decides when the update arrives). None: the policy allows
+        no extensions."""
+        s, ext = self.s, self.policy.extensions
+        if ext is None or s.closing or self._refused is not None:
+            return None
+        out: dict = {}
+        if s.stage is Stage.DELIVERED:
+            window = self.deadlines.get("inspection_window")
+            if window is not None and self._inspection_refusal("buyer", 0, at=None) is None:
+                out["buyer_inspection_from"] = window.due_at - ext.buyer_inspection_within
+                out["buyer_inspection_by_seconds"] = int(ext.buyer_inspection.total_seconds())
+            if self._inspection_refusal("seller", 1, at=None) is None:
+                out["seller_inspection_max_seconds"] = int(
+                    (ext.seller_inspection_max - timedelta(seconds=s.extended_seconds.get("inspection_seller", 0)))
+                    .total_seconds())
+        if s.stage is Stage.IN_PRODUCTION:
+            if s.more_time_asked is not None:
+                out["more_time_asked_seconds"] = s.more_time_asked
+                out["more_time_reason"] = s.more_time_note
+            elif self._more_time_refusal(1) is None:
+                out["more_time_max_seconds"] = int(
+                    (ext.production_max - timedelta(seconds=s.extended_seconds.get("production", 0))).total_seconds())
+        return ExtensionsNow(**out)
 
     # ------------------------------------------------------------ production time
 
@@ -105,20 +136,26 @@ class PartyExtensions(OrderCore):
 
     @ask_more_time.validator
     def _validate_ask_more_time(self, inp: AskMoreTimeInput) -> None:
-        s = self.s
         self._require(inp.actor, Role.SELLER)
         self._require_stage(Stage.IN_PRODUCTION)
-        ext = self._extensions()
+        self._extensions()
         self._note(inp.reason, "reason")
+        refusal = self._more_time_refusal(inp.extend_seconds)
+        if refusal is not None:
+            raise ValueError(refusal)
+
+    def _more_time_refusal(self, extend_seconds: int) -> str | None:
+        s, ext = self.s, self._extensions()
         if s.promised_at is None or s.markers_passed > 0:
-            raise ValueError("the promised date has passed: more time can only be asked for before it")
+            return "the promised date has passed: more time can only be asked for before it"
         if s.more_time_asked is not None:
-            raise ValueError("a request for more time is already waiting for the buyer's answer")
+            return "a request for more time is already waiting for the buyer's answer"
         if s.extensions_used.get("production_requests", 0) >= ext.production_requests:
-            raise ValueError(f"the seller may ask for more time {ext.production_requests} time(s); already used")
-        total = s.extended_seconds.get("production", 0) + inp.extend_seconds
+            return f"the seller may ask for more time {ext.production_requests} time(s); already used"
+        total = s.extended_seconds.get("production", 0) + extend_seconds
         if timedelta(seconds=total) > ext.production_max:
-            raise ValueError(f"production may be extended by at most {duration_words(ext.production_max)} in all")
+            return f"production may be extended by at most {duration_words(ext.production_max)} in all"
+        return None
 
     @workflow.update
     async def answer_more_time(self, inp: AnswerMoreTimeInput) -> ActionResult:

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.rules.pins import load_pinned
     from bespoke.workflows import cancellation
     from bespoke.workflows.actions import Actions
-    from bespoke.workflows.core import RULES_ROUTED_PATCH, same_name
+    from bespoke.workflows.core import RULES_ROUTED_PATCH, SYNC_LOCAL_PATCH, same_name
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
@@ -122,8 +122,10 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
         self._resuming = continued  # the lifecycle resumes `s.phase` instead of entering it
         # Decided here, not in run(), because an update can arrive in the order's
         # first workflow task and its handler runs before run() starts.
-        self.loop = Loop(batched=workflow.patched(SYNC_BATCHED_PATCH), flush=self._flush,
-                         continue_wanted=self._continue_wanted)
+        batched = workflow.patched(SYNC_BATCHED_PATCH)
+        self.loop = Loop(batched=batched, flush=self._flush, continue_wanted=self._continue_wanted)
+        # Each run decides (a continued run of an older order takes the new path).
+        self._sync_local = batched and workflow.patched(SYNC_LOCAL_PATCH)
         self.deadlines = Deadlines(self.s, self.loop, continued=continued)
         if self.s.reminders_on is None and self.policy.reminders is not None:
             # Decided once per order (a continued run keeps the answer it carries).
@@ -420,6 +422,7 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
             created_at=s.created_at, updated_at=s.updated_at,
             cases=[c.view() for c in s.cases], open_case=s.case.view() if s.case is not None else None,
             repair_rounds=s.repair_rounds, runs=s.runs, blocked=s.blocked, buyer_consented=s.consented,
+            extensions=self._extensions_now(),
         )
 
     @workflow.query

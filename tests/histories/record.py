@@ -411,6 +411,14 @@ for _base in ("full_prepayment", "deadlines_overridden_by_ops", "dispute_default
     SCENARIOS[f"reminders_{_base}"] = SCENARIOS[_base]
 
 
+# ---- one local activity per read-model sync (patch "sync-local-v1"): postings and
+# projection in one write recorded as a marker, no regular activity per sync.
+for _base in ("full_prepayment", "staged_30_60_10_retention", "credit_repaid", "cash_on_delivery",
+              "buyer_cancels_in_production", "deposit_timeout", "return_refunded", "dispute_arbitrated",
+              "deadlines_overridden_by_ops", "plugin_pinned_cancel_routed"):
+    SCENARIOS[f"local_sync_{_base}"] = SCENARIOS[_base]
+
+
 # ---- continue-as-new: an order that hands its state to a new run every two
 # updates, through production, a repair case and the after-sales window. Each file
 # is one run of the chain: the first (started from the order input, ends by
@@ -446,6 +454,7 @@ async def _continued(client, tq, engine, pick: Callable[[list[str]], str]):
 SCENARIOS["continued_as_new_first_run"] = lambda c, t, e: _continued(c, t, e, lambda runs: runs[0])
 SCENARIOS["continued_as_new_in_repair"] = lambda c, t, e: _continued(c, t, e, lambda runs: runs[len(runs) * 3 // 4])
 SCENARIOS["continued_as_new_last_run"] = lambda c, t, e: _continued(c, t, e, lambda runs: runs[-1])
+SCENARIOS["local_sync_continued_as_new_last_run"] = SCENARIOS["continued_as_new_last_run"]
 
 
 async def record(names: list[str], *, force: bool) -> list[Path]:

@@ -40,7 +40,7 @@ def sink():
 async def mail_worker(client, task_queue, engine, sink):
     config = MailConfig(smtp=parse_smtp_url(sink.url + "?timeout=5"), sender="Bespoke <orders@example.com>",
                         public_url="https://orders.example.com", first_retry=timedelta(milliseconds=200),
-                        max_retry=timedelta(seconds=1))
+                        max_retry=timedelta(seconds=1), gap_wait=timedelta(seconds=1), lease=timedelta(seconds=5))
     principals.add(engine, "buyer:alice", scopes=[], created_by="ops:test", email=ALICE)
     principals.add(engine, "seller:acme", scopes=[], created_by="ops:test", email=ACME)
     with ThreadPoolExecutor(max_workers=8) as executor:

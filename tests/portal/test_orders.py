@@ -6,6 +6,7 @@ shown as text."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -83,13 +84,27 @@ async def test_another_buyers_order_is_not_found_and_the_seller_sees_it(portal, 
             await h.aclose()
 
 
-async def test_buyer_confirms_from_the_order_page_and_sees_the_release(portal, page, client, task_queue, engine):
+async def test_buyer_extends_inspection_then_confirms_from_the_order_page_and_sees_the_release(
+        portal, page, client, task_queue, engine, env):
     handle = await delivered(client, task_queue, note=XSS)
     oid = handle.id.removeprefix("order-")
     await browser_sign_in(page, portal, "buyer:alice")
     await page.click(f"text={oid}")
     assert (await page.text_content("[data-testid=current-stage]")).strip() == "delivered"
     assert "inspection_window" in await page.text_content("[data-testid=deadlines]")
+    # The policy lets the buyer extend once 3 days or less are left: not yet.
+    assert await page.locator("form[data-action=extend_inspection]").count() == 0
+    view = await status(handle)
+    due = {d.name: d.due_at for d in view.deadlines}["inspection_window"]
+    await env.sleep(due - view.updated_at - timedelta(days=2))
+    await page.reload()
+    await page.click("form[data-action=extend_inspection] button")
+    await page.wait_for_selector("[data-testid=notice]")
+    moved = due + timedelta(days=3)
+    row = await page.text_content("[data-testid=deadlines] tr:has-text('inspection_window')")
+    assert f"{moved.day} {moved:%b %Y, %H:%M} UTC" in row, row
+    assert {d.name: d.due_at for d in (await status(handle)).deadlines}["inspection_window"] == moved
+    assert await page.locator("form[data-action=extend_inspection]").count() == 0  # once
     # The seller's note is shown as text, never run.
     dialogs: list[str] = []
     page.on("dialog", lambda d: dialogs.append(d.message))

@@ -37,12 +37,13 @@ async def test_worker_serves_temporal_metrics_on_the_configured_address(client, 
         assert (await status(handle)).stage == "awaiting_deposit"
         deadline = time.monotonic() + 30
         body = ""
-        while "temporal_activity_execution_latency" not in body and time.monotonic() < deadline:
+        # The read-model writes are local activities ("sync-local-v1").
+        while "temporal_local_activity_execution_latency" not in body and time.monotonic() < deadline:
             body = await asyncio.to_thread(_scrape, f"http://{bind}/metrics")
             await asyncio.sleep(0.2)
-        assert "temporal_activity_execution_latency" in body, worker.log_tail()
+        assert "temporal_local_activity_execution_latency" in body, worker.log_tail()
         assert f'task_queue="{task_queue}"' in body
-        assert 'activity_type="project_order"' in body
+        assert 'activity_type="sync_read_model"' in body
         assert "temporal_workflow_task_execution_latency" in body
         assert "temporal_worker_task_slots_available" in body
         # The time-skipping server has no schedules: the worker says so and carries on.

@@ -431,3 +431,44 @@ async def test_a_terminated_order_the_read_model_lost_shows_the_stage_its_workfl
         "100000 stranded in escrow: the workflow is terminated and can never release it",
     ]
     assert [d.order_id for d in _books(report)] == [oid]  # ledger entries without an order
+
+
+async def test_the_ops_books_queue_lists_what_the_last_reconciliation_found(client, task_queue, engine, tmp_path,
+                                                                             database_url):
+    """The portal's /ops/books shows the newest completed reconciliation's findings,
+    each linking to its order; before any has run it says so."""
+    import re
+
+    import httpx
+
+    from bespoke.portal import auth, create_app
+    from tests.portal.conftest import LiveServer
+
+    settings = Settings(_environ={}, home=tmp_path / "home", database_url=database_url, task_queue=task_queue)
+    app = create_app(settings)
+    app.state.bespoke_client = client
+    for who in ("ops:olga", "buyer:alice"):
+        auth.ensure_principal(engine, auth.parse_principal(who), created_by="ops:test")
+        auth.set_password(engine, auth.parse_principal(who), "correct horse battery", set_by="ops:test")
+    server = await LiveServer(app).start()
+    try:
+        tokens = {who: auth.sign_in(engine, who, "correct horse battery", client="test")[1]
+                  for who in ("ops:olga", "buyer:alice")}
+        async with httpx.AsyncClient(base_url=server.url, cookies={"bespoke_session": tokens["ops:olga"]}) as olga:
+            assert 'data-testid="no-reconciliation"' in (await olga.get("/ops/books")).text
+            _execute(engine, "INSERT INTO orders (order_id, stage, title, buyer, seller, payment_plan, price, "
+                             "currency, policy_name, policy_version, paid, refunded, released_to_seller, created_at, "
+                             "updated_at, next_step) VALUES ('DRIFT-1', 'in_production', '', 'alice', 'acme', "
+                             "'full_prepayment', 100, 'CNY', 'default', '1', 100, 0, 0, '2026-01-01', '2026-01-01', '')")
+            report = await _reconcile(client, task_queue)
+            assert not report.clean
+            page = await olga.get("/ops/books")
+            assert page.status_code == 200
+            assert re.findall(r'<tr data-order="([^"]+)">', page.text) == ["DRIFT-1", "DRIFT-1"]  # books, workflow
+            assert 'href="/orders/DRIFT-1"' in page.text and "read model paid 100 != ledger 0" in page.text
+            assert "Temporal has no workflow order-DRIFT-1" in page.text
+        async with httpx.AsyncClient(base_url=server.url,
+                                     cookies={"bespoke_session": tokens["buyer:alice"]}) as alice:
+            assert (await alice.get("/ops/books")).status_code == 403
+    finally:
+        await server.stop()

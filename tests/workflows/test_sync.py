@@ -1,13 +1,14 @@
 """The read model is current when an update returns, with one sync per update
 (the "sync-batched-v1" path): the handler's changes and the run loop's reaction
-to them go out together."""
+to them go out together, in one local activity ("sync-local-v1")."""
 
 from __future__ import annotations
 
 import pytest
 from sqlmodel import Session
 
-from bespoke.domain.models import ReturnRequestInput, Stage
+from bespoke.domain.models import ReadModelSync, ReturnRequestInput, Stage
+from bespoke.rebuild import inputs_of_event
 from bespoke.store.tables import OrderRow
 from bespoke.rules import find_policy
 from bespoke.workflows.order import OrderWorkflow
@@ -64,7 +65,7 @@ async def test_each_update_returns_with_the_read_model_showing_its_result(client
 
 async def test_a_happy_path_order_needs_about_one_sync_per_update(client, task_queue, engine):
     # The default policy itself, also when the suite runs with a continue-as-new
-    # after every update: this counts the activities of one run.
+    # after every update: this counts the read-model writes of one run.
     handle = await create_order(client, task_queue, price=100_000, policy=find_policy("default"))
     await accept(handle)
     await pay(handle, 100_000)
@@ -78,11 +79,20 @@ async def test_a_happy_path_order_needs_about_one_sync_per_update(client, task_q
                  if e.HasField("activity_task_scheduled_event_attributes")]
     updates = sum(e.HasField("workflow_execution_update_accepted_event_attributes") for e in history.events)
     assert updates == 10
-    # One projection per update, one when created, one when the after-sales window
-    # closes, one for each moment the policy's reminders were recorded (a reminder is
-    # news for the party, so it reaches the read model when it is due); ledger
-    # postings on top (payment, settlement). Unbatched it was 17 + 2.
+    # "sync-local-v1": every sync is one local activity (postings and projection in
+    # one write, recorded as a marker); no regular activity, so no server round trip.
+    assert scheduled == []
+    writes = [w for e in history.events for w in await inputs_of_event(client.data_converter, e)]
+    assert writes and all(isinstance(w, ReadModelSync) for w in writes)
+    # One write per update, one when created, one when the after-sales window closes,
+    # one for each moment the policy's reminders were recorded (a reminder is news for
+    # the party, so it reaches the read model when it is due); the ledger postings
+    # (payment, settlement) ride along. Unbatched it was 17 + 2 regular activities.
     reminded_at = {e.at for e in (await status(handle)).timeline if e.kind == "deadline_reminder"}
-    assert scheduled.count("project_order") <= updates + 2 + len(reminded_at), scheduled
-    assert scheduled.count("post_transaction") == 2
+    assert len(writes) <= updates + 2 + len(reminded_at), len(writes)
+    assert [t.kind for w in writes for t in w.transactions] == ["payment", "settlement"]
+    # An update costs one workflow task (its handler, the loop's reaction and the
+    # write together), not one more per activity.
+    tasks = sum(e.HasField("workflow_task_completed_event_attributes") for e in history.events)
+    assert tasks <= updates + 2 + len(reminded_at) + 2, tasks
     await assert_view_matches_ledger(handle, engine, handle.id.removeprefix("order-"), closed=True)

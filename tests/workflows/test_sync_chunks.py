@@ -14,8 +14,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, Worker
 
 from bespoke.activities import build_activities
-from bespoke.activities.store import project_order
-from bespoke.domain.models import MilestoneInput, ProjectInput
+from bespoke.activities.sync import sync_read_model
+from bespoke.domain.models import MilestoneInput, ReadModelSync
 from bespoke.store.tables import TimelineRow
 from bespoke.workflows import WORKFLOWS
 from bespoke.workflows.core import SYNC_CHUNK_EVENTS
@@ -30,17 +30,21 @@ async def test_entries_piled_up_while_the_database_was_down_reach_it_in_chunks(c
     down = asyncio.Event()
     sizes: list[int] = []
 
-    @activity.defn(name="project_order")
-    def flaky_project_order(data: ProjectInput) -> None:
+    kinds: set[bool] = set()
+
+    @activity.defn(name="sync_read_model")
+    def flaky_sync_read_model(data: ReadModelSync) -> ReadModelSync | None:
         if down.is_set():
             raise RuntimeError("database unavailable")
-        sizes.append(len(data.timeline))
-        project_order(engine=engine, data=data)
+        sizes.append(len(data.project.timeline))
+        kinds.add(activity.info().is_local)
+        sync_read_model(engine=engine, data=data)
+        return data if activity.info().is_local else None
 
-    activities = [a for a in build_activities(engine) if getattr(a, "__name__", "") != "project_order"]
+    activities = [a for a in build_activities(engine) if getattr(a, "__name__", "") != "sync_read_model"]
     with ThreadPoolExecutor(max_workers=8) as executor:
         async with Worker(client, task_queue=task_queue, workflows=WORKFLOWS,
-                          activities=[*activities, flaky_project_order], activity_executor=executor):
+                          activities=[*activities, flaky_sync_read_model], activity_executor=executor):
             try:
                 count = SYNC_CHUNK_EVENTS + 50
                 handle = await create_order(client, task_queue, price=100_000,
@@ -62,11 +66,14 @@ async def test_entries_piled_up_while_the_database_was_down_reach_it_in_chunks(c
                         TimelineRow.order_id == handle.id.removeprefix("order-")).order_by(TimelineRow.seq)).all()
                 assert list(seqs) == list(range(1, view.timeline_total + 1))
                 await assert_view_matches_ledger(handle, engine, handle.id.removeprefix("order-"), closed=False)
-                # The chunked path (patch sync-chunked-v1) replays deterministically.
+                # Local writes first; with the database down past their few attempts the
+                # write went to the server as a regular activity, then local again.
+                assert kinds == {True, False}, kinds
+                # The chunked local path (patch sync-local-v1) replays deterministically.
                 history = await handle.fetch_history()
                 assert any(e.marker_recorded_event_attributes.marker_name == "core_patch" and
-                           b"sync-chunked-v1" in b"".join(p.data for p in e.marker_recorded_event_attributes
-                                                          .details["patch-data"].payloads)
+                           b"sync-local-v1" in b"".join(p.data for p in e.marker_recorded_event_attributes
+                                                        .details["patch-data"].payloads)
                            for e in history.events if e.HasField("marker_recorded_event_attributes"))
                 replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
                 assert (await replayer.replay_workflow(history)).replay_failure is None

@@ -21,8 +21,8 @@ from bespoke.api.routes.orders import (
     IdemKey,
     OrderId,
     acting_actor,
+    action_parties,
     order_client,
-    visible_view,
 )
 from bespoke.cli.errors import CliError, NotFound
 from bespoke.domain import extensions as ext
@@ -82,12 +82,16 @@ def _add_action_route(action: str) -> None:
         acting_actor(caller, action, None, on_behalf_of)  # 403 before anything else
 
         async def work() -> tuple[int, Any]:
-            view = await visible_view(request, caller, order_id)
-            payload = _payload(action, acting_actor(caller, action, view, on_behalf_of), body)
+            parties, exists = await action_parties(request, caller, order_id, on_behalf_of)
+            payload = _payload(action, acting_actor(caller, action, parties, on_behalf_of), body)
             oc = await order_client(request)
             try:
                 result = await oc.update(order_id, action, payload)
-            except NotFound:  # it answered the status query a moment ago: its run has closed
+            except NotFound:
+                # Its row or its status query said it is there, or the server still
+                # describes it: its run has closed (a closed order refuses updates).
+                if not exists and not await _described(oc, order_id):
+                    raise Problem("not-found", "no such order") from None
                 raise Problem("rejected", "rejected: the order is closed") from None
             except CliError as err:
                 raise from_cli_error(err) from None
@@ -100,6 +104,16 @@ def _add_action_route(action: str) -> None:
                          summary=f"{action.replace('_', ' ').capitalize()} ({_who(action)})",
                          description=(ACTION_MODELS[action].__doc__ or "").strip(),
                          responses=responses(*WRITE_ERRORS), operation_id=f"order_{action}")
+
+
+async def _described(oc: Any, order_id: str) -> bool:
+    try:
+        await oc.revision(order_id)
+    except NotFound:
+        return False
+    except CliError as err:
+        raise from_cli_error(err) from None
+    return True
 
 
 def _who(action: str) -> str:

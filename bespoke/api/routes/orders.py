@@ -25,10 +25,10 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Header, Path, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from bespoke.api.auth import Caller, engine_for, settings_for
+from bespoke.api.auth import Caller, engine_for, read_db, settings_for
 from bespoke.api.idempotency import idempotent
 from bespoke.api.principals import ApiCaller
 from bespoke.api.problems import Problem, from_cli_error, responses
@@ -96,7 +96,126 @@ async def visible_view(request: Request, caller: ApiCaller, order_id: str, **pag
     return view
 
 
-def acting_actor(caller: ApiCaller, action: str, view: m.OrderView | None, on_behalf_of: str | None) -> m.Actor:
+class Parties(BaseModel):
+    """Who an order's parties are, for authorizing an action (duck-types the
+    `buyer`, `seller` and `shipment` of an OrderView for `may_see` and
+    `acting_actor`)."""
+
+    buyer: str
+    seller: str
+    shipment: dict[str, str] | None = None
+
+
+def _row_parties(engine: Any, order_id: str) -> Parties | None:
+    from sqlalchemy import select
+
+    from bespoke.store.tables import OrderRow
+
+    with engine.connect() as connection:
+        row = connection.execute(select(OrderRow.buyer, OrderRow.seller).where(OrderRow.order_id == order_id)).first()
+    return None if row is None else Parties(buyer=row.buyer, seller=row.seller)
+
+
+async def action_parties(request: Request, caller: ApiCaller, order_id: str,
+                         on_behalf_of: str | None) -> tuple[Parties | None, bool]:
+    """The parties an action by `caller` is checked against, 404 when the caller
+    may not see the order, and whether the order is known to exist.
+
+    An order's buyer and seller never change (an order id is never reused), so
+    for a buyer, a seller, or ops acting for one of them they come from the read
+    model's row, one indexed read, instead of a `status` query through Temporal:
+    that query cost an action more than the API's own work. The carrier is set
+    at shipment and can change (reship), so a carrier, an integration or ops
+    acting for the carrier ask the workflow, as does anyone when the row is not
+    there yet (an order created a moment ago). Ops' own actions need no parties;
+    Temporal answers "not found" for an order that does not exist. The workflow's
+    validators check the actor again either way."""
+    role = caller.role
+    if role is m.Role.OPS and on_behalf_of is None:
+        return None, False
+    if role in (m.Role.BUYER, m.Role.SELLER) or on_behalf_of in ("buyer", "seller"):
+        parties = await read_db(engine_for(request), _row_parties, order_id)
+        if parties is not None:
+            if not may_see(caller, parties):  # type: ignore[arg-type]
+                raise Problem("not-found", "no such order")
+            return parties, True
+    view = await visible_view(request, caller, order_id)
+    return Parties(buyer=view.buyer, seller=view.seller, shipment=view.shipment), True
+
+
+class ViewCache:
+    """The last `status` answer per order, each with the order's revision (run id
+    and history length) when it was asked, so `GET /api/orders/{id}` can skip the
+    query, a round trip through the worker, while the order has not changed.
+
+    Exact, not a time-to-live: every request still asks the Temporal server for
+    the revision (a describe, answered by the server without the worker), and any
+    change to the order (an action, a timer, a continue-as-new) is a history
+    event that moves it. The revision is read *before* the query, so an answer
+    that raced with a change is filed under an older revision and is never served.
+    Per process and bounded (entries and bytes); a replica that restarts starts
+    empty. One thing it cannot see: a worker deployed with a `status` query that
+    reads differently serves the old reading until the order's next event."""
+
+    def __init__(self, max_entries: int = 5_000, max_bytes: int = 32 * 1024 * 1024) -> None:
+        from collections import OrderedDict
+
+        self.max_entries, self.max_bytes = max_entries, max_bytes
+        self._entries: OrderedDict[str, tuple[tuple[str, int], m.OrderView, bytes]] = OrderedDict()
+        self._bytes = 0
+        self.hits = self.misses = 0
+
+    def get(self, order_id: str, revision: tuple[str, int]) -> tuple[m.OrderView, bytes] | None:
+        entry = self._entries.get(order_id)
+        if entry is None or entry[0] != revision:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(order_id)
+        return entry[1], entry[2]
+
+    def put(self, order_id: str, revision: tuple[str, int], view: m.OrderView, body: bytes) -> None:
+        if not revision[1] or len(body) > self.max_bytes // 100:
+            return  # a server that reports no history length (or a huge view): not cached
+        old = self._entries.pop(order_id, None)
+        if old is not None:
+            self._bytes -= len(old[2])
+        self._entries[order_id] = (revision, view, body)
+        self._bytes += len(body)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            _, (_, _, dropped) = self._entries.popitem(last=False)
+            self._bytes -= len(dropped)
+
+
+def _view_cache(request: Request) -> ViewCache:
+    state = request.app.state
+    cache = getattr(state, "bespoke_view_cache", None)
+    if cache is None:
+        cache = state.bespoke_view_cache = ViewCache()
+    return cache
+
+
+async def current_view(request: Request, caller: ApiCaller, order_id: str) -> tuple[m.OrderView, bytes]:
+    """The order's live state with its default timeline page, and its JSON; from
+    the ViewCache when the order has not changed since it was last asked."""
+    oc = await order_client(request)
+    cache = _view_cache(request)
+    try:
+        revision = await oc.revision(order_id)
+        hit = cache.get(order_id, revision)
+        if hit is None:
+            view = await oc.view(order_id, timeline_limit=50)
+            hit = view, view.model_dump_json(by_alias=True).encode()
+            cache.put(order_id, revision, *hit)
+    except CliError as err:
+        raise from_cli_error(err) from None
+    if not may_see(caller, hit[0]):
+        raise Problem("not-found", "no such order")  # never say whose it is
+    return hit
+
+
+def acting_actor(caller: ApiCaller, action: str, view: m.OrderView | Parties | None,
+                 on_behalf_of: str | None) -> m.Actor:
     """The actor the workflow sees for `caller` taking `action`; 403 if the
     principal's role never takes it (the workflow checks again)."""
     role = caller.role
@@ -197,7 +316,9 @@ def list_orders(request: Request, caller: Caller, stage: m.Stage | None = None, 
 @router.get("/{order_id}", summary="The order's live state (as `order status --json`)",
             responses=responses(*READ_ERRORS))
 async def order_status(request: Request, caller: Caller, order_id: OrderId) -> m.OrderView:
-    return await visible_view(request, caller, order_id)
+    _, body = await current_view(request, caller, order_id)
+    # The JSON of an OrderView, made once per revision (see ViewCache).
+    return Response(body, media_type="application/json")  # type: ignore[return-value]
 
 
 @router.get("/{order_id}/history", summary="A page of the order's timeline, newest first",

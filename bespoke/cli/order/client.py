@@ -76,6 +76,26 @@ class OrderClient:
             return await self.query(order_id, "status", result_type=OrderView)
         return await self.query(order_id, "status", timeline_limit, timeline_before, result_type=OrderView)
 
+    async def revision(self, order_id: str) -> tuple[str, int]:
+        """(run id, history length) of the order's current run, from the Temporal
+        server alone (the worker is not asked). Every change to an order's state
+        is an event in its history and a query adds none, so while this pair
+        stands still, the `status` query answers the same."""
+        from temporalio.api.common.v1 import WorkflowExecution
+        from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionRequest
+
+        request = DescribeWorkflowExecutionRequest(namespace=self.client.namespace,
+                                                   execution=WorkflowExecution(workflow_id=workflow_id_for(order_id)))
+        try:
+            described = await self._bounded(self.client.workflow_service.describe_workflow_execution(request),
+                                            order_id, "answer")
+        except CliError:
+            raise
+        except Exception as err:
+            raise _translated(err, order_id) from None
+        info = described.workflow_execution_info
+        return info.execution.run_id, info.history_length
+
     async def currency(self, order_id: str) -> str:
         return (await self.view(order_id)).currency
 

@@ -37,6 +37,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise Rejected(f"{path}: no such file") from None
     except OSError as err:
         raise Rejected(f"{path}: cannot read: {err.strerror or err}") from None
+    return parse_rows(data, str(path), as_json=path.suffix.lower() == ".json")
+
+
+def parse_rows(data: bytes, name: str, *, as_json: bool) -> list[dict[str, Any]]:
+    """`read_rows` on a file's bytes (`name` for the messages): the portal's upload."""
+    path = name
     if not data.strip():
         raise Rejected(f"{path}: the file is empty")
     try:
@@ -46,12 +52,12 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
         raise Rejected(f"{path}: not UTF-8 text (byte {err.start}){hint}") from None
     if "\x00" in content:
         raise Rejected(f"{path}: contains NUL bytes: not a text file")
-    if path.suffix.lower() == ".json":
+    if as_json:
         return _json_rows(path, content)
     return _csv_rows(path, content)
 
 
-def _json_rows(path: Path, content: str) -> list[dict[str, Any]]:
+def _json_rows(path: Path | str, content: str) -> list[dict[str, Any]]:
     try:
         # Decimal: a JSON number such as 1200.10 reaches parse_amount exactly.
         data = json.loads(content, parse_float=Decimal)
@@ -70,7 +76,7 @@ def _json_rows(path: Path, content: str) -> list[dict[str, Any]]:
     return data
 
 
-def _csv_rows(path: Path, content: str) -> list[dict[str, Any]]:
+def _csv_rows(path: Path | str, content: str) -> list[dict[str, Any]]:
     try:
         rows = list(csv.reader(io.StringIO(content, newline="")))
     except csv.Error as err:
@@ -139,10 +145,41 @@ def import_orders(
     rows = read_rows(file)
     created_by = as_actor(actor)
 
-    # Validate every row first (no server needed), then start the valid ones with a
-    # few in flight: one at a time, each start is a round trip and 10,000 rows took
-    # minutes. A later row with an id already in this file is reported "exists", as
-    # it was when rows were started one by one.
+    results, pending = validate_rows(settings, rows, created_by)
+    progress = _import_progress(len(rows))
+    task = progress.add_task("importing", total=len(rows)) if progress is not None else None
+    if progress is not None:
+        progress.update(task, advance=len(rows) - len(pending))
+
+    async def go(client: OrderClient) -> None:
+        await start_rows(client, settings, pending,
+                         on_done=(lambda: progress.update(task, advance=1)) if progress is not None else None)
+
+    if progress is None:
+        run(go, settings)
+    else:
+        with progress:
+            run(go, settings)
+    counts = import_counts(results)
+    if as_json:
+        typer.echo(json.dumps({"results": results, **counts}))
+    else:
+        for r in results:
+            if r["status"] == "rejected":
+                typer.echo(f"row {r['row']}: rejected: {r['error']}", err=True)
+            elif len(rows) <= 50:
+                out.print(text(f"row {r['row']}: {r['status']} ", r["order_id"]))
+        out.print(f"{counts['created']} created, {counts['exists']} already existed, {counts['rejected']} rejected")
+    if counts["rejected"]:
+        raise typer.Exit(2)
+
+
+def validate_rows(settings: Any, rows: list[dict[str, Any]], created_by: Any
+                  ) -> tuple[list[dict[str, Any]], list[tuple[dict[str, Any], Any]]]:
+    """Every row's report (`{"row", "status", "order_id" | "error"}`) and the orders
+    to start, each with its report to update. No server is needed: a row is
+    validated as `order create` validates, and a later row with an id already in
+    this file is reported "exists", as when rows were started one by one."""
     policies: dict[str, Any] = {}
     frozen: dict[str, str] = {}
     results: list[dict[str, Any]] = []
@@ -164,49 +201,36 @@ def import_orders(
         if inp.order_id not in first_row_of:
             first_row_of[inp.order_id] = result
             pending.append((result, inp))
+    return results, pending
 
-    progress = _import_progress(len(rows))
-    task = progress.add_task("importing", total=len(rows)) if progress is not None else None
-    if progress is not None:
-        progress.update(task, advance=len(rows) - len(pending))
 
-    async def go(client: OrderClient) -> None:
-        import asyncio
+async def start_rows(client: OrderClient, settings: Any, pending: list[tuple[dict[str, Any], Any]], *,
+                     on_done: Any = None) -> None:
+    """Start the validated orders, IMPORT_CONCURRENCY in flight; each report says
+    "created", or "exists" if the order was there already. One at a time, each
+    start is a round trip, and 10,000 rows took minutes."""
+    import asyncio
 
-        from bespoke.service import OrderExists, start_order
+    from bespoke.service import OrderExists, start_order
 
-        slots = asyncio.Semaphore(IMPORT_CONCURRENCY)
+    slots = asyncio.Semaphore(IMPORT_CONCURRENCY)
 
-        async def start(result: dict[str, Any], inp: Any) -> None:
-            async with slots:
-                try:
-                    await client.bounded(start_order(client.client, inp, task_queue=settings.task_queue),
-                                         f"row {result['row']}: order {inp.order_id} was not started")
-                    result["status"] = "created"
-                except OrderExists:
-                    result["status"] = "exists"
-            if progress is not None:
-                progress.update(task, advance=1)
+    async def start(result: dict[str, Any], inp: Any) -> None:
+        async with slots:
+            try:
+                await client.bounded(start_order(client.client, inp, task_queue=settings.task_queue),
+                                     f"row {result['row']}: order {inp.order_id} was not started")
+                result["status"] = "created"
+            except OrderExists:
+                result["status"] = "exists"
+        if on_done is not None:
+            on_done()
 
-        await asyncio.gather(*(start(result, inp) for result, inp in pending))
+    await asyncio.gather(*(start(result, inp) for result, inp in pending))
 
-    if progress is None:
-        run(go, settings)
-    else:
-        with progress:
-            run(go, settings)
-    counts = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "exists", "rejected")}
-    if as_json:
-        typer.echo(json.dumps({"results": results, **counts}))
-    else:
-        for r in results:
-            if r["status"] == "rejected":
-                typer.echo(f"row {r['row']}: rejected: {r['error']}", err=True)
-            elif len(rows) <= 50:
-                out.print(text(f"row {r['row']}: {r['status']} ", r["order_id"]))
-        out.print(f"{counts['created']} created, {counts['exists']} already existed, {counts['rejected']} rejected")
-    if counts["rejected"]:
-        raise typer.Exit(2)
+
+def import_counts(results: list[dict[str, Any]]) -> dict[str, int]:
+    return {s: sum(1 for r in results if r["status"] == s) for s in ("created", "exists", "rejected")}
 
 
 def _import_progress(total: int) -> Progress | None:

@@ -1,0 +1,80 @@
+"""`GET /api/orders/{id}` answers from the ViewCache while the order has not
+changed, and never serves a view older than the order: an action, a timer's
+default action and a continue-as-new each move the order's revision."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bespoke.api.routes.orders import ViewCache
+from bespoke.domain.models import OrderView
+from tests.api.conftest import bearer
+from tests.api.helpers import act, create
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+async def test_status_reads_are_cached_until_an_action_or_a_timer_changes_the_order(api, app, tokens, client, env):
+    oid = await create(api, tokens)
+    await act(api, tokens, "buyer:alice", oid, "consent")
+    await act(api, tokens, "seller:acme", oid, "accept")
+    ops = bearer(tokens["ops:olga"])
+
+    first = await api.get(f"/api/orders/{oid}", headers=ops)
+    cache: ViewCache = app.state.bespoke_view_cache
+    hits = cache.hits
+    again = await api.get(f"/api/orders/{oid}", headers=bearer(tokens["buyer:alice"]))
+    assert cache.hits == hits + 1 and again.content == first.content
+    assert first.json()["stage"] == "awaiting_deposit" and first.headers["content-type"] == "application/json"
+    # The same JSON the query answers, as an OrderView.
+    queried = await client.get_workflow_handle(f"order-{oid}").query("status", args=[50, None], result_type=OrderView)
+    assert OrderView.model_validate(first.json()) == queried
+    # Another party's read of a cached view is still refused, and says nothing.
+    r = await api.get(f"/api/orders/{oid}", headers=bearer(tokens["buyer:bob"]))
+    assert r.status_code == 404 and "alice" not in r.text
+
+    # An action moves the revision: the next read asks the workflow.
+    await act(api, tokens, "buyer:alice", oid, "pay", {"amount": 120_000, "currency": "CNY", "reference": "P-1"})
+    paid = (await api.get(f"/api/orders/{oid}", headers=ops)).json()
+    assert paid["stage"] == "in_production" and paid["paid"] == 120_000
+
+    # So does a timer: 40 days on, production is late and the workflow records
+    # it (the deadline's default action) with nobody calling.
+    before = (await api.get(f"/api/orders/{oid}", headers=ops)).json()
+    await env.sleep(timedelta(days=40))
+    after = (await api.get(f"/api/orders/{oid}", headers=ops)).json()
+    queried = await client.get_workflow_handle(f"order-{oid}").query("status", args=[50, None], result_type=OrderView)
+    assert after == queried.model_dump(mode="json")
+    assert after["timeline"][-1]["seq"] > before["timeline"][-1]["seq"]
+
+
+def test_the_cache_is_bounded_by_entries_and_bytes():
+    cache = ViewCache(max_entries=3, max_bytes=10_000)
+    view = object()
+    for i in range(5):
+        cache.put(f"o{i}", ("run", 5), view, b"x" * 50)  # type: ignore[arg-type]
+    assert cache.get("o0", ("run", 5)) is None and cache.get("o4", ("run", 5)) is not None
+    cache.put("big", ("run", 5), view, b"x" * 200)  # type: ignore[arg-type]  # > 1% of the bytes: not kept
+    assert cache.get("big", ("run", 5)) is None
+    cache.put("o4", ("run", 0), view, b"x")  # type: ignore[arg-type]  # no history length: not kept
+    assert cache.get("o4", ("run", 0)) is None and cache.get("o4", ("run", 5)) is not None
+    assert cache.get("o4", ("run", 6)) is None  # another revision
+
+
+async def test_the_portal_on_the_same_app_keeps_its_own_view_cache(api, app, tokens, engine):
+    """The portal is mounted on the API's app: its order pages and the API's reads
+    each keep their own cache, in either order."""
+    from bespoke.portal import auth
+    from bespoke.portal.web import SESSION_COOKIE
+
+    oid = await create(api, tokens)
+    auth.set_password(engine, auth.parse_principal("buyer:alice"), "correct horse battery", set_by="ops:test")
+    session = auth.sign_in(engine, "buyer:alice", "correct horse battery", client="test")[1]
+    alice = bearer(tokens["buyer:alice"])
+    for _ in range(2):
+        assert (await api.get(f"/api/orders/{oid}", headers=alice)).status_code == 200
+        page = await api.get(f"/orders/{oid}", headers={"Cookie": f"{SESSION_COOKIE}={session}"})
+        assert page.status_code == 200 and oid in page.text
+    assert isinstance(app.state.bespoke_view_cache, ViewCache)
