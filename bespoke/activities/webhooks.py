@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from pydantic import Field
@@ -24,6 +25,7 @@ from bespoke.notifications.delivery import Attempt, Outcome, Recorded, RetryRule
 log = logging.getLogger("bespoke.webhooks")
 ROUND_LIMIT = 200  # deliveries in flight at most (each the head of a different webhook×order queue)
 CONCURRENCY = 32  # POSTs in flight at once
+PER_WEBHOOK = 4  # POSTs in flight at once to one webhook: a slow endpoint holds at most these slots
 
 
 class DispatchInput(Frozen):
@@ -56,7 +58,7 @@ class WebhookActivities:
 
         async def send(http, attempt):
             async with gate:
-                return await post(http, attempt)
+                return await post(http, attempt, timeout=settings.webhook_timeout)
 
         # POSTs in flight, by task. A round starts the due heads not already in flight
         # and records whatever has finished, so an endpoint that answers slowly holds
@@ -73,8 +75,11 @@ class WebhookActivities:
                         attempts = await asyncio.to_thread(due, self._engine, now=datetime.now(UTC),
                                                            limit=ROUND_LIMIT)
                         busy = {a.delivery_id for a in inflight.values()}
+                        per_webhook = Counter(a.subscription_id for a in inflight.values())
                         for a in attempts:
-                            if a.delivery_id not in busy and len(inflight) < ROUND_LIMIT:
+                            if (a.delivery_id not in busy and len(inflight) < ROUND_LIMIT
+                                    and per_webhook[a.subscription_id] < PER_WEBHOOK):
+                                per_webhook[a.subscription_id] += 1
                                 inflight[asyncio.create_task(send(http, a))] = a
                     if not inflight:
                         await asyncio.sleep(settings.webhook_poll)

@@ -75,8 +75,11 @@ def _finish(engine: Any, principal: str, key: str, status: int, body: str) -> No
 
 
 async def idempotent(request: Request, caller: ApiCaller, key: str | None, engine: Any,
-                     work: Callable[[], Awaitable[tuple[int, Any]]]) -> Response:
-    """Run `work` (-> status, JSON-able body) once per key; replay its response."""
+                     work: Callable[[], Awaitable[tuple[int, Any]]],
+                     stored: Callable[[Any], Any] | None = None) -> Response:
+    """Run `work` (-> status, JSON-able body) once per key; replay its response.
+    `stored` turns the body into what is kept for replays (a secret shown once must
+    not be kept, nor shown a second time)."""
     if key is None:
         status, body = await _run(work)
         return _response(status, body)
@@ -98,7 +101,8 @@ async def idempotent(request: Request, caller: ApiCaller, key: str | None, engin
         status, body = await _run(work)
     finally:
         await run_in_threadpool(_finish, engine, caller.ref, key, status,
-                                json.dumps(body, ensure_ascii=False) if status < 500 else "")
+                                json.dumps(stored(body) if stored and status < 300 else body, ensure_ascii=False)
+                                if status < 500 else "")
     return _response(status, body)
 
 

@@ -37,7 +37,7 @@ from bespoke.domain.mail import CollectResult, SendResult
 from bespoke.mail.render import Decision, Notice, OrderFacts, Reminder, build_message, render
 from bespoke.mail.smtp import SmtpConfig, SmtpPermanent, SmtpTransient, parse_smtp_url, send
 from bespoke.store.db import session_scope
-from bespoke.store.tables import ApiPrincipal, DecisionRow, EmailCursor, EmailMessageRow, OrderRow
+from bespoke.store.tables import ApiPrincipal, DecisionRow, EmailCursor, EmailMessageRow, EventRow, OrderRow
 
 # The outbox as email reads it (the table is written by bespoke.notifications.outbox
 # inside the read-model projection); only the columns email needs.
@@ -252,6 +252,14 @@ def _claim(engine: Engine, message_id: int, now: datetime, lease: timedelta = LE
         return claimed.rowcount == 1
 
 
+def _reminder_passed(session: Session, event_id: str, now: datetime) -> bool:
+    event = session.exec(select(EventRow).where(EventRow.event_id == event_id)).scalars().first()
+    if event is None or event.type != REMINDER:
+        return False
+    found = _reminder(event.payload or {})
+    return found is not None and found[0].due_at <= now
+
+
 def send_one(engine: Engine, config: MailConfig | None, message_id: int) -> SendResult:
     """Send one pending message that is due (nothing for one sent, failed, given up,
     not due yet, or being sent by another attempt)."""
@@ -262,8 +270,13 @@ def send_one(engine: Engine, config: MailConfig | None, message_id: int) -> Send
         return SendResult(status="done")
     with Session(engine) as session:
         row = session.get(EmailMessageRow, message_id)
-        if now - _aware(row.created_at) > config.give_up_after:
-            row.status, row.last_error = "given_up", (row.last_error or "given up")[:500]
+        passed = _reminder_passed(session, row.event_id, now)
+        if passed or now - _aware(row.created_at) > config.give_up_after:
+            # A reminder is worth sending only before its deadline: after an outage, one
+            # saying "due ... (in 3 days)" would arrive when the default action is done.
+            row.status = "given_up"
+            row.last_error = ("the deadline passed before it could be sent" if passed
+                              else (row.last_error or "given up"))[:500]
             session.add(row)
             session.commit()
             return SendResult(status="given_up", detail=row.last_error)

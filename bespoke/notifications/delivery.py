@@ -104,11 +104,17 @@ def due(engine: Engine, *, now: datetime, limit: int) -> list[Attempt]:
         .join(ApiPrincipal, col(ApiPrincipal.principal) == col(WebhookSubscription.principal))
         .where(WebhookDelivery.status == PENDING, col(WebhookDelivery.next_attempt_at) <= now,
                col(WebhookSubscription.enabled).is_(True), col(ApiPrincipal.revoked).is_(False))
-        .order_by(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))
-        .limit(limit)
+        .add_columns(func.row_number().over(
+            partition_by=WebhookDelivery.subscription_id,
+            order_by=(col(WebhookDelivery.next_attempt_at), col(WebhookDelivery.id))).label("turn"))
+        .subquery()
     )
+    # Subscriptions take turns: every webhook's first due head, then every second
+    # one, ..., so one subscriber with many due orders cannot fill the round.
+    fair = select(q.c.id, q.c.subscription_id, q.c.url, q.c.secret, q.c.event_id, q.c.payload) \
+        .order_by(q.c.turn, q.c.id).limit(limit)
     with Session(engine) as s:
-        rows = s.exec(q).all()
+        rows = s.exec(fair).all()
     return [Attempt(r[0], r[1], r[2], r[3], r[4], body_of(r[5])) for r in rows]
 
 
@@ -124,21 +130,41 @@ def signed_headers(attempt: Attempt, at: datetime) -> dict[str, str]:
     }
 
 
-async def post(http: Any, attempt: Attempt) -> Outcome:
-    """One signed POST (an httpx.AsyncClient); any 2xx is delivered."""
+MAX_RESPONSE_READ = 4096  # bytes of an endpoint's answer read at most (the log keeps 200 characters)
+
+
+async def post(http: Any, attempt: Attempt, *, timeout: float) -> Outcome:
+    """One signed POST (an httpx.AsyncClient); any 2xx is delivered. `timeout` bounds
+    the whole exchange, connect to the last byte read: httpx's own timeouts are per
+    network operation, so an endpoint trickling a byte a second would hold the
+    delivery (and the dispatcher's round) open for ever. At most MAX_RESPONSE_READ
+    bytes of the answer are read."""
+    import asyncio
+
     import httpx
 
     try:
-        response = await http.post(attempt.url, content=attempt.body.encode(),
-                                   headers=signed_headers(attempt, datetime.now(UTC)))
+        async with asyncio.timeout(timeout):
+            async with http.stream("POST", attempt.url, content=attempt.body.encode(),
+                                   headers=signed_headers(attempt, datetime.now(UTC))) as response:
+                status = response.status_code
+                head = b""
+                if not 200 <= status < 300:
+                    async for chunk in response.aiter_raw():
+                        head += chunk
+                        if len(head) >= MAX_RESPONSE_READ:
+                            break
+    except TimeoutError:
+        return Outcome(attempt.delivery_id, attempt.subscription_id, False, None,
+                       f"no complete answer within {timeout:g} s")
     except httpx.HTTPError as err:
         text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
         return Outcome(attempt.delivery_id, attempt.subscription_id, False, None, text[:MAX_ERROR])
-    if 200 <= response.status_code < 300:
-        return Outcome(attempt.delivery_id, attempt.subscription_id, True, response.status_code, "")
-    snippet = response.text[:200].replace("\n", " ") if response.content else ""
-    return Outcome(attempt.delivery_id, attempt.subscription_id, False, response.status_code,
-                   f"HTTP {response.status_code}{': ' + snippet if snippet else ''}"[:MAX_ERROR])
+    if 200 <= status < 300:
+        return Outcome(attempt.delivery_id, attempt.subscription_id, True, status, "")
+    snippet = head[:200].decode("utf-8", "replace").replace("\n", " ").replace("\r", " ")
+    return Outcome(attempt.delivery_id, attempt.subscription_id, False, status,
+                   f"HTTP {status}{': ' + snippet if snippet else ''}"[:MAX_ERROR])
 
 
 @dataclass

@@ -89,6 +89,12 @@ def check_url(url: str, *, allow_loopback_http: bool) -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         address = None
+        # No DNS name ends in a numeric label: `127.1`, `2130706433`, `0x7f000001`,
+        # `0177.0.0.1` are address literals in forms ipaddress does not parse, and
+        # the resolver (inet_aton) turns each into an address.
+        last = host.rstrip(".").rsplit(".", 1)[-1]
+        if last.isdigit() or last.startswith("0x"):
+            raise SubscriptionError("url: an address must be written as four decimal numbers (a.b.c.d) or a host name")
     loopback = loopback or (address is not None and address.is_loopback)
     internal = address is not None and (address.is_private or address.is_link_local or address.is_unspecified
                                         or address.is_multicast or address.is_reserved)

@@ -58,7 +58,7 @@ async def ensure_webhook_dispatcher(client: Client, settings: Settings) -> None:
     from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 
     inp = DispatcherInput(heartbeat_seconds=settings.webhook_heartbeat,
-                          run_seconds=max(60.0, settings.webhook_heartbeat * 10))
+                          run_seconds=min(3600.0, max(60.0, settings.webhook_heartbeat * 10)))
     await client.start_workflow(
         WebhookDispatcherWorkflow.run, inp, id=dispatcher_id(settings.task_queue), task_queue=settings.task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,

@@ -68,11 +68,31 @@ async def test_a_webhook_is_created_with_its_secret_shown_once_listed_and_delete
     assert (await api.get("/api/webhooks")).status_code == 401
 
 
+async def test_a_retried_subscribe_replays_without_the_secret_which_is_never_kept(api, tokens, engine):
+    from bespoke.store.tables import ApiIdempotency
+
+    body = {"url": HOOK, "event_types": ["*"]}
+    first = await post(api, tokens, "buyer:alice", "/api/webhooks", body, headers={"Idempotency-Key": "sub-1"})
+    again = await post(api, tokens, "buyer:alice", "/api/webhooks", body, headers={"Idempotency-Key": "sub-1"})
+    assert first.status_code == again.status_code == 201
+    assert first.json()["secret"].startswith("whsec_") and again.json()["secret"] is None
+    assert again.headers["Idempotent-Replayed"] == "true" and again.json()["id"] == first.json()["id"]
+    assert len(stored(engine)) == 1
+    with Session(engine) as s:
+        kept = [row.body for row in s.exec(select(ApiIdempotency))]
+    assert kept and not any(first.json()["secret"] in b for b in kept)
+
+
 @pytest.mark.parametrize("body, says", [
     ({"url": "http://hooks.example.com/x", "event_types": ["*"]}, "must be https"),
     ({"url": "ftp://hooks.example.com/x", "event_types": ["*"]}, "must be https"),
     ({"url": "https://user:pw@hooks.example.com/x", "event_types": ["*"]}, "user name or password"),
     ({"url": "https://10.0.0.7/x", "event_types": ["*"]}, "internal address"),
+    # address literals in forms the resolver accepts (inet_aton) and ipaddress does not parse
+    ({"url": "https://127.1/x", "event_types": ["*"]}, "four decimal numbers"),
+    ({"url": "https://2130706433/x", "event_types": ["*"]}, "four decimal numbers"),
+    ({"url": "https://0x7f000001/x", "event_types": ["*"]}, "four decimal numbers"),
+    ({"url": "https://0177.0.0.1/x", "event_types": ["*"]}, "four decimal numbers"),
     ({"url": "https:///x", "event_types": ["*"]}, "https://HOST"),
     ({"url": "https://hooks.example.com:99999/x", "event_types": ["*"]}, "not a valid URL"),
     ({"url": HOOK, "event_types": ["orders.*"]}, "unknown event type pattern"),

@@ -138,3 +138,30 @@ def test_a_worker_with_an_smtp_url_but_no_sender_stops_with_one_line(tmp_path, m
         get_settings.cache_clear()
     assert capsys.readouterr().err.strip() == (
         "error: configuration: BESPOKE_EMAIL_FROM must be set when BESPOKE_SMTP_URL is (the sender address)")
+
+
+def _reminder_event(engine, event_id: str, due_at: datetime) -> None:
+    from bespoke.store.tables import EventRow
+
+    now = datetime.now(UTC)
+    detail = {"deadline": "inspection_window", "due_at": due_at.isoformat(), "before": "P1D",
+              "to": "buyer:alice", "default_action": "receipt is confirmed", "late": False}
+    with Session(engine) as s:
+        s.add(EventRow(event_id=event_id, order_id="T1", seq=int(event_id.split(":")[1]), type="deadline.reminder",
+                       kind="deadline_reminder", actor="system:timer", at=now, buyer="alice", seller="acme",
+                       carrier=None, recorded_at=now, payload={"data": {"detail": detail}}))
+        s.commit()
+
+
+def test_a_reminder_whose_deadline_passed_while_smtp_was_down_is_not_sent(engine):
+    sink = SmtpSink().start()
+    try:
+        _reminder_event(engine, "T1:30", datetime.now(UTC) - timedelta(minutes=1))
+        _reminder_event(engine, "T1:31", datetime.now(UTC) + timedelta(days=1))
+        passed, coming = _row(engine, event_id="T1:30"), _row(engine, event_id="T1:31")
+        assert send_one(engine, _config(sink), passed).status == "given_up"
+        assert _get(engine, passed).last_error == "the deadline passed before it could be sent"
+        assert send_one(engine, _config(sink), coming).status == "sent"
+        assert len(sink.wait_for(1)) == 1
+    finally:
+        sink.stop()

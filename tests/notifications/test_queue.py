@@ -89,3 +89,81 @@ async def test_a_slow_endpoint_holds_up_only_its_own_deliveries(engine):
     finally:
         slow.stop()
         fast.stop()
+
+
+def test_a_round_takes_webhooks_in_turn(engine):
+    made = {}
+    for who in ("seller:acme", "buyer:alice"):
+        principals.add(engine, who, scopes=[], created_by="ops:test")
+        made[who] = subscriptions.create(engine, principal=who, role=Role(who.split(":")[0]),
+                                         url="https://h.example.com/x", event_types=["*"],
+                                         allow_loopback_http=False).subscription.id
+    for n in range(6):
+        project(engine, f"S{n}", range(1, 2), buyer="carol")  # the seller's only
+    project(engine, "A", range(1, 2))  # alice's (and the seller's)
+    heads = due(engine, now=datetime.now(UTC), limit=3)
+    # alice's one due head is in the round though the seller's seven were due first
+    assert [(a.subscription_id, a.event_id) for a in heads] == [
+        (made["seller:acme"], "S0:1"), (made["buyer:alice"], "A:1"), (made["seller:acme"], "S1:1")]
+
+
+async def test_a_busy_subscriber_takes_a_few_slots_and_the_others_go_on(engine):
+    from temporalio.testing import ActivityEnvironment
+
+    from bespoke.activities.webhooks import PER_WEBHOOK, DispatchInput, WebhookActivities
+    from bespoke.settings import Settings
+    from tests.processes import free_port
+
+    from .receiver import Receiver
+
+    slow, fast = Receiver(free_port(), delay=2.0).start(), Receiver(free_port()).start()
+    try:
+        for who, hook in (("seller:acme", slow), ("buyer:alice", fast)):
+            principals.add(engine, who, scopes=[], created_by="ops:test")
+            made = subscriptions.create(engine, principal=who, role=Role(who.split(":")[0]), url=hook.url,
+                                        event_types=["*"], allow_loopback_http=True)
+            hook.secret = made.secret
+        for n in range(40):  # 40 orders of the seller's, each a queue of its own, all due at once
+            project(engine, f"S{n:02d}", range(1, 2), buyer="carol")
+        project(engine, "F", range(1, 6))
+        settings = Settings(_environ={}, webhook_allow_http_loopback=True, webhook_poll=0.05)
+        await ActivityEnvironment().run(WebhookActivities(engine, settings).deliver_webhooks,
+                                        DispatchInput(run_seconds=1.0))
+        assert fast.accepted() == [f"F:{n}" for n in range(1, 6)]
+        assert len(slow.accepted()) <= PER_WEBHOOK < 40
+    finally:
+        slow.stop()
+        fast.stop()
+
+
+async def test_an_endpoint_that_trickles_its_answer_fails_within_the_timeout():
+    import asyncio
+    import time
+
+    import httpx
+
+    from bespoke.notifications.delivery import Attempt, post
+
+    async def trickle(reader, writer):
+        await reader.read(65536)
+        writer.write(b"HTTP/1.1 500 Slow\r\ncontent-length: 100000000\r\n\r\n")
+        try:
+            while True:  # a byte at a time: each read is quick, the answer never ends
+                writer.write(b"x")
+                await writer.drain()
+                await asyncio.sleep(0.1)
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+
+    server = await asyncio.start_server(trickle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        attempt = Attempt(1, "wh_x", f"http://127.0.0.1:{port}/hook", "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+                          "A:1", "{}")
+        async with httpx.AsyncClient(timeout=5.0) as http:
+            started = time.monotonic()
+            outcome = await post(http, attempt, timeout=1.0)
+            took = time.monotonic() - started
+        assert not outcome.ok and outcome.error == "no complete answer within 1 s" and 1.0 <= took < 3.0
+    finally:
+        server.close()

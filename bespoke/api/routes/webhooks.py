@@ -48,7 +48,8 @@ class Webhook(BaseModel):
 
 
 class CreatedWebhook(Webhook):
-    secret: str = Field(description="The Standard Webhooks signing secret (whsec_…). Shown once.")
+    secret: str | None = Field(description="The Standard Webhooks signing secret (whsec_…). Shown once: null in a "
+                                           "replay of this response for a retried Idempotency-Key (it is not kept).")
 
 
 class WebhookList(BaseModel):
@@ -120,7 +121,7 @@ async def create_webhook(request: Request, caller: Caller, body: NewWebhook,
         out = CreatedWebhook(**view(created.subscription).model_dump(), secret=created.secret)
         return 201, out.model_dump(mode="json")
 
-    return await idempotent(request, caller, idempotency_key, engine, work)
+    return await idempotent(request, caller, idempotency_key, engine, work, stored=lambda body: {**body, "secret": None})
 
 
 @router.get("", summary="This principal's webhooks", responses=responses(*ERRORS))
