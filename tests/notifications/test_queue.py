@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime, timedelta
 
 from bespoke.activities.store import project_order
@@ -63,32 +64,46 @@ def test_a_given_up_delivery_lets_the_orders_next_event_go(engine):
     assert [a.event_id for a in due(engine, now=past_give_up, limit=100)] == ["C:2"]
 
 
-async def test_a_slow_endpoint_holds_up_only_its_own_deliveries(engine):
-    from temporalio.testing import ActivityEnvironment
-
-    from bespoke.activities.webhooks import DispatchInput, WebhookActivities
-    from bespoke.settings import Settings
+@contextlib.asynccontextmanager
+async def slow_seller_and_fast_buyer(engine, delay: float):
+    """Two real receivers on loopback: seller:acme's answers each POST after
+    `delay` s, buyer:alice's at once; each subscribed to everything."""
     from tests.processes import free_port
 
     from .receiver import Receiver
 
-    slow, fast = Receiver(free_port(), delay=1.5).start(), Receiver(free_port()).start()
+    slow, fast = Receiver(free_port(), delay=delay).start(), Receiver(free_port()).start()
     try:
         for who, hook in (("seller:acme", slow), ("buyer:alice", fast)):
             principals.add(engine, who, scopes=[], created_by="ops:test")
             made = subscriptions.create(engine, principal=who, role=Role(who.split(":")[0]), url=hook.url,
                                         event_types=["*"], allow_loopback_http=True)
             hook.secret = made.secret
-        project(engine, "E", range(1, 6))
-        settings = Settings(_environ={}, webhook_allow_http_loopback=True, webhook_poll=0.05)
-        result = await ActivityEnvironment().run(WebhookActivities(engine, settings).deliver_webhooks,
-                                                 DispatchInput(run_seconds=1.0))
-        assert fast.accepted() == [f"E:{n}" for n in range(1, 6)]  # all of them while the slow one answered once
-        assert slow.accepted() == ["E:1"]
-        assert result.delivered == 6 and fast.bad_signatures == slow.bad_signatures == 0
+        yield slow, fast
     finally:
         slow.stop()
         fast.stop()
+
+
+async def dispatch_for(engine, seconds: float):
+    """One run of the dispatcher's activity, outside Temporal's workflow."""
+    from temporalio.testing import ActivityEnvironment
+
+    from bespoke.activities.webhooks import DispatchInput, WebhookActivities
+    from bespoke.settings import Settings
+
+    settings = Settings(_environ={}, webhook_allow_http_loopback=True, webhook_poll=0.05)
+    return await ActivityEnvironment().run(WebhookActivities(engine, settings).deliver_webhooks,
+                                           DispatchInput(run_seconds=seconds))
+
+
+async def test_a_slow_endpoint_holds_up_only_its_own_deliveries(engine):
+    async with slow_seller_and_fast_buyer(engine, delay=1.5) as (slow, fast):
+        project(engine, "E", range(1, 6))
+        result = await dispatch_for(engine, 1.0)
+        assert fast.accepted() == [f"E:{n}" for n in range(1, 6)]  # all of them while the slow one answered once
+        assert slow.accepted() == ["E:1"]
+        assert result.delivered == 6 and fast.bad_signatures == slow.bad_signatures == 0
 
 
 def test_a_round_takes_webhooks_in_turn(engine):
@@ -108,32 +123,15 @@ def test_a_round_takes_webhooks_in_turn(engine):
 
 
 async def test_a_busy_subscriber_takes_a_few_slots_and_the_others_go_on(engine):
-    from temporalio.testing import ActivityEnvironment
+    from bespoke.activities.webhooks import PER_WEBHOOK
 
-    from bespoke.activities.webhooks import PER_WEBHOOK, DispatchInput, WebhookActivities
-    from bespoke.settings import Settings
-    from tests.processes import free_port
-
-    from .receiver import Receiver
-
-    slow, fast = Receiver(free_port(), delay=2.0).start(), Receiver(free_port()).start()
-    try:
-        for who, hook in (("seller:acme", slow), ("buyer:alice", fast)):
-            principals.add(engine, who, scopes=[], created_by="ops:test")
-            made = subscriptions.create(engine, principal=who, role=Role(who.split(":")[0]), url=hook.url,
-                                        event_types=["*"], allow_loopback_http=True)
-            hook.secret = made.secret
+    async with slow_seller_and_fast_buyer(engine, delay=2.0) as (slow, fast):
         for n in range(40):  # 40 orders of the seller's, each a queue of its own, all due at once
             project(engine, f"S{n:02d}", range(1, 2), buyer="carol")
         project(engine, "F", range(1, 6))
-        settings = Settings(_environ={}, webhook_allow_http_loopback=True, webhook_poll=0.05)
-        await ActivityEnvironment().run(WebhookActivities(engine, settings).deliver_webhooks,
-                                        DispatchInput(run_seconds=1.0))
+        await dispatch_for(engine, 1.0)
         assert fast.accepted() == [f"F:{n}" for n in range(1, 6)]
         assert len(slow.accepted()) <= PER_WEBHOOK < 40
-    finally:
-        slow.stop()
-        fast.stop()
 
 
 async def test_an_endpoint_that_trickles_its_answer_fails_within_the_timeout():
@@ -144,16 +142,21 @@ async def test_an_endpoint_that_trickles_its_answer_fails_within_the_timeout():
 
     from bespoke.notifications.delivery import Attempt, post
 
+    handlers: list[asyncio.Task] = []
+
     async def trickle(reader, writer):
-        await reader.read(65536)
-        writer.write(b"HTTP/1.1 500 Slow\r\ncontent-length: 100000000\r\n\r\n")
+        handlers.append(asyncio.current_task())
         try:
+            await reader.read(65536)
+            writer.write(b"HTTP/1.1 500 Slow\r\ncontent-length: 100000000\r\n\r\n")
             while True:  # a byte at a time: each read is quick, the answer never ends
                 writer.write(b"x")
                 await writer.drain()
                 await asyncio.sleep(0.1)
         except (ConnectionError, asyncio.CancelledError):
             pass
+        finally:
+            writer.close()
 
     server = await asyncio.start_server(trickle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -167,3 +170,7 @@ async def test_an_endpoint_that_trickles_its_answer_fails_within_the_timeout():
         assert not outcome.ok and outcome.error == "no complete answer within 1 s" and 1.0 <= took < 3.0
     finally:
         server.close()
+        for task in handlers:
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await server.wait_closed()
