@@ -39,12 +39,14 @@ def test_histories_cover_orders_with_the_whole_policy_and_orders_with_terms_and_
 
 def test_histories_cover_both_sides_of_the_rules_routed_patch() -> None:
     routed = {p.stem for p in HISTORIES if "rules-routed-v1" in _patches(p)}
-    assert routed == {"plugin_pinned_cancel_routed"}
-    inp = _input("plugin_pinned_cancel_routed")
-    assert [p["distribution"] for p in inp["pin"]["plugins"]] == ["bespoke-rules-example"]
-    scheduled = _scheduled("plugin_pinned_cancel_routed")
-    for name in ("check_pinned_policy", "decide_cancellation"):
-        (queue,) = scheduled[name]
-        assert queue.endswith(".rules.bespoke-rules-example==0.1.0"), queue
+    # recorded before and after sync-local-v1; both route the pinned plugin's decisions
+    assert routed == {"plugin_pinned_cancel_routed", "local_sync_plugin_pinned_cancel_routed"}
+    for history in sorted(routed):
+        inp = _input(history)
+        assert [p["distribution"] for p in inp["pin"]["plugins"]] == ["bespoke-rules-example"]
+        scheduled = _scheduled(history)
+        for name in ("check_pinned_policy", "decide_cancellation"):
+            (queue,) = scheduled[name]
+            assert queue.endswith(".rules.bespoke-rules-example==0.1.0"), (history, queue)
     # An order without plugins decides in local activities, as before.
     assert not {"check_pinned_policy", "decide_settlement"} & set(_scheduled("full_prepayment_policy_store"))
