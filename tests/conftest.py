@@ -77,7 +77,14 @@ async def _until_idle(handle: WorkflowHandle[Any, Any]) -> None:
         await asyncio.sleep(0.02)
 
 
-@pytest.fixture(scope="session")
+# One time-skipping server per test package, not per session: a workflow
+# terminated in the middle of a workflow task leaves the server holding a lock on
+# time it never gives back (sdk-java#1138), and from then on every test that waits
+# on a timer waits in real time, until its timeout. Since the read-model sync became
+# a local activity (sync-local-v1) a workflow task lasts longer, and one such order
+# left by an earlier package made every scenario test in tests/workflows time out.
+# A fresh server per package keeps a leak inside the package that caused it.
+@pytest.fixture(scope="package")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(),
