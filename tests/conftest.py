@@ -6,6 +6,7 @@ PostgreSQL server named by BESPOKE_TEST_DATABASE_URL), and the ledger checks."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import sysconfig
@@ -77,21 +78,21 @@ async def _until_idle(handle: WorkflowHandle[Any, Any]) -> None:
         await asyncio.sleep(0.02)
 
 
-# One time-skipping server per test package, not per session: a workflow
-# terminated in the middle of a workflow task leaves the server holding a lock on
-# time it never gives back (sdk-java#1138), and from then on every test that waits
-# on a timer waits in real time, until its timeout. Since the read-model sync became
-# a local activity (sync-local-v1) a workflow task lasts longer, and one such order
-# left by an earlier package made every scenario test in tests/workflows time out.
-# A fresh server per package keeps a leak inside the package that caused it.
-@pytest.fixture(scope="package")
-async def env() -> AsyncIterator[WorkflowEnvironment]:
+@contextlib.asynccontextmanager
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(),
         data_converter=pydantic_data_converter,
     )
     await ensure_search_attributes(environment.client)
     async with environment:
+        yield environment
+
+
+@pytest.fixture(scope="session")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    # tests/workflows has a server of its own (its conftest.py says why).
+    async with time_skipping_env() as environment:
         yield environment
 
 
