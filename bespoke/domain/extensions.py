@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from bespoke.domain.models import ActorInput
+from bespoke.domain.actor import ActorInput
 
 # No single extension is longer than a year, whatever the policy says.
 MAX_EXTENSION_S = 365 * 86_400

@@ -13,18 +13,26 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from bespoke.domain.actor import MAX_AMOUNT, Actor, ActorInput, Role  # noqa: F401  (re-exported)
+from bespoke.domain.aftersales import (  # noqa: F401  (re-exported)
+    ArbitrateInput,
+    CaseView,
+    DisputeInput,
+    EvidenceInput,
+    EvidenceItem,
+    OfferAnswerInput,
+    ReceiveReturnInput,
+    ReturnRequestInput,
+    ReturnResponseInput,
+    ShipReturnInput,
+)
 from bespoke.domain.money import CURRENCY_EXPONENTS
 from bespoke.domain.names import ORDER_ID_PATTERN
 from bespoke.domain.text import clean_name  # noqa: F401  (callers import it from here too)
-from bespoke.domain.vocabulary import Frozen, Milestone, PlanKind, ReturnReason
+from bespoke.domain.vocabulary import Frozen, Milestone, PlanKind
 
 if TYPE_CHECKING:
     from bespoke.domain.state import OrderState
-
-# Hard upper bound on any single amount, whatever the policy says: 10^13 minor
-# units (100 billion in a 2-decimal currency) keeps every sum far inside int64.
-MAX_AMOUNT = 10**13
-
 
 class Stage(StrEnum):
     """Lifecycle stages; their values are part of the CLI/JSON contract."""
@@ -58,17 +66,6 @@ PRE_DELIVERY_STAGES = frozenset(
 )
 
 
-class Role(StrEnum):
-    BUYER = "buyer"
-    SELLER = "seller"
-    OPS = "ops"
-    CARRIER = "carrier"
-    SYSTEM = "system"
-    # A machine acting for a carrier or a payment system (a carrier's delivery
-    # feed, a bank's transfer notices): always for that party, never on its own.
-    INTEGRATION = "integration"
-
-
 class Account(StrEnum):
     """Ledger accounts of one order."""
 
@@ -78,37 +75,6 @@ class Account(StrEnum):
     PLATFORM_FEE = "platform_fee"
     CARRIER_COD = "carrier_cod"
     CREDIT_LINE = "credit_line"
-
-
-class Actor(Frozen):
-    role: Role
-    name: str = Field(min_length=1, max_length=200)
-    # The party this actor acts for: platform operations taking an action for a
-    # buyer, seller or carrier (as the policy's `[on_behalf]` allows), or an
-    # integration for the carrier or payment system it serves.
-    for_party: Actor | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> Actor:
-        """Parse `ROLE:NAME` as given to `--as`."""
-        role, sep, name = text.partition(":")
-        if not sep or not name.strip():
-            raise ValueError(f"--as must be ROLE:NAME (e.g. buyer:alice), got {text!r}")
-        try:
-            parsed_role = Role(role.strip().lower())
-        except ValueError:
-            roles = ", ".join(r.value for r in Role)
-            raise ValueError(f"unknown role {role!r} (roles: {roles})") from None
-        return cls(role=parsed_role, name=clean_name(name, "--as name", max_length=200))
-
-    def __str__(self) -> str:
-        me = f"{self.role.value}:{self.name}"
-        return me if self.for_party is None else f"{me} for {self.for_party}"
-
-    @property
-    def party(self) -> Actor:
-        """Whose action this is: the party acted for, else the actor."""
-        return self.for_party or self
 
 
 class PaymentPlan(Frozen):
@@ -225,10 +191,6 @@ class OrderInput(Frozen):
 
 
 # --- update payloads -------------------------------------------------------
-
-
-class ActorInput(Frozen):
-    actor: Actor
 
 
 class PayInput(ActorInput):
@@ -507,90 +469,6 @@ class OrderResult(Frozen):
     refunded: int
     released_to_seller: int
     platform_fee: int
-
-
-# --- after-sales ---------------------------------------------------------------
-
-class ReturnRequestInput(ActorInput):
-    reason: ReturnReason
-    remedy: Literal["refund", "repair"] = "refund"
-    description: str = Field(default="", max_length=2000)
-    evidence: tuple[str, ...] = Field(default=(), max_length=50)
-
-
-class ReturnResponseInput(ActorInput):
-    action: Literal["approve", "reject", "offer_partial", "offer_repair"]
-    amount: int | None = Field(default=None, gt=0, le=MAX_AMOUNT)  # the partial refund offered
-    reason: str = Field(default="", max_length=1000)
-
-    @model_validator(mode="after")
-    def _amount_for_offer(self) -> ReturnResponseInput:
-        if self.action == "offer_partial" and self.amount is None:
-            raise ValueError("a partial-refund offer needs an amount")
-        if self.action != "offer_partial" and self.amount is not None:
-            raise ValueError(f"an amount only goes with offer_partial, not {self.action}")
-        return self
-
-
-class OfferAnswerInput(ActorInput):
-    accept: bool
-
-
-class ShipReturnInput(ActorInput):
-    carrier: str = Field(min_length=1, max_length=100)
-    tracking: str = Field(min_length=1, max_length=100)
-    shipping_cost: int = Field(default=0, ge=0, le=MAX_AMOUNT)
-
-
-class ReceiveReturnInput(ActorInput):
-    """The seller confirms the returned goods arrived and records what becomes of
-    them (seed 002: rejected goods become stock the maker can resell)."""
-
-    disposition: Literal["resell_as_stock", "scrap", "rework"]
-    salvage_value: int = Field(default=0, ge=0, le=MAX_AMOUNT)
-    note: str = Field(default="", max_length=1000)
-
-
-class DisputeInput(ActorInput):
-    claim: int | None = Field(default=None, gt=0, le=MAX_AMOUNT)  # the refund the buyer claims
-    statement: str = Field(default="", max_length=4000)
-
-
-class EvidenceInput(ActorInput):
-    items: tuple[str, ...] = Field(default=(), max_length=50)
-    final: bool = False
-
-
-class ArbitrateInput(ActorInput):
-    refund: int = Field(ge=0, le=MAX_AMOUNT)
-    note: str = Field(min_length=1, max_length=4000)
-
-
-class EvidenceItem(Frozen):
-    party: str
-    item: str
-    at: datetime
-
-
-class CaseView(Frozen):
-    """One return / repair / dispute case and where it stands."""
-
-    number: int
-    reason: str
-    remedy: str
-    state: str
-    opened_at: datetime
-    description: str = ""
-    evidence: list[EvidenceItem] = []
-    offer: int | None = None
-    return_shipping_payer: str | None = None
-    return_shipment: dict[str, str] | None = None
-    disposition: str | None = None
-    dispute_opened_by: str | None = None
-    claim: int | None = None
-    finalised: list[str] = []
-    outcome: str | None = None
-    closed_at: datetime | None = None
 
 
 MAX_OVERRIDE_EXTENSION_S = 365 * 86400
