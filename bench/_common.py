@@ -137,6 +137,41 @@ def tree_rss_mb(pid: int) -> float:
     return total + sum(tree_rss_mb(int(c)) for c in children)
 
 
+def load_wrk(url: str, paths: list[str], seconds: float, headers: dict[str, str],
+             connections: int = 50) -> dict[str, float]:
+    """A read mix from `wrk` (Debian's, C): `connections` connections on 2 threads
+    for `seconds`, cycling through `paths`, each request with `headers`. A Python
+    httpx client costs about as much CPU per request as the server does, and on a
+    2-core machine it runs in the process that also runs the worker; wrk leaves the
+    cores to the server. Non-2xx/3xx answers count as errors."""
+    import json
+    import subprocess
+
+    header_table = ", ".join(f"[{json.dumps(k)}] = {json.dumps(v)}" for k, v in headers.items())
+    lua = (f"local paths = {json.dumps(paths).replace('[', '{').replace(']', '}')}\n"
+           "local i = 0\n"
+           "request = function()\n  i = i + 1\n"
+           f"  return wrk.format('GET', paths[(i % #paths) + 1], {{{header_table}}})\nend\n"
+           "done = function(summary, latency, requests)\n"
+           "  io.write(string.format('RESULT %d %d %d %.3f %.3f\\n', summary.requests, summary.duration,\n"
+           "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write"
+           " + summary.errors.timeout,\n"
+           "    latency:percentile(50) / 1000, latency:percentile(99) / 1000))\nend\n")
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
+        f.write(lua)
+    try:
+        out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{max(1, int(seconds))}s", "--timeout", "30s",
+                              "-s", f.name, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(f.name)
+    found = re.search(r"^RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)$", out, re.M)
+    if found is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    n, micros, errors, p50, p99 = found.groups()
+    return {"n": int(n), "errors": int(errors), "rps": int(n) / (int(micros) / 1e6), "p50": float(p50),
+            "p99": float(p99)}
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
     ordered = sorted(values)

@@ -47,6 +47,7 @@ from bench._common import (  # noqa: E402
     drive,
     free_port,
     gather_limited,
+    load_wrk,
     machine,
     percentile,
     scratch_home,
@@ -55,6 +56,10 @@ from bench._common import (  # noqa: E402
 )
 
 CONCURRENCY = 50
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def fill_read_model(engine, rows: int) -> None:
@@ -95,39 +100,6 @@ async def load(url: str, token: str, paths: list[str], requests: int, seconds: f
             await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
     return {"n": len(latencies), "errors": errors, "rps": len(latencies) / t.seconds,
             "p50": percentile(latencies, 50) * 1000, "p99": percentile(latencies, 99) * 1000}
-
-
-def load_wrk(url: str, token: str, paths: list[str], seconds: float) -> dict[str, float]:
-    """The same read mix from `wrk` (Debian's, C): 50 connections on 2 threads for
-    `seconds`. A Python httpx client costs about as much CPU per request as the
-    server does, and on this 2-core machine it runs in the process that also
-    runs the worker; wrk leaves the cores to the server."""
-    import json
-    import re
-    import tempfile
-
-    lua = (f"local paths = {json.dumps(paths).replace('[', '{').replace(']', '}')}\n"
-           "local i = 0\n"
-           "request = function()\n  i = i + 1\n"
-           f"  return wrk.format('GET', paths[(i % #paths) + 1], {{['Authorization'] = 'Bearer {token}'}})\nend\n"
-           "done = function(summary, latency, requests)\n"
-           "  io.write(string.format('RESULT %d %d %d %.3f %.3f\\n', summary.requests, summary.duration,\n"
-           "    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write"
-           " + summary.errors.timeout,\n"
-           "    latency:percentile(50) / 1000, latency:percentile(99) / 1000))\nend\n")
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as f:
-        f.write(lua)
-    try:
-        out = subprocess.run(["wrk", "-t2", f"-c{CONCURRENCY}", f"-d{max(1, int(seconds))}s", "--timeout", "30s",
-                              "-s", f.name, url], capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(f.name)
-    found = re.search(r"^RESULT (\d+) (\d+) (\d+) ([\d.]+) ([\d.]+)$", out, re.M)
-    if found is None:
-        raise RuntimeError(f"wrk printed no result:\n{out}")
-    n, micros, errors, p50, p99 = found.groups()
-    return {"n": int(n), "errors": int(errors), "rps": int(n) / (int(micros) / 1e6), "p50": float(p50),
-            "p99": float(p99)}
 
 
 async def api_path(http: httpx.AsyncClient, tokens: dict[str, str], oid: str) -> None:
@@ -197,8 +169,8 @@ async def main() -> None:
                     stage_paths = [f"/api/orders?stage={s}&limit=50" for s in
                                    ("in_production", "shipped", "delivered", "completed")]
                     if args.load == "wrk":
-                        by_id = await asyncio.to_thread(load_wrk, url, tokens["ops"], id_paths, args.seconds)
-                        by_stage = await asyncio.to_thread(load_wrk, url, tokens["ops"], stage_paths, args.seconds)
+                        by_id = await asyncio.to_thread(load_wrk, url, id_paths, args.seconds, bearer(tokens["ops"]))
+                        by_stage = await asyncio.to_thread(load_wrk, url, stage_paths, args.seconds, bearer(tokens["ops"]))
                     else:
                         by_id = await load(url, tokens["ops"], id_paths, args.requests, args.seconds)
                         by_stage = await load(url, tokens["ops"], stage_paths, args.requests, args.seconds)

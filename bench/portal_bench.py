@@ -8,13 +8,22 @@ evidence timeline entries) are what the ops queue reads. The app is the API's
 (`bespoke.api.app.create_app`, portal mounted) served by uvicorn in this process;
 the clients share its event loop and core, so the times include them.
 
-    python bench/portal_bench.py [--orders 10000] [--requests 400] [--write bench/RESULTS.md]
+With `--load wrk` the pages are also served the way production runs them: a
+separate `bespoke api` process (uvicorn, portal mounted) on the same read model
+and Temporal, loaded by Debian's wrk (C) with the same number of connections for
+--seconds per page, so neither the clients nor the worker share the server's
+event loop. The query counts always come from the in-process app.
+
+    python bench/portal_bench.py [--orders 10000] [--requests 400] [--load inprocess|wrk]
+                                 [--seconds 20] [--write bench/RESULTS.md]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -33,7 +42,8 @@ from sqlalchemy import event  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
 from bench._common import (  # noqa: E402
-    TO_DELIVERED, client_for, code_version, command_line, create, drive, free_port, machine, percentile,
+    TO_DELIVERED, client_for, code_version, command_line, create, drive, free_port, load_wrk, machine,
+    percentile,
     scratch_home, server_for, write_section,
 )
 from bespoke.api.app import create_app  # noqa: E402
@@ -95,13 +105,15 @@ class Scene:
     order_id: str  # a real order, delivered: the buyer's page
     disputed: int
     tokens: dict[str, str]  # session cookies of buyer:alice and ops:olga
+    home: Path
 
 
 @asynccontextmanager
 async def scene(orders: int, home_prefix: str = "portal") -> AsyncIterator[Scene]:
     """An embedded server and an in-process worker, one real delivered order, and
     `orders` read-model rows (1 % disputed, with their case entries)."""
-    server = server_for(scratch_home(home_prefix))
+    home = scratch_home(home_prefix)
+    server = server_for(home)
     async with server:
         client = await client_for(server)
         settings = server.settings
@@ -117,10 +129,30 @@ async def scene(orders: int, home_prefix: str = "portal") -> AsyncIterator[Scene
                     auth.ensure_principal(engine, p, created_by="bench")
                     auth.set_password(engine, p, "bench password 1", set_by="bench")
                     tokens[who] = auth.sign_in(engine, who, "bench password 1", client="bench")[1]
-                yield Scene(client, settings, engine, handle.id.removeprefix("order-"), disputed, tokens)
+                yield Scene(client, settings, engine, handle.id.removeprefix("order-"), disputed, tokens, home)
 
 
-async def main(orders: int, requests: int, clients: int) -> str:
+async def start_api(sc: Scene) -> tuple[subprocess.Popen[bytes], str]:
+    """A separate `bespoke api` process on the scene's home and Temporal, ready."""
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith(("BESPOKE_", "TEMPORAL_"))},
+           "BESPOKE_HOME": str(sc.home), "TEMPORAL_ADDRESS": sc.settings.temporal_address,
+           "BESPOKE_API_BIND": f"127.0.0.1:{port}"}
+    api = subprocess.Popen([sys.executable, "-m", "bespoke.cli.app", "api"], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    async with httpx.AsyncClient(base_url=url, timeout=2) as http:
+        for _ in range(300):
+            try:
+                await http.get("/policy")
+                return api, url
+            except httpx.HTTPError:
+                await asyncio.sleep(0.2)
+    api.terminate()
+    raise RuntimeError("bespoke api did not start")
+
+
+async def main(orders: int, requests: int, clients: int, mode: str = "inprocess", seconds: float = 20) -> str:
     async with scene(orders) as sc:
         client, settings, engine, oid, disputed, tokens = (sc.client, sc.settings, sc.engine, sc.order_id,
                                                            sc.disputed, sc.tokens)
@@ -152,6 +184,22 @@ async def main(orders: int, requests: int, clients: int) -> str:
                          f"pages/s, {per_page} database queries per page")
         web.should_exit = True
         await task
+        if mode == "wrk":
+            api, api_url = await start_api(sc)
+            try:
+                for label, path, who in (("buyer order page", f"/orders/{oid}", "buyer:alice"),
+                                         ("ops queue", "/ops", "ops:olga")):
+                    cookie = {"Cookie": f"{SESSION_COOKIE}={tokens[who]}"}
+                    await asyncio.to_thread(load_wrk, api_url, [path], 2, cookie, clients)  # warm
+                    r = await asyncio.to_thread(load_wrk, api_url, [path], seconds, cookie, clients)
+                    if r["errors"]:
+                        raise RuntimeError(f"{label}: {r['errors']} of {r['n']} requests failed under wrk")
+                    lines.append(f"{label:<17}: `bespoke api` + wrk, {clients} connections, {int(seconds)} s: "
+                                 f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms, {r['rps']:6.1f} pages/s "
+                                 f"(n={r['n']})")
+            finally:
+                api.terminate()
+                api.wait(timeout=30)
     return "```\n" + "\n".join(lines) + "\n```\n"
 
 
@@ -160,9 +208,13 @@ if __name__ == "__main__":
     ap.add_argument("--orders", type=int, default=10_000)
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--clients", type=int, default=20)
+    ap.add_argument("--load", choices=("inprocess", "wrk"), default="inprocess",
+                    help="inprocess: httpx clients in this process only; wrk: also a separate `bespoke api` "
+                         "process loaded by Debian's wrk")
+    ap.add_argument("--seconds", type=float, default=20, help="length of each wrk run")
     ap.add_argument("--write", type=Path)
     args = ap.parse_args()
-    body = asyncio.run(main(args.orders, args.requests, args.clients))
+    body = asyncio.run(main(args.orders, args.requests, args.clients, args.load, args.seconds))
     print(body)
     if args.write:
         write_section("portal", command_line(), body, args.write)
