@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
     from bespoke.workflows.loop import Loop
+    from bespoke.workflows.next_step import next_step as who_acts_next
     from bespoke.workflows.payment_plans import Plan
     from bespoke.rules.durations import duration_words
     from bespoke.workflows.presets import DB_LOCAL_WRITE, DB_WRITE, RULES
@@ -469,7 +470,7 @@ class OrderCore:
 
     def _projection(self) -> OrderProjection:
         inp, s = self.inp, self.s
-        next_step, next_due = self._next_step(s.current_part())
+        next_step, next_due = who_acts_next(self, s.current_part())
         return OrderProjection(
             order_id=inp.order_id, stage=s.stage, title=inp.title, buyer=inp.buyer,
             seller=inp.seller, payment_plan=inp.plan.label(), price=inp.price,
@@ -479,10 +480,6 @@ class OrderCore:
             next_step=_cut(next_step, 300), next_step_due=next_due,
             blocked=_cut(s.blocked, 500) if s.blocked is not None else None,
         )
-
-    def _next_step(self, part: Any) -> tuple[str, datetime | None]:
-        """Who must act next, and by when (OrderWorkflow's; see order.py)."""
-        raise NotImplementedError
 
     def _carrier(self) -> str | None:
         return self.s.shipment["carrier"] if self.s.shipment else None

@@ -40,7 +40,7 @@ with workflow.unsafe.imports_passed_through():
         Role,
         Stage,
     )
-    from bespoke.domain.state import Case, CaseState, OrderState, Part, Phase
+    from bespoke.domain.state import OrderState, Phase
     from bespoke.activities.rules import PolicyCheckRequest, pinned_policy_check
     from bespoke.domain.checks import order_problems
     from bespoke.rules import CancellationFacts, Policy, PolicyPin, decision_entry
@@ -54,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.workflows.deadlines import Deadlines
     from bespoke.workflows.extensions import PartyExtensions
     from bespoke.workflows.loop import ContinueAsNewWanted, Loop
+    from bespoke.workflows.next_step import amount_due
+    from bespoke.workflows.next_step import next_step as who_acts_next
     from bespoke.workflows.payment_plans import plan_for
     from bespoke.workflows.reminders import REMINDER_PATCH, Reminders
     from bespoke.workflows.settlement import settle
@@ -403,7 +405,7 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
             page = [e for e in page if e.seq < timeline_before]
         if timeline_limit is not None:
             page = page[-max(timeline_limit, 0):] if timeline_limit > 0 else []
-        next_step, next_due = self._next_step(part)
+        next_step, next_due = who_acts_next(self, part)
         first = page[0].seq if page else min(timeline_before or s.timeline_seq + 1, s.timeline_seq + 1)
         more = first > 1
         return OrderView(
@@ -413,7 +415,7 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
             paid=s.paid, refunded=s.refunded, released_to_seller=s.balances[Account.SELLER],
             platform_fee=s.balances[Account.PLATFORM_FEE], escrow=s.balances[Account.ESCROW],
             costs_incurred=s.costs_incurred(), salvage_value=s.salvage_value, late_penalty=s.late_penalty,
-            credit_outstanding=s.credit_outstanding, amount_due=self._amount_due(part),
+            credit_outstanding=s.credit_outstanding, amount_due=amount_due(self, part),
             next_step=next_step, next_step_due=next_due, owes=self._owes(),
             promised_at=s.promised_at, deadlines=[d for d in self.deadlines.views() if d.name != "arbitration"],
             milestones=s.milestones, payments=s.payments, shipment=s.shipment, qc_failures=s.qc_failures,
@@ -447,62 +449,3 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
     def policy_pin(self) -> dict:
         """The order's PolicyPin: name, version, sha256, plugin versions."""
         return self.inp.pin
-
-    def _amount_due(self, part: Part | None) -> int:
-        if part is not None:
-            return part.due
-        return self.s.credit_outstanding if self.s.stage in (Stage.COMPLETED, Stage.REFUNDED) else 0
-
-    def _next_step(self, part: Part | None) -> tuple[str, datetime | None]:
-        """Who must act next, and by when: the due time of the deadline whose default
-        action follows if they do not (None when no deadline runs on it)."""
-        step, deadline = self._next_step_and_deadline(part)
-        view = self.deadlines.get(deadline) if deadline else None
-        return step, view.due_at if view is not None else None
-
-    def _next_step_and_deadline(self, part: Part | None) -> tuple[str, str | None]:
-        s = self.s
-        if s.closing and not s.closed:
-            return "the cancellation is being carried out", None
-        if s.stage is Stage.AWAITING_ACCEPTANCE:
-            if not s.consented:
-                return ("buyer agrees to the order" if s.accepted
-                        else "seller accepts and buyer agrees to the order"), "seller_acceptance"
-            return "seller accepts the order", "seller_acceptance"
-        if part is not None:
-            return f"buyer pays the {self._part_label(part)}", {
-                Stage.AWAITING_DEPOSIT: "deposit"}.get(s.stage, "retention" if part.name == "retention" else "balance")
-        case = s.case
-        if case is not None and case.started:
-            return self._case_step(case)
-        by_plan = self.plan.next_step(self)
-        if by_plan is not None:
-            return by_plan, {Stage.DELIVERED: "cod_remittance"}.get(s.stage, "credit_settlement")
-        return {
-            Stage.IN_PRODUCTION: ("seller records milestones and finishes production", "promised_delivery"),
-            Stage.QUALITY_CHECK: (("seller ships the goods", "promised_delivery") if s.qc_passed
-                                  else ("seller records the quality check", "promised_delivery")),
-            Stage.AWAITING_BALANCE: ("seller ships the goods", "promised_delivery"),
-            Stage.SHIPPED: ("carrier records delivery", None),
-            Stage.DELIVERED: ("buyer inspects and confirms receipt", "inspection_window"),
-        }.get(s.stage, ("none", None))
-
-    @staticmethod
-    def _case_step(case: Case) -> tuple[str, str | None]:
-        """The next step of an open after-sales case: who acts, on which deadline."""
-        n = f"case {case.number}"
-        if case.state is CaseState.DISPUTED:
-            if case.awaiting_arbitration:
-                return f"platform operations decide the dispute ({n})", None
-            return f"buyer and seller submit their evidence ({n})", "dispute_evidence"
-        return {
-            CaseState.REQUESTED: (f"seller responds to the return ({n})", "return_response"),
-            CaseState.OFFERED_PARTIAL: (f"buyer answers the seller's partial-refund offer ({n})", "offer_response"),
-            CaseState.OFFERED_REPAIR: (f"buyer answers the seller's repair offer ({n})", "offer_response"),
-            CaseState.REJECTED: (f"buyer or seller may open a dispute ({n})", "escalation"),
-            CaseState.APPROVED: (f"buyer ships the goods back ({n})", "return_ship"),
-            CaseState.IN_TRANSIT: (f"seller confirms the returned goods ({n})", "return_receive"),
-            CaseState.RECEIVED: ((f"seller reships the repaired goods ({n})", "repair") if case.remedy == "repair"
-                                 else (f"the refund goes out ({n})", None)),
-            CaseState.RESHIPPED: (f"carrier delivers the repaired goods ({n})", None),
-        }.get(case.state, (f"{n} is being closed", None))
