@@ -279,7 +279,11 @@ class _ApiServer:
         # Bound here, not by uvicorn: a port in use is an OSError we can report,
         # where uvicorn would sys.exit inside the event loop.
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP, not the default 0: asyncio sets TCP_NODELAY only on sockets
+        # that say they are TCP. Without it, Nagle's algorithm held each response's
+        # body (uvicorn writes the headers first) until the client's delayed ACK,
+        # so every answer took 40 ms however idle the API was.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((self.host, self.port))
