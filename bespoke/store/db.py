@@ -42,7 +42,7 @@ BASELINE_TABLES = ("orders", "ledger_entries", "timeline", "decisions", "buyer_a
 # The newest revision in migrations/versions (a test keeps the two equal). A
 # database already there is opened without importing Alembic at all: every CLI
 # command opens the database, and Alembic costs more than the check.
-SCHEMA_HEAD = "0010"
+SCHEMA_HEAD = "0011"
 # pg_advisory_xact_lock key serialising migrations in one PostgreSQL database
 # (bytes of "bespoke" as a signed 64-bit integer).
 MIGRATION_LOCK_KEY = int.from_bytes(b"bespoke", "big")

@@ -36,6 +36,16 @@ class OrderRow(SQLModel, table=True):
     next_step: str = Field(default="", max_length=300, sa_column_kwargs={"server_default": ""})
     next_step_due: datetime | None = Field(default=None, index=True)
     blocked: str | None = Field(default=None, max_length=500, index=True)
+    # A fresh random value written by every sync of the row (activities/store.py):
+    # while it is unchanged no sync has reached the order, so the API's view cache
+    # may serve its last answer without asking Temporal (api/routes/orders.py,
+    # ViewCache). Random rather than a counter, so a rebuilt row never repeats one.
+    revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
+
+
+# Columns of `orders` that are bookkeeping, not the order: left out of what the
+# CLI's `order list --json` and the API's list print.
+ORDER_INTERNAL_COLUMNS = frozenset({"revision"})
 
 
 class LedgerEntry(SQLModel, table=True):

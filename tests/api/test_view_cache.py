@@ -1,6 +1,7 @@
 """`GET /api/orders/{id}` answers from the ViewCache while the order has not
 changed, and never serves a view older than the order: an action, a timer's
-default action and a continue-as-new each move the order's revision."""
+default action and a continue-as-new each move the order's revision, and every
+sync moves its read-model row's revision, which a read checks first."""
 
 from __future__ import annotations
 
@@ -24,9 +25,9 @@ async def test_status_reads_are_cached_until_an_action_or_a_timer_changes_the_or
 
     first = await api.get(f"/api/orders/{oid}", headers=ops)
     cache: ViewCache = app.state.bespoke_view_cache
-    hits = cache.hits
+    hits = cache.hits + cache.fresh_hits
     again = await api.get(f"/api/orders/{oid}", headers=bearer(tokens["buyer:alice"]))
-    assert cache.hits == hits + 1 and again.content == first.content
+    assert cache.hits + cache.fresh_hits == hits + 1 and again.content == first.content
     assert first.json()["stage"] == "awaiting_deposit" and first.headers["content-type"] == "application/json"
     # The same JSON the query answers, as an OrderView.
     queried = await client.get_workflow_handle(f"order-{oid}").query("status", args=[50, None], result_type=OrderView)
@@ -48,6 +49,75 @@ async def test_status_reads_are_cached_until_an_action_or_a_timer_changes_the_or
     queried = await client.get_workflow_handle(f"order-{oid}").query("status", args=[50, None], result_type=OrderView)
     assert after == queried.model_dump(mode="json")
     assert after["timeline"][-1]["seq"] > before["timeline"][-1]["seq"]
+
+
+async def test_a_change_made_past_this_api_is_seen_at_once_though_the_cache_would_trust_itself_for_an_hour(
+        api, app, tokens, client):
+    """The row's revision, not the time, decides: an action taken with the
+    Temporal client directly (the CLI's path, not through this replica) is seen by
+    the next read, with a cache that skips the describe for an hour."""
+    from bespoke.domain.models import Actor, ActorInput, Role
+    from bespoke.workflows.order import OrderWorkflow
+
+    app.state.bespoke_view_cache = cache = ViewCache(check_after=3600, max_age=3600)
+    oid = await create(api, tokens)
+    await act(api, tokens, "buyer:alice", oid, "consent")
+    ops = bearer(tokens["ops:olga"])
+    assert (await api.get(f"/api/orders/{oid}", headers=ops)).json()["stage"] == "awaiting_acceptance"
+    fresh = cache.fresh_hits
+    assert (await api.get(f"/api/orders/{oid}", headers=ops)).json()["stage"] == "awaiting_acceptance"
+    assert cache.fresh_hits == fresh + 1  # served without asking Temporal
+
+    await client.get_workflow_handle(f"order-{oid}").execute_update(
+        OrderWorkflow.accept, ActorInput(actor=Actor(role=Role.SELLER, name="acme")))
+    seen = (await api.get(f"/api/orders/{oid}", headers=ops)).json()
+    assert seen["stage"] == "awaiting_deposit" and cache.fresh_hits == fresh + 1
+
+
+def test_an_entry_is_served_without_a_describe_only_while_its_row_stands_and_for_max_age():
+    cache = ViewCache(check_after=1.0, max_age=5.0)
+    view = object()
+    cache.put("o1", ("run", 5), view, b"{}", 111, now=100.0)  # type: ignore[arg-type]
+    assert cache.fresh("o1", 111, 100.5) == (view, b"{}", False)
+    assert cache.fresh("o1", 222, 100.5) is None  # a sync moved the row
+    assert cache.fresh("o1", None, 100.5) is None  # no row (not synced yet): always describe
+    assert cache.fresh("o1", 111, 105.0) is None  # too long since the last describe: wait for one
+    # Past check_after the entry is still served, and the caller is told to check
+    # it in the background, once: a second read meanwhile starts no second check.
+    assert cache.fresh("o1", 111, 101.5) == (view, b"{}", True)
+    assert cache.fresh("o1", 111, 101.6) == (view, b"{}", False)
+    # A describe that finds the history unmoved confirms the entry.
+    assert cache.get("o1", ("run", 5), 111, 104.0) is not None
+    assert cache.fresh("o1", 111, 108.9) is not None
+    assert cache.get("o1", ("run", 6), 111, 109.0) is None  # the history moved: ask the workflow
+    cache.put("o2", ("run", 5), view, b"{}")  # type: ignore[arg-type]  # no time: never fresh
+    assert cache.fresh("o2", None, 0.0) is None and cache.get("o2", ("run", 5)) is not None
+
+
+async def test_a_background_check_keeps_an_unmoved_entry_and_drops_a_moved_or_failed_one():
+    import asyncio
+
+    cache = ViewCache(check_after=1.0, max_age=5.0)
+    view = object()
+    for oid in ("same", "moved", "failed"):
+        cache.put(oid, ("run", 5), view, b"{}", 1, now=100.0)  # type: ignore[arg-type]
+        assert cache.fresh(oid, 1, 102.0) == (view, b"{}", True)
+
+    async def unmoved() -> tuple[str, int]:
+        return ("run", 5)
+
+    async def moved() -> tuple[str, int]:
+        return ("run", 7)
+
+    async def failed() -> tuple[str, int]:
+        raise RuntimeError("Temporal is down")
+
+    for oid, describe in (("same", unmoved), ("moved", moved), ("failed", failed)):
+        cache.check(oid, describe, 102.0)
+    await asyncio.sleep(0)
+    await asyncio.gather(*list(cache._tasks))
+    assert cache.fresh("same", 1, 106.5) == (view, b"{}", True)  # confirmed at 102: served until 107
+    assert cache.fresh("moved", 1, 102.1) is None and cache.fresh("failed", 1, 102.1) is None
 
 
 def test_the_cache_is_bounded_by_entries_and_bytes():

@@ -47,6 +47,7 @@ async def test_each_update_returns_with_the_read_model_showing_its_result(client
         (deliver(handle), Stage.DELIVERED),
         (confirm(handle), Stage.COMPLETED),  # settlement posted by the loop
     ]
+    revisions = []
     for step, stage in steps:
         await step
         view = await status(handle)
@@ -54,6 +55,9 @@ async def test_each_update_returns_with_the_read_model_showing_its_result(client
         assert view.stage is stage
         assert (row.stage, row.paid, row.refunded, row.released_to_seller) == (
             view.stage.value, view.paid, view.refunded, view.released_to_seller), stage
+        revisions.append(row.revision)
+    # Every update's sync moved the row's revision (the API's view cache relies on it).
+    assert len(set(revisions)) == len(revisions) and 0 not in revisions, revisions
     assert _row(engine, oid).released_to_seller == 95_000
     # A handler that records nothing itself: the run loop opens the case (a rules
     # decision in a local activity first), and the update returns after that too.

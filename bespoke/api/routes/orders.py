@@ -21,6 +21,7 @@ built in a loop and FastAPI reads their annotations at runtime.)
 
 import base64
 import binascii
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -107,12 +108,8 @@ class Parties(BaseModel):
 
 
 def _row_parties(engine: Any, order_id: str) -> Parties | None:
-    from sqlalchemy import select
-
-    from bespoke.store.tables import OrderRow
-
     with engine.connect() as connection:
-        row = connection.execute(select(OrderRow.buyer, OrderRow.seller).where(OrderRow.order_id == order_id)).first()
+        row = connection.execute(_statements().parties, {"order_id": order_id}).first()
     return None if row is None else Parties(buyer=row.buyer, seller=row.seller)
 
 
@@ -144,47 +141,117 @@ async def action_parties(request: Request, caller: ApiCaller, order_id: str,
 
 
 class ViewCache:
-    """The last `status` answer per order, each with the order's revision (run id
-    and history length) when it was asked, so `GET /api/orders/{id}` can skip the
+    """The last `status` answer per order, so `GET /api/orders/{id}` can skip the
     query, a round trip through the worker, while the order has not changed.
 
-    Exact, not a time-to-live: every request still asks the Temporal server for
-    the revision (a describe, answered by the server without the worker), and any
-    change to the order (an action, a timer, a continue-as-new) is a history
-    event that moves it. The revision is read *before* the query, so an answer
-    that raced with a change is filed under an older revision and is never served.
+    Each entry is filed under two revisions of the order, both read *before* the
+    query (an answer that raced with a change is filed under older ones and is
+    never served as current):
+
+    * the read model's: `orders.revision`, a fresh random value every sync
+      writes. The workflow syncs after each change to its state, and an update
+      returns only after its sync, so a read after an action always sees it.
+    * the workflow's, from Temporal: run id and history length (a describe,
+      answered by the server without the worker). Any change to the order (an
+      action, a timer, a continue-as-new) is a history event that moves it.
+
+    Every request reads the row's revision first (one indexed read, no Temporal).
+    If it differs from the entry's, the request describes the order and asks the
+    workflow again if the history moved. If it is the entry's, the entry is
+    served; and once the entry's last describe is `check_after` seconds old, a
+    describe runs in the background (one per order at a time), dropping the entry
+    if the history moved. Past `max_age` the request waits for that describe.
+    So a change that reached the read model is never missed, and one that did not
+    (a workflow task that changed the state without syncing) is missed for at
+    most `max_age` seconds; under steady reads, about `check_after`.
+
     Per process and bounded (entries and bytes); a replica that restarts starts
     empty. One thing it cannot see: a worker deployed with a `status` query that
     reads differently serves the old reading until the order's next event."""
 
-    def __init__(self, max_entries: int = 5_000, max_bytes: int = 32 * 1024 * 1024) -> None:
+    def __init__(self, max_entries: int = 5_000, max_bytes: int = 32 * 1024 * 1024,
+                 check_after: float = 1.0, max_age: float = 5.0) -> None:
         from collections import OrderedDict
 
         self.max_entries, self.max_bytes = max_entries, max_bytes
-        self._entries: OrderedDict[str, tuple[tuple[str, int], m.OrderView, bytes]] = OrderedDict()
+        self.check_after, self.max_age = check_after, max_age
+        # order id -> [history revision, view, JSON, row revision, monotonic time of the last describe]
+        self._entries: OrderedDict[str, list[Any]] = OrderedDict()
+        self._checking: set[str] = set()  # orders with a background describe running
+        self._tasks: set[Any] = set()  # those describes (a reference keeps each alive)
         self._bytes = 0
-        self.hits = self.misses = 0
+        self.hits = self.misses = self.fresh_hits = 0
 
-    def get(self, order_id: str, revision: tuple[str, int]) -> tuple[m.OrderView, bytes] | None:
+    def fresh(self, order_id: str, row_revision: int | None, now: float) -> tuple[m.OrderView, bytes, bool] | None:
+        """The entry, if the read model's row has not moved since it was last
+        confirmed and that was less than `max_age` ago (no Temporal call); with
+        whether the caller should start a background check (`check`)."""
+        entry = self._entries.get(order_id)
+        if (entry is None or row_revision is None or entry[3] != row_revision
+                or now - entry[4] >= self.max_age):
+            return None
+        self.fresh_hits += 1
+        self._entries.move_to_end(order_id)
+        due = now - entry[4] >= self.check_after and order_id not in self._checking
+        if due:
+            self._checking.add(order_id)
+        return entry[1], entry[2], due
+
+    def get(self, order_id: str, revision: tuple[str, int], row_revision: int | None = None,
+            now: float | None = None) -> tuple[m.OrderView, bytes] | None:
+        """The entry, if the history has not moved since it was asked; a hit
+        confirms it against `row_revision` at `now`."""
         entry = self._entries.get(order_id)
         if entry is None or entry[0] != revision:
             self.misses += 1
             return None
         self.hits += 1
         self._entries.move_to_end(order_id)
+        if now is not None:
+            entry[3], entry[4] = row_revision, now
         return entry[1], entry[2]
 
-    def put(self, order_id: str, revision: tuple[str, int], view: m.OrderView, body: bytes) -> None:
+    def check(self, order_id: str, describe: Any, now: float) -> None:
+        """Run `describe()` (the order's history revision) in the background: the
+        entry stays if the history has not moved (confirmed at `now`), else it goes,
+        and so it does if the describe fails."""
+        import asyncio
+
+        async def run() -> None:
+            try:
+                revision = await describe()
+            except Exception:  # noqa: BLE001 - whatever went wrong, the next read asks again
+                revision = None
+            finally:
+                self._checking.discard(order_id)
+            entry = self._entries.get(order_id)
+            if entry is None:
+                return
+            if revision is not None and entry[0] == revision:
+                entry[4] = max(entry[4], now)
+            else:
+                self._drop(order_id)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def put(self, order_id: str, revision: tuple[str, int], view: m.OrderView, body: bytes,
+            row_revision: int | None = None, now: float | None = None) -> None:
         if not revision[1] or len(body) > self.max_bytes // 100:
             return  # a server that reports no history length (or a huge view): not cached
+        self._drop(order_id)
+        # An entry without a time is never fresh: float("-inf") is always too old.
+        self._entries[order_id] = [revision, view, body, row_revision, float("-inf") if now is None else now]
+        self._bytes += len(body)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            _, dropped = self._entries.popitem(last=False)
+            self._bytes -= len(dropped[2])
+
+    def _drop(self, order_id: str) -> None:
         old = self._entries.pop(order_id, None)
         if old is not None:
             self._bytes -= len(old[2])
-        self._entries[order_id] = (revision, view, body)
-        self._bytes += len(body)
-        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
-            _, (_, _, dropped) = self._entries.popitem(last=False)
-            self._bytes -= len(dropped)
 
 
 def _view_cache(request: Request) -> ViewCache:
@@ -195,23 +262,58 @@ def _view_cache(request: Request) -> ViewCache:
     return cache
 
 
+@functools.cache
+def _statements() -> Any:
+    """The per-request reads as Core statements built once: building a `select`
+    and its `where` costs more than the indexed read itself (as in
+    bespoke/api/principals.py's token lookup)."""
+    from types import SimpleNamespace
+
+    from sqlalchemy import bindparam, select
+
+    from bespoke.store.tables import OrderRow
+
+    by_id = OrderRow.order_id == bindparam("order_id")
+    return SimpleNamespace(revision=select(OrderRow.revision).where(by_id),
+                           parties=select(OrderRow.buyer, OrderRow.seller).where(by_id))
+
+
+def _row_revision(engine: Any, order_id: str) -> int | None:
+    with engine.connect() as connection:
+        return connection.execute(_statements().revision, {"order_id": order_id}).scalar()
+
+
 async def current_view(request: Request, caller: ApiCaller, order_id: str) -> tuple[m.OrderView, bytes]:
     """The order's live state with its default timeline page, and its JSON; from
     the ViewCache when the order has not changed since it was last asked."""
-    oc = await order_client(request)
+    import time
+
     cache = _view_cache(request)
-    try:
-        revision = await oc.revision(order_id)
-        hit = cache.get(order_id, revision)
-        if hit is None:
-            view = await oc.view(order_id, timeline_limit=50)
-            hit = view, view.model_dump_json(by_alias=True).encode()
-            cache.put(order_id, revision, *hit)
-    except CliError as err:
-        raise from_cli_error(err) from None
+    row_revision = await read_db(engine_for(request), _row_revision, order_id)
+    now = time.monotonic()
+    found = cache.fresh(order_id, row_revision, now)
+    if found is not None:
+        *hit, due = found
+        if due:
+            async def describe() -> tuple[str, int]:
+                return await (await order_client(request)).revision(order_id)
+
+            cache.check(order_id, describe, now)
+    else:
+        oc = await order_client(request)
+        try:
+            revision = await oc.revision(order_id)
+            got = cache.get(order_id, revision, row_revision, now)
+            if got is None:
+                view = await oc.view(order_id, timeline_limit=50)
+                got = view, view.model_dump_json(by_alias=True).encode()
+                cache.put(order_id, revision, *got, row_revision, now)
+        except CliError as err:
+            raise from_cli_error(err) from None
+        hit = list(got)
     if not may_see(caller, hit[0]):
         raise Problem("not-found", "no such order")  # never say whose it is
-    return hit
+    return hit[0], hit[1]
 
 
 def acting_actor(caller: ApiCaller, action: str, view: m.OrderView | Parties | None,
@@ -280,7 +382,7 @@ def _list_rows(engine: Any, caller: ApiCaller, stage: str | None, buyer: str | N
     from sqlalchemy import and_, or_
     from sqlmodel import Session, col, select
 
-    from bespoke.store.tables import OrderRow
+    from bespoke.store.tables import ORDER_INTERNAL_COLUMNS, OrderRow
 
     q = select(OrderRow)
     if caller.role is m.Role.BUYER:
@@ -297,7 +399,8 @@ def _list_rows(engine: Any, caller: ApiCaller, stage: str | None, buyer: str | N
     with Session(engine) as s:
         rows = list(s.exec(q))
     page = rows[:limit]
-    return OrderList(orders=[m.OrderProjection.model_validate(r.model_dump()) for r in page],
+    return OrderList(orders=[m.OrderProjection.model_validate(r.model_dump(exclude=set(ORDER_INTERNAL_COLUMNS)))
+                             for r in page],
                      next_cursor=_cursor(page[-1]) if len(rows) > limit else None)
 
 

@@ -228,14 +228,14 @@ def _sqlalchemy_rows(url: str, filters: dict[str, str | None], limit: int) -> li
     from sqlmodel import Session, select
 
     from bespoke.store.db import get_engine
-    from bespoke.store.tables import OrderRow
+    from bespoke.store.tables import ORDER_INTERNAL_COLUMNS, OrderRow
 
     query = select(OrderRow).order_by(OrderRow.created_at.desc()).limit(limit)
     for column, value in filters.items():
         if value:
             query = query.where(getattr(OrderRow, column) == value)
     with Session(get_engine(url)) as session:
-        return [r.model_dump(mode="json") for r in session.exec(query).all()]
+        return [r.model_dump(mode="json", exclude=set(ORDER_INTERNAL_COLUMNS)) for r in session.exec(query).all()]
 
 
 def _sqlite_rows(url: str, filters: dict[str, str | None], limit: int) -> list[dict[str, Any]] | None:
@@ -264,8 +264,9 @@ def _sqlite_rows(url: str, filters: dict[str, str | None], limit: int) -> list[d
             return None
         cursor = connection.execute(sql, [*args, limit])
         names = [d[0] for d in cursor.description]
-        return [{name: _json_value(value, types.get(name, "")) for name, value in zip(names, row, strict=True)}
-                for row in cursor.fetchall()]
+        # (bespoke.store.tables.ORDER_INTERNAL_COLUMNS, without importing SQLModel)
+        return [{name: _json_value(value, types.get(name, "")) for name, value in zip(names, row, strict=True)
+                 if name != "revision"} for row in cursor.fetchall()]
     except sqlite3.Error:
         return None
     finally:
