@@ -58,6 +58,10 @@ class ReadOnlyUIProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # TCP_NODELAY on each connection: the headers and the body go out in
+            # separate writes, and on a kept-alive connection Nagle's algorithm
+            # would hold the body until the browser's delayed ACK (40 ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib's name
                 pass  # the banner and the server log say what matters; no per-request lines on our stdout

@@ -1,7 +1,8 @@
 """`GET /api/orders/{id}` answers from the ViewCache while the order has not
-changed, and never serves a view older than the order: an action, a timer's
-default action and a continue-as-new each move the order's revision, and every
-sync moves its read-model row's revision, which a read checks first."""
+changed. Every sync moves the read-model row's revision, which a read checks
+first, so an action or a timer's default action is seen by the next read; what
+the row does not show yet (a continue-as-new's first state, the update that
+closes an order) is seen once the history's describe shows it, within max_age."""
 
 from __future__ import annotations
 
@@ -74,24 +75,72 @@ async def test_a_change_made_past_this_api_is_seen_at_once_though_the_cache_woul
     assert seen["stage"] == "awaiting_deposit" and cache.fresh_hits == fresh + 1
 
 
-def test_an_entry_is_served_without_a_describe_only_while_its_row_stands_and_for_max_age():
+async def test_the_read_right_after_the_update_that_closes_an_order_shows_it_closed(api, app, tokens):
+    """`confirm` completes the order, and the update may answer before the
+    order's last sync (loop.py `finish`); the actor's next read through this
+    replica shows it completed, with a cache that would otherwise trust itself for
+    an hour. Every action through the API drops the order's cached view, even
+    one refused (which moves nothing), so this replica's next read asks Temporal."""
+    from tests.api.helpers import post, to_shipped
+
+    app.state.bespoke_view_cache = cache = ViewCache(check_after=3600, max_age=3600)
+    oid = await to_shipped(api, tokens)
+    await act(api, tokens, "carrier:sf-express", oid, "deliver")
+    alice = bearer(tokens["buyer:alice"])
+    assert (await api.get(f"/api/orders/{oid}", headers=alice)).json()["stage"] == "delivered"
+    served = cache.fresh_hits
+    assert (await api.get(f"/api/orders/{oid}", headers=alice)).json()["stage"] == "delivered"
+    assert cache.fresh_hits == served + 1
+    refused = await post(api, tokens, "seller:acme", f"/api/orders/{oid}/finish_production", None)
+    assert refused.status_code == 409, refused.text
+    misses = cache.misses
+    assert (await api.get(f"/api/orders/{oid}", headers=alice)).json()["stage"] == "delivered"
+    assert cache.fresh_hits == served + 1 and cache.misses == misses + 1  # dropped by the action
+    served = cache.fresh_hits
+    await act(api, tokens, "buyer:alice", oid, "confirm")
+    after = (await api.get(f"/api/orders/{oid}", headers=alice)).json()
+    assert after["stage"] == "completed" and after["released_to_seller"] > 0
+    assert cache.fresh_hits == served  # asked Temporal, not the cache
+
+
+async def test_an_entry_is_served_without_a_describe_only_while_its_row_stands_and_for_max_age():
+    import asyncio
+
     cache = ViewCache(check_after=1.0, max_age=5.0)
     view = object()
     cache.put("o1", ("run", 5), view, b"{}", 111, now=100.0)  # type: ignore[arg-type]
     assert cache.fresh("o1", 111, 100.5) == (view, b"{}", False)
     assert cache.fresh("o1", 222, 100.5) is None  # a sync moved the row
     assert cache.fresh("o1", None, 100.5) is None  # no row (not synced yet): always describe
+    assert cache.fresh("o1", 0, 100.5) is None  # a row migration 0011 or an older worker left at 0
     assert cache.fresh("o1", 111, 105.0) is None  # too long since the last describe: wait for one
     # Past check_after the entry is still served, and the caller is told to check
-    # it in the background, once: a second read meanwhile starts no second check.
+    # it in the background; while that check runs, no read starts a second one.
     assert cache.fresh("o1", 111, 101.5) == (view, b"{}", True)
+    release = asyncio.Event()
+    calls = []
+
+    async def describe() -> tuple[str, int]:
+        calls.append(1)
+        await release.wait()
+        return ("run", 5)
+
+    cache.check("o1", describe, 101.5)
     assert cache.fresh("o1", 111, 101.6) == (view, b"{}", False)
-    # A describe that finds the history unmoved confirms the entry.
+    cache.check("o1", describe, 101.6)  # a second call while one runs does nothing
+    release.set()
+    await asyncio.gather(*list(cache._tasks))
+    assert len(calls) == 1 and cache.fresh("o1", 111, 106.0) is not None  # confirmed at 101.5
+    # A describe that finds the history unmoved confirms the entry, if the row
+    # has not moved either: a sync commits before the history shows its task.
+    assert cache.get("o1", ("run", 5), 222, 104.0) is None
     assert cache.get("o1", ("run", 5), 111, 104.0) is not None
     assert cache.fresh("o1", 111, 108.9) is not None
     assert cache.get("o1", ("run", 6), 111, 109.0) is None  # the history moved: ask the workflow
     cache.put("o2", ("run", 5), view, b"{}")  # type: ignore[arg-type]  # no time: never fresh
     assert cache.fresh("o2", None, 0.0) is None and cache.get("o2", ("run", 5)) is not None
+    cache.forget("o2")
+    assert cache.get("o2", ("run", 5)) is None
 
 
 async def test_a_background_check_keeps_an_unmoved_entry_and_drops_a_moved_or_failed_one():
@@ -128,8 +177,10 @@ def test_the_cache_is_bounded_by_entries_and_bytes():
     assert cache.get("o0", ("run", 5)) is None and cache.get("o4", ("run", 5)) is not None
     cache.put("big", ("run", 5), view, b"x" * 200)  # type: ignore[arg-type]  # > 1% of the bytes: not kept
     assert cache.get("big", ("run", 5)) is None
-    cache.put("o4", ("run", 0), view, b"x")  # type: ignore[arg-type]  # no history length: not kept
-    assert cache.get("o4", ("run", 0)) is None and cache.get("o4", ("run", 5)) is not None
+    # No history length: not kept, and the older answer it supersedes goes too.
+    cache.put("o4", ("run", 0), view, b"x")  # type: ignore[arg-type]
+    assert cache.get("o4", ("run", 0)) is None and cache.get("o4", ("run", 5)) is None
+    cache.put("o4", ("run", 5), view, b"x" * 50)  # type: ignore[arg-type]
     assert cache.get("o4", ("run", 6)) is None  # another revision
 
 

@@ -92,3 +92,17 @@ async def test_the_web_ui_reads_but_refuses_every_write(embedded_settings: Setti
         status, _, _ = await asyncio.to_thread(request, upstream, "POST", writes[0][1], writes[0][2], token)
         assert status == 200
         assert (await handle.describe()).status is WorkflowExecutionStatus.TERMINATED
+
+
+def test_the_proxy_sets_tcp_nodelay_on_its_connections() -> None:
+    """The proxy writes a response's headers and body separately over kept-alive
+    connections; without TCP_NODELAY each body would wait for the browser's
+    delayed ACK (the 40 ms the API paid per answer; tests/api/test_socket.py).
+    socketserver sets it on every accepted connection when the handler asks."""
+    from bespoke.runtime.ui_proxy import ReadOnlyUIProxy
+
+    proxy = ReadOnlyUIProxy("127.0.0.1", 0, "127.0.0.1:9")
+    try:
+        assert proxy._server.RequestHandlerClass.disable_nagle_algorithm is True
+    finally:
+        proxy._server.server_close()

@@ -22,6 +22,7 @@ from bespoke.api.routes.orders import (
     OrderId,
     acting_actor,
     action_parties,
+    forget_view,
     order_client,
 )
 from bespoke.cli.errors import CliError, NotFound
@@ -95,6 +96,10 @@ def _add_action_route(action: str) -> None:
                 raise Problem("rejected", "rejected: the order is closed") from None
             except CliError as err:
                 raise from_cli_error(err) from None
+            finally:
+                # Taken, refused or timed out (it may still be applied): this
+                # process's next read of the order asks Temporal.
+                forget_view(request, order_id)
             return 200, result.model_dump(mode="json")
 
         return await idempotent(request, caller, idempotency_key, engine_for(request), work)

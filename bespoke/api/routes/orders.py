@@ -150,20 +150,27 @@ class ViewCache:
 
     * the read model's: `orders.revision`, a fresh random value every sync
       writes. The workflow syncs after each change to its state, and an update
-      returns only after its sync, so a read after an action always sees it.
+      returns only after its sync (but see below for the one that closes the
+      order).
     * the workflow's, from Temporal: run id and history length (a describe,
       answered by the server without the worker). Any change to the order (an
       action, a timer, a continue-as-new) is a history event that moves it.
 
     Every request reads the row's revision first (one indexed read, no Temporal).
-    If it differs from the entry's, the request describes the order and asks the
-    workflow again if the history moved. If it is the entry's, the entry is
-    served; and once the entry's last describe is `check_after` seconds old, a
-    describe runs in the background (one per order at a time), dropping the entry
-    if the history moved. Past `max_age` the request waits for that describe.
-    So a change that reached the read model is never missed, and one that did not
-    (a workflow task that changed the state without syncing) is missed for at
-    most `max_age` seconds; under steady reads, about `check_after`.
+    If it differs from the entry's, the request asks the workflow again. If it is
+    the entry's, the entry is served; once the entry's last describe is
+    `check_after` seconds old, a describe runs in the background (one per order at
+    a time) and drops the entry if the history moved; past `max_age` the request
+    waits for the describe itself. An action through this process drops the
+    order's entry, so the actor's next read here asks the workflow.
+
+    So a change that reached the read model is seen by the next read. One that has
+    not reached it yet is seen once the history shows it, after at most about
+    `check_after` seconds under steady reads and `max_age` at worst: a change
+    in a workflow task that does not sync, the new run of a continue-as-new (it
+    syncs at its next change), and the update that closes an order, which answers
+    before the order's last sync (bespoke/workflows/loop.py, `finish`), when it is
+    read through another replica.
 
     Per process and bounded (entries and bytes); a replica that restarts starts
     empty. One thing it cannot see: a worker deployed with a `status` query that
@@ -187,35 +194,48 @@ class ViewCache:
         confirmed and that was less than `max_age` ago (no Temporal call); with
         whether the caller should start a background check (`check`)."""
         entry = self._entries.get(order_id)
-        if (entry is None or row_revision is None or entry[3] != row_revision
+        # 0 is what migration 0011 gave every existing row, and what a worker older
+        # than it leaves there: no revision to trust.
+        if (entry is None or not row_revision or entry[3] != row_revision
                 or now - entry[4] >= self.max_age):
             return None
         self.fresh_hits += 1
         self._entries.move_to_end(order_id)
-        due = now - entry[4] >= self.check_after and order_id not in self._checking
-        if due:
-            self._checking.add(order_id)
-        return entry[1], entry[2], due
+        return entry[1], entry[2], now - entry[4] >= self.check_after and order_id not in self._checking
 
     def get(self, order_id: str, revision: tuple[str, int], row_revision: int | None = None,
             now: float | None = None) -> tuple[m.OrderView, bytes] | None:
-        """The entry, if the history has not moved since it was asked; a hit
-        confirms it against `row_revision` at `now`."""
+        """The entry, if neither the history nor the row has moved since it was
+        asked; a hit confirms it at `now`.
+
+        A moved row is a miss even when the history has not moved: a sync commits
+        inside the workflow task that made the change, and the server shows that
+        task's events (an update's are not even written until it completes) only
+        once it completes, so for a moment the row is new and the history old."""
         entry = self._entries.get(order_id)
-        if entry is None or entry[0] != revision:
+        if entry is None or entry[0] != revision or entry[3] != row_revision:
             self.misses += 1
             return None
         self.hits += 1
         self._entries.move_to_end(order_id)
         if now is not None:
-            entry[3], entry[4] = row_revision, now
+            entry[4] = now
         return entry[1], entry[2]
 
+    def forget(self, order_id: str) -> None:
+        """Drop the order's entry (after an action through this process)."""
+        self._drop(order_id)
+
     def check(self, order_id: str, describe: Any, now: float) -> None:
-        """Run `describe()` (the order's history revision) in the background: the
-        entry stays if the history has not moved (confirmed at `now`), else it goes,
-        and so it does if the describe fails."""
+        """Run `describe()` (the order's history revision) in the background, unless
+        one runs for the order already: the entry stays if the history has not moved
+        (confirmed at `now`), else it goes, and so it does if the describe fails
+        (it is bounded by BESPOKE_CLI_TIMEOUT, as every call OrderClient makes)."""
         import asyncio
+
+        if order_id in self._checking:
+            return
+        self._checking.add(order_id)
 
         async def run() -> None:
             try:
@@ -238,9 +258,9 @@ class ViewCache:
 
     def put(self, order_id: str, revision: tuple[str, int], view: m.OrderView, body: bytes,
             row_revision: int | None = None, now: float | None = None) -> None:
+        self._drop(order_id)  # whatever is filed now, the older answer is superseded
         if not revision[1] or len(body) > self.max_bytes // 100:
             return  # a server that reports no history length (or a huge view): not cached
-        self._drop(order_id)
         # An entry without a time is never fresh: float("-inf") is always too old.
         self._entries[order_id] = [revision, view, body, row_revision, float("-inf") if now is None else now]
         self._bytes += len(body)
@@ -260,6 +280,12 @@ def _view_cache(request: Request) -> ViewCache:
     if cache is None:
         cache = state.bespoke_view_cache = ViewCache()
     return cache
+
+
+def forget_view(request: Request, order_id: str) -> None:
+    """After an action through this process: its next read of the order asks
+    Temporal (an update that closes an order answers before its last sync)."""
+    _view_cache(request).forget(order_id)
 
 
 @functools.cache
