@@ -212,7 +212,11 @@ async def main() -> None:
                     raise
                 finally:
                     api.terminate()
-                    api.wait(timeout=30)
+                    try:
+                        api.wait(timeout=30)
+                    except subprocess.TimeoutExpired:  # never leave it behind
+                        api.kill()
+                        api.wait()
                     api_log.close()
     api_rate, direct_rate = sum(rates["api"]) / 2, sum(rates["direct"]) / 2
     body = "\n".join([

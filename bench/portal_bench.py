@@ -199,7 +199,11 @@ async def main(orders: int, requests: int, clients: int, mode: str = "inprocess"
                                  f"(n={r['n']})")
             finally:
                 api.terminate()
-                api.wait(timeout=30)
+                try:
+                    api.wait(timeout=30)
+                except subprocess.TimeoutExpired:  # never leave it behind
+                    api.kill()
+                    api.wait()
     return "```\n" + "\n".join(lines) + "\n```\n"
 
 
