@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,6 +65,17 @@ def load_policy_text(text: str, source: str) -> Policy:
     return policy
 
 
+# The policies files gave, by path, with the bytes they were read from: a file is
+# still read on every load, and parsed and validated again only when its bytes
+# changed. `bespoke order create`, `POST /api/orders` and the portal's policy pages
+# find a policy by scanning every file, which cost more CPU than the rest of
+# creating an order. Bounded; only policies that loaded are kept (an error is
+# found again each time). Plugins are resolved once per process either way
+# (plugins.py), so a kept policy is what a fresh load would give.
+_LOADED: OrderedDict[str, tuple[bytes, Policy]] = OrderedDict()
+_LOADED_MAX = 32
+
+
 def load_policy(path: str | Path) -> Policy:
     """Load and validate one policy file."""
     p = Path(path)
@@ -76,11 +88,20 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(f"{p}: cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyError(f"{p}: more than {MAX_POLICY_BYTES:,} bytes; a policy file may have at most {MAX_POLICY_BYTES:,} bytes")
+    kept = _LOADED.get(str(p))
+    if kept is not None and kept[0] == raw:
+        _LOADED.move_to_end(str(p))
+        return kept[1]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{p}: not UTF-8 text (byte {exc.start})") from None
-    return load_policy_text(text, str(p))
+    policy = load_policy_text(text, str(p))
+    _LOADED[str(p)] = (raw, policy)
+    _LOADED.move_to_end(str(p))
+    while len(_LOADED) > _LOADED_MAX:
+        _LOADED.popitem(last=False)
+    return policy
 
 
 def version_key(version: str) -> tuple[tuple[int, int | str], ...]:

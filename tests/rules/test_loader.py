@@ -254,3 +254,25 @@ def test_orders_pinned_to_the_same_content_share_one_validated_policy_keyed_by_i
     policy_other, sha_other = load_pinned(other)
     assert policy_other.version == "9.9.9" and sha_other != sha
     assert load_pinned(data)[0] is first
+
+
+def test_a_policy_file_is_parsed_again_only_when_its_bytes_change(tmp_path: Path) -> None:
+    """Finding a policy scans every file; a file whose bytes are what they were
+    gives the policy it gave (no TOML parse, no validation), and any change to
+    the bytes, even one that keeps the size, is loaded afresh."""
+    path = tmp_path / "house.toml"
+    path.write_text(Path(DEFAULT_TOML).read_text().replace('name = "default"', 'name = "house"'))
+    first = load_policy(path)
+    assert load_policy(path) is first and find_policy("house", [tmp_path]) is first
+    bumped = path.read_text().replace('version = "', 'version = "9', 1)
+    path.write_text(bumped)
+    again = load_policy(path)
+    assert again is not first and again.version == "9" + first.version
+    # The same length, other bytes: a timestamp or size check would miss this.
+    path.write_text(bumped.replace('name = "house"', 'name = "horse"'))
+    assert load_policy(path).name == "horse"
+    # A file that does not load is refused every time, never served from before.
+    path.write_text(bumped + "\nnot toml at all [[[\n")
+    for _ in range(2):
+        with pytest.raises(PolicyError, match="not valid TOML"):
+            load_policy(path)
