@@ -172,6 +172,19 @@ def load_wrk(url: str, paths: list[str], seconds: float, headers: dict[str, str]
             "p99": float(p99)}
 
 
+def stop_process(proc: Any, timeout: float = 30) -> None:
+    """SIGTERM a child (a `bespoke api`), then SIGKILL it if it has not exited
+    within `timeout`: a bench never leaves one running."""
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def percentile(values: list[float], p: float) -> float:
     """Nearest-rank percentile (p in 0..100)."""
     ordered = sorted(values)

@@ -53,6 +53,7 @@ from bench._common import (  # noqa: E402
     machine,
     percentile,
     scratch_home,
+    stop_process,
     server_for,
     write_section,
 )
@@ -211,12 +212,7 @@ async def main() -> None:
                     print((home / "api.log").read_text(errors="replace")[-3000:], file=sys.stderr)
                     raise
                 finally:
-                    api.terminate()
-                    try:
-                        api.wait(timeout=30)
-                    except subprocess.TimeoutExpired:  # never leave it behind
-                        api.kill()
-                        api.wait()
+                    stop_process(api)
                     api_log.close()
     api_rate, direct_rate = sum(rates["api"]) / 2, sum(rates["direct"]) / 2
     body = "\n".join([

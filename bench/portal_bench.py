@@ -44,7 +44,7 @@ from sqlmodel import Session  # noqa: E402
 from bench._common import (  # noqa: E402
     TO_DELIVERED, client_for, code_version, command_line, create, drive, free_port, load_wrk, machine,
     percentile,
-    scratch_home, server_for, write_section,
+    scratch_home, server_for, stop_process, write_section,
 )
 from bespoke.api.app import create_app  # noqa: E402
 from bespoke.portal import auth  # noqa: E402
@@ -198,12 +198,7 @@ async def main(orders: int, requests: int, clients: int, mode: str = "inprocess"
                                  f"p50 {r['p50']:6.1f} ms, p99 {r['p99']:6.1f} ms, {r['rps']:6.1f} pages/s "
                                  f"(n={r['n']})")
             finally:
-                api.terminate()
-                try:
-                    api.wait(timeout=30)
-                except subprocess.TimeoutExpired:  # never leave it behind
-                    api.kill()
-                    api.wait()
+                stop_process(api)
     return "```\n" + "\n".join(lines) + "\n```\n"
 
 
