@@ -77,6 +77,10 @@ def test_carrier_and_tracking_with_controls_are_refused_and_old_ones_print_escap
         line = bespoke.fails(EXIT_REJECTED, "order", "ship", oid, "--as", "seller:acme",
                              *[item for pair in args.items() for item in pair])
         assert what in line and ESC not in line, line
+        # After-sales `reship` builds the same payload and refuses the same way.
+        line = bespoke.fails(EXIT_REJECTED, "order", "reship", oid, "--as", "seller:acme",
+                             *[item for pair in args.items() for item in pair])
+        assert what in line and ESC not in line, line
     assert bespoke.status(oid)["stage"] == "quality_check"  # nothing shipped
 
     # An API client (or an order from before the check) got them into the history.

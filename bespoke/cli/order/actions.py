@@ -22,6 +22,7 @@ from bespoke.cli.order.common import (
     identifier,
     minor_units,
     model,
+    ship_action,
 )
 
 
@@ -138,11 +139,7 @@ def ship(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller ships the goods."""
-    from bespoke.domain.models import ShipInput
-
-    payload = model(ShipInput, actor=as_actor(actor), carrier=identifier(carrier, "carrier"),
-                    tracking=identifier(tracking, "tracking"))
-    act(order_id, "ship", payload, as_json)
+    ship_action(order_id, "ship", actor, carrier, tracking, as_json)
 
 
 @app.command()

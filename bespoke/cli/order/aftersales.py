@@ -21,6 +21,7 @@ from bespoke.cli.order.common import (
     identifier,
     minor_units,
     model,
+    ship_action,
 )
 
 
@@ -125,11 +126,7 @@ def reship(
     as_json: JsonOpt = False,
 ) -> None:
     """Seller ships the repaired goods back to the buyer."""
-    from bespoke.domain.models import ShipInput
-
-    payload = model(ShipInput, actor=as_actor(actor), carrier=identifier(carrier, "carrier"),
-                    tracking=identifier(tracking, "tracking"))
-    act(order_id, "reship", payload, as_json)
+    ship_action(order_id, "reship", actor, carrier, tracking, as_json)
 
 
 @app.command()

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from bespoke.cli.order.client import OrderClient
 
 __all__ = ["AsOpt", "CarrierOpt", "JsonOpt", "OrderArg", "TrackingOpt", "act", "app", "as_actor", "identifier",
-           "minor_units", "model", "out"]
+           "minor_units", "model", "out", "ship_action"]
 
 # The modules defining `bespoke order` commands, in the order `--help` lists them.
 MODULES = ("create", "importer", "reads", "actions", "aftersales", "deadlines", "extensions")
@@ -82,6 +82,15 @@ TrackingOpt = Annotated[str, typer.Option(help="Tracking number.")]
 # ---------------------------------------------------------------- sending an action
 
 Payload = Callable[[str], Any]  # the order's currency -> the update's payload
+
+
+def ship_action(order_id: str, update: str, actor: str, carrier: str, tracking: str, as_json: bool) -> None:
+    """`ship` and after-sales `reship`: the same payload (who, carrier, tracking)."""
+    from bespoke.domain.models import ShipInput
+
+    payload = model(ShipInput, actor=as_actor(actor), carrier=identifier(carrier, "carrier"),
+                    tracking=identifier(tracking, "tracking"))
+    act(order_id, update, payload, as_json)
 
 
 def act(order_id: str, update: str, payload: Any, as_json: bool = False, *, priced: Payload | None = None) -> None:
