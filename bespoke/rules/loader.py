@@ -88,17 +88,18 @@ def load_policy(path: str | Path) -> Policy:
         raise PolicyError(f"{p}: cannot read: {exc.strerror or exc}") from None
     if len(raw) > MAX_POLICY_BYTES:
         raise PolicyError(f"{p}: more than {MAX_POLICY_BYTES:,} bytes; a policy file may have at most {MAX_POLICY_BYTES:,} bytes")
-    kept = _LOADED.get(str(p))
+    key = str(p)
+    kept = _LOADED.get(key)
     if kept is not None and kept[0] == raw:
-        _LOADED.move_to_end(str(p))
+        _LOADED.move_to_end(key)
         return kept[1]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PolicyError(f"{p}: not UTF-8 text (byte {exc.start})") from None
     policy = load_policy_text(text, str(p))
-    _LOADED[str(p)] = (raw, policy)
-    _LOADED.move_to_end(str(p))
+    _LOADED[key] = (raw, policy)
+    _LOADED.move_to_end(key)
     while len(_LOADED) > _LOADED_MAX:
         _LOADED.popitem(last=False)
     return policy

@@ -43,11 +43,6 @@ class OrderRow(SQLModel, table=True):
     revision: int = Field(default=0, sa_column=Column(BigInteger, nullable=False, server_default="0"))
 
 
-# Columns of `orders` that are bookkeeping, not the order: left out of what the
-# CLI's `order list --json` and the API's list print.
-ORDER_INTERNAL_COLUMNS = frozenset({"revision"})
-
-
 class LedgerEntry(SQLModel, table=True):
     """One leg of a balanced transaction. `(txn_key, leg)` is unique, so a
     retried activity can never post the same transaction twice."""

@@ -96,6 +96,7 @@ def test_one_order_from_creation_to_completion(bespoke: Bespoke) -> None:
     assert all(o["stage"] == "completed" for o in listed)
     row = next(o for o in listed if o["order_id"] == oid)
     assert (row["paid"], row["released_to_seller"]) == (1_200_000, 1_140_000)
+    assert "revision" not in row  # the view cache's bookkeeping (orders.revision), not the order
 
     history = bespoke.json("order", "history", oid)
     assert [e["seq"] for e in history["timeline"]] == list(range(1, len(view["timeline"]) + 1))

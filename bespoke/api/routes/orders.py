@@ -21,6 +21,7 @@ built in a loop and FastAPI reads their annotations at runtime.)
 
 import base64
 import binascii
+import dataclasses
 import functools
 import json
 from datetime import UTC, datetime
@@ -182,10 +183,9 @@ class ViewCache:
 
         self.max_entries, self.max_bytes = max_entries, max_bytes
         self.check_after, self.max_age = check_after, max_age
-        # order id -> [history revision, view, JSON, row revision, monotonic time of the last describe]
-        self._entries: OrderedDict[str, list[Any]] = OrderedDict()
-        self._checking: set[str] = set()  # orders with a background describe running
-        self._tasks: set[Any] = set()  # those describes (a reference keeps each alive)
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
+        # The background describes running, by order (the reference keeps each alive).
+        self._checks: dict[str, Any] = {}
         self._bytes = 0
         self.hits = self.misses = self.fresh_hits = 0
 
@@ -196,12 +196,13 @@ class ViewCache:
         entry = self._entries.get(order_id)
         # 0 is what migration 0011 gave every existing row, and what a worker older
         # than it leaves there: no revision to trust.
-        if (entry is None or not row_revision or entry[3] != row_revision
-                or now - entry[4] >= self.max_age):
+        if (entry is None or not row_revision or entry.row_revision != row_revision
+                or now - entry.checked_at >= self.max_age):
             return None
         self.fresh_hits += 1
         self._entries.move_to_end(order_id)
-        return entry[1], entry[2], now - entry[4] >= self.check_after and order_id not in self._checking
+        due = now - entry.checked_at >= self.check_after and order_id not in self._checks
+        return entry.view, entry.body, due
 
     def get(self, order_id: str, revision: tuple[str, int], row_revision: int | None = None,
             now: float | None = None) -> tuple[m.OrderView, bytes] | None:
@@ -213,18 +214,14 @@ class ViewCache:
         task's events (an update's are not even written until it completes) only
         once it completes, so for a moment the row is new and the history old."""
         entry = self._entries.get(order_id)
-        if entry is None or entry[0] != revision or entry[3] != row_revision:
+        if entry is None or entry.revision != revision or entry.row_revision != row_revision:
             self.misses += 1
             return None
         self.hits += 1
         self._entries.move_to_end(order_id)
         if now is not None:
-            entry[4] = now
-        return entry[1], entry[2]
-
-    def forget(self, order_id: str) -> None:
-        """Drop the order's entry (after an action through this process)."""
-        self._drop(order_id)
+            entry.checked_at = now
+        return entry.view, entry.body
 
     def check(self, order_id: str, describe: Any, now: float) -> None:
         """Run `describe()` (the order's history revision) in the background, unless
@@ -233,9 +230,8 @@ class ViewCache:
         (it is bounded by BESPOKE_CLI_TIMEOUT, as every call OrderClient makes)."""
         import asyncio
 
-        if order_id in self._checking:
+        if order_id in self._checks:
             return
-        self._checking.add(order_id)
 
         async def run() -> None:
             try:
@@ -243,35 +239,45 @@ class ViewCache:
             except Exception:  # noqa: BLE001 - whatever went wrong, the next read asks again
                 revision = None
             finally:
-                self._checking.discard(order_id)
+                del self._checks[order_id]
             entry = self._entries.get(order_id)
-            if entry is None:
-                return
-            if revision is not None and entry[0] == revision:
-                entry[4] = max(entry[4], now)
+            if entry is not None and revision is not None and entry.revision == revision:
+                entry.checked_at = max(entry.checked_at, now)
             else:
-                self._drop(order_id)
+                self.forget(order_id)
 
-        task = asyncio.get_running_loop().create_task(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._checks[order_id] = asyncio.get_running_loop().create_task(run())
 
     def put(self, order_id: str, revision: tuple[str, int], view: m.OrderView, body: bytes,
             row_revision: int | None = None, now: float | None = None) -> None:
-        self._drop(order_id)  # whatever is filed now, the older answer is superseded
+        self.forget(order_id)  # whatever is filed now, the older answer is superseded
         if not revision[1] or len(body) > self.max_bytes // 100:
             return  # a server that reports no history length (or a huge view): not cached
         # An entry without a time is never fresh: float("-inf") is always too old.
-        self._entries[order_id] = [revision, view, body, row_revision, float("-inf") if now is None else now]
+        self._entries[order_id] = _Entry(revision, view, body, row_revision, float("-inf") if now is None else now)
         self._bytes += len(body)
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             _, dropped = self._entries.popitem(last=False)
-            self._bytes -= len(dropped[2])
+            self._bytes -= len(dropped.body)
 
-    def _drop(self, order_id: str) -> None:
+    def forget(self, order_id: str) -> None:
+        """Drop the order's entry (after an action through this process, or a
+        check that found the history moved)."""
         old = self._entries.pop(order_id, None)
         if old is not None:
-            self._bytes -= len(old[2])
+            self._bytes -= len(old.body)
+
+
+@dataclasses.dataclass(slots=True)
+class _Entry:
+    """One cached answer: the revisions it was filed under, and when a describe
+    last confirmed it (`time.monotonic()`)."""
+
+    revision: tuple[str, int]  # the workflow's: run id, history length
+    view: m.OrderView
+    body: bytes  # its JSON
+    row_revision: int | None  # the read model's `orders.revision`
+    checked_at: float
 
 
 def _view_cache(request: Request) -> ViewCache:
@@ -319,7 +325,7 @@ async def current_view(request: Request, caller: ApiCaller, order_id: str) -> tu
     now = time.monotonic()
     found = cache.fresh(order_id, row_revision, now)
     if found is not None:
-        *hit, due = found
+        view, body, due = found
         if due:
             async def describe() -> tuple[str, int]:
                 return await (await order_client(request)).revision(order_id)
@@ -331,15 +337,15 @@ async def current_view(request: Request, caller: ApiCaller, order_id: str) -> tu
             revision = await oc.revision(order_id)
             got = cache.get(order_id, revision, row_revision, now)
             if got is None:
-                view = await oc.view(order_id, timeline_limit=50)
-                got = view, view.model_dump_json(by_alias=True).encode()
+                fetched = await oc.view(order_id, timeline_limit=50)
+                got = fetched, fetched.model_dump_json(by_alias=True).encode()
                 cache.put(order_id, revision, *got, row_revision, now)
         except CliError as err:
             raise from_cli_error(err) from None
-        hit = list(got)
-    if not may_see(caller, hit[0]):
+        view, body = got
+    if not may_see(caller, view):
         raise Problem("not-found", "no such order")  # never say whose it is
-    return hit[0], hit[1]
+    return view, body
 
 
 def acting_actor(caller: ApiCaller, action: str, view: m.OrderView | Parties | None,
@@ -408,7 +414,8 @@ def _list_rows(engine: Any, caller: ApiCaller, stage: str | None, buyer: str | N
     from sqlalchemy import and_, or_
     from sqlmodel import Session, col, select
 
-    from bespoke.store.tables import ORDER_INTERNAL_COLUMNS, OrderRow
+    from bespoke.store import ORDER_INTERNAL_COLUMNS
+    from bespoke.store.tables import OrderRow
 
     q = select(OrderRow)
     if caller.role is m.Role.BUYER:

@@ -207,6 +207,9 @@ def list_orders(
     rows = _sqlite_rows(url, filters, limit)
     if rows is None:
         rows = _sqlalchemy_rows(url, filters, limit)
+    from bespoke.store import ORDER_INTERNAL_COLUMNS
+
+    rows = [{k: v for k, v in row.items() if k not in ORDER_INTERNAL_COLUMNS} for row in rows]
     if as_json:
         typer.echo(json.dumps({"orders": rows}))
         return
@@ -228,14 +231,14 @@ def _sqlalchemy_rows(url: str, filters: dict[str, str | None], limit: int) -> li
     from sqlmodel import Session, select
 
     from bespoke.store.db import get_engine
-    from bespoke.store.tables import ORDER_INTERNAL_COLUMNS, OrderRow
+    from bespoke.store.tables import OrderRow
 
     query = select(OrderRow).order_by(OrderRow.created_at.desc()).limit(limit)
     for column, value in filters.items():
         if value:
             query = query.where(getattr(OrderRow, column) == value)
     with Session(get_engine(url)) as session:
-        return [r.model_dump(mode="json", exclude=set(ORDER_INTERNAL_COLUMNS)) for r in session.exec(query).all()]
+        return [r.model_dump(mode="json") for r in session.exec(query).all()]
 
 
 def _sqlite_rows(url: str, filters: dict[str, str | None], limit: int) -> list[dict[str, Any]] | None:
@@ -264,9 +267,8 @@ def _sqlite_rows(url: str, filters: dict[str, str | None], limit: int) -> list[d
             return None
         cursor = connection.execute(sql, [*args, limit])
         names = [d[0] for d in cursor.description]
-        # (bespoke.store.tables.ORDER_INTERNAL_COLUMNS, without importing SQLModel)
-        return [{name: _json_value(value, types.get(name, "")) for name, value in zip(names, row, strict=True)
-                 if name != "revision"} for row in cursor.fetchall()]
+        return [{name: _json_value(value, types.get(name, "")) for name, value in zip(names, row, strict=True)}
+                for row in cursor.fetchall()]
     except sqlite3.Error:
         return None
     finally:
