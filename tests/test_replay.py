@@ -94,6 +94,37 @@ def _patches(path: Path) -> set[str]:
     return found
 
 
+def _events(stem: str) -> list[dict]:
+    return json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]
+
+
+def _reminder_entries(stem: str) -> int:
+    """Reminder entries the order sent to the read model (project_order inputs, or
+    sync_read_model results in local-activity markers since "sync-local-v1")."""
+    count = 0
+    for event in _events(stem):
+        attrs = event.get("activityTaskScheduledEventAttributes")
+        marker = event.get("markerRecordedEventAttributes") or {}
+        payloads = [*(attrs or {}).get("input", {}).get("payloads", []),
+                    *marker.get("details", {}).get("result", {}).get("payloads", [])]
+        for payload in payloads:
+            count += base64.b64decode(payload["data"]).count(b'"kind":"deadline_reminder"')
+    return count
+
+
+def _activity_types(stem: str) -> tuple[set[str], set[str]]:
+    """The regular and the local activity types a history ran."""
+    regular, local = set(), set()
+    for event in _events(stem):
+        if attrs := event.get("activityTaskScheduledEventAttributes"):
+            regular.add(attrs["activityType"]["name"])
+        marker = event.get("markerRecordedEventAttributes")
+        if marker and marker["markerName"] == "core_local_activity":
+            [data] = marker["details"]["data"]["payloads"]
+            local.add(json.loads(base64.b64decode(data["data"]))["activity_type"])
+    return regular, local
+
+
 def test_histories_cover_both_sides_of_the_aftersales_patch() -> None:
     """Orders started before the "aftersales-v1" patch (no patch marker) must keep
     replaying the old path; orders after it, the new one."""
@@ -140,19 +171,6 @@ def test_histories_cover_an_order_that_continued_as_new() -> None:
 def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
     """Orders started before "deadline-reminders-v1" wait on one timer per deadline
     and replay without reminders; orders after it record reminder entries."""
-    def reminder_entries(stem: str) -> int:
-        # Reminder entries the order sent to the read model (project_order inputs, or
-        # sync_read_model results in local-activity markers since "sync-local-v1").
-        count = 0
-        for event in json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]:
-            attrs = event.get("activityTaskScheduledEventAttributes")
-            marker = event.get("markerRecordedEventAttributes") or {}
-            payloads = [*(attrs or {}).get("input", {}).get("payloads", []),
-                        *marker.get("details", {}).get("result", {}).get("payloads", [])]
-            for payload in payloads:
-                count += base64.b64decode(payload["data"]).count(b'"kind":"deadline_reminder"')
-        return count
-
     patched = {p.stem for p in HISTORIES if "deadline-reminders-v1" in _patches(p)}
     assert {"reminders_full_prepayment", "reminders_deadlines_overridden_by_ops",
             "reminders_dispute_default_no_seller_evidence"} <= patched
@@ -160,8 +178,8 @@ def test_histories_cover_both_sides_of_the_deadline_reminders_patch() -> None:
     # (Of the later scenarios on the patched side, those that wait out a reminded deadline.)
     for stem in {p for p in patched if p.startswith("reminders_")} | {
             "local_sync_full_prepayment", "local_sync_deadlines_overridden_by_ops"}:
-        assert reminder_entries(stem) > 0, stem
-    assert reminder_entries("deadlines_overridden_by_ops_batched") == 0
+        assert _reminder_entries(stem) > 0, stem
+    assert _reminder_entries("deadlines_overridden_by_ops_batched") == 0
 
 
 def test_histories_cover_both_sides_of_the_cancel_shipped_and_window_patches() -> None:
@@ -179,28 +197,49 @@ def test_histories_cover_both_sides_of_the_local_sync_patch() -> None:
     """Orders started before "sync-local-v1" write the read model in regular
     activities (`project_order`, `post_transaction`); orders after it in one local
     activity per sync (`sync_read_model`, a marker), and replay without a regular one."""
-    def activities(stem: str) -> tuple[set[str], set[str]]:
-        regular, local = set(), set()
-        for event in json.loads((HISTORIES[0].parent / f"{stem}.json").read_text())["events"]:
-            if attrs := event.get("activityTaskScheduledEventAttributes"):
-                regular.add(attrs["activityType"]["name"])
-            marker = event.get("markerRecordedEventAttributes")
-            if marker and marker["markerName"] == "core_local_activity":
-                [data] = marker["details"]["data"]["payloads"]
-                local.add(json.loads(base64.b64decode(data["data"]))["activity_type"])
-        return regular, local
-
     patched = {p.stem for p in HISTORIES if "sync-local-v1" in _patches(p)}
     assert {"local_sync_full_prepayment", "local_sync_return_refunded", "local_sync_dispute_arbitrated",
             "local_sync_credit_repaid", "local_sync_plugin_pinned_cancel_routed",
             "local_sync_continued_as_new_last_run"} <= patched
     for stem in patched:
-        regular, local = activities(stem)
+        regular, local = _activity_types(stem)
         assert "sync_read_model" in local and not regular & {"project_order", "post_transaction"}, stem
     for stem in ("full_prepayment_batched", "reminders_full_prepayment", "plugin_pinned_cancel_routed"):
         assert stem not in patched
-        regular, local = activities(stem)
+        regular, local = _activity_types(stem)
         assert "project_order" in regular and "sync_read_model" not in local, stem
     # Plugin-pinned decisions stay regular activities on the rules queue.
-    regular, _ = activities("local_sync_plugin_pinned_cancel_routed")
+    regular, _ = _activity_types("local_sync_plugin_pinned_cancel_routed")
+    assert any(name.startswith(("decide_", "check_")) for name in regular), regular
+
+
+def test_histories_cover_both_sides_of_the_bundled_patch() -> None:
+    """Orders started with "order-patches-bundled-v1" record that one patch marker
+    (and its one TemporalChangeVersion upsert) and take the path of every older order
+    patch; orders started before it record each patch they asked."""
+    bundled = {p.stem for p in HISTORIES if "order-patches-bundled-v1" in _patches(p)}
+    assert bundled == {p.stem for p in HISTORIES if p.stem.startswith("bundled_")}
+    assert len(bundled) >= 16
+    for stem in bundled:
+        assert _patches(HISTORIES[0].parent / f"{stem}.json") == {"order-patches-bundled-v1"}, stem
+        regular, local = _activity_types(stem)
+        assert "sync_read_model" in local and not regular & {"project_order", "post_transaction"}, stem
+        versions = [e for e in _events(stem) if "TemporalChangeVersion" in
+                    e.get("upsertWorkflowSearchAttributesEventAttributes", {}).get("searchAttributes", {})
+                    .get("indexedFields", {})]
+        assert len(versions) == 1, stem
+    # The same orders before the bundle: a marker for each patch they asked.
+    assert len(_patches(HISTORIES[0].parent / "local_sync_full_prepayment.json")) == 7
+    # What the older patches turned on is there: reminders, after-sales, the
+    # payment's reason, goods returned when cancelled while shipped, routed rules.
+    assert _reminder_entries("bundled_full_prepayment") > 0
+    def synced(stem: str) -> bytes:  # everything the order wrote to the read model
+        return b"".join(base64.b64decode(p["data"]) for e in _events(stem)
+                        for p in (e.get("markerRecordedEventAttributes") or {}).get("details", {})
+                        .get("result", {}).get("payloads", []))
+
+    assert b'"kind":"case_opened"' in synced("bundled_return_refunded")
+    assert b"arrived on the old account" in synced("bundled_collection_account_ops_entry")
+    assert b'"kind":"goods_returning"' in synced("bundled_buyer_cancels_while_shipped")
+    regular, _ = _activity_types("bundled_plugin_pinned_cancel_routed")
     assert any(name.startswith(("decide_", "check_")) for name in regular), regular

@@ -41,7 +41,8 @@ def test_histories_cover_both_sides_of_the_rules_routed_patch() -> None:
     routed = {p.stem for p in HISTORIES if "rules-routed-v1" in _patches(p)}
     # recorded before and after sync-local-v1; both route the pinned plugin's decisions
     assert routed == {"plugin_pinned_cancel_routed", "local_sync_plugin_pinned_cancel_routed"}
-    for history in sorted(routed):
+    # and so does one recorded with every older patch behind one marker
+    for history in sorted(routed | {"bundled_plugin_pinned_cancel_routed"}):
         inp = _input(history)
         assert [p["distribution"] for p in inp["pin"]["plugins"]] == ["bespoke-rules-example"]
         scheduled = _scheduled(history)

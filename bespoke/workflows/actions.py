@@ -98,7 +98,7 @@ class Actions(OrderCore):
         applied = min(inp.amount, part.due)
         excess = inp.amount - applied
         part.paid += applied
-        reason = inp.reason if inp.reason and workflow.patched(PAY_REASON_PATCH) else ""
+        reason = inp.reason if inp.reason and self._patched(PAY_REASON_PATCH) else ""
         self.books.post("payment", [(Account.BUYER, -inp.amount), (Account.ESCROW, inp.amount)],
                         f"{part.name} payment {inp.reference} via {inp.method}", at=workflow.now(),
                         key=f"pay:{inp.reference}")

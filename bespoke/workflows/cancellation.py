@@ -127,7 +127,7 @@ async def cancel(wf: OrderCore, actor: Actor, reason: str, message: str) -> str:
     s, inp = wf.s, wf.inp
     # Goods on their way come back: only a party's cancellation while shipped (a
     # refusal at the door is its own path, with the goods already returning).
-    returning = s.stage is Stage.SHIPPED and reason != COD_REFUSED and workflow.patched(CANCEL_SHIPPED_PATCH)
+    returning = s.stage is Stage.SHIPPED and reason != COD_REFUSED and wf._patched(CANCEL_SHIPPED_PATCH)
     s.closing = True
     request = CancellationRequest(**wf._rules_input(), facts=facts(wf, decided_by(actor.party.role, reason), reason),
                                   decision_id=wf._next_decision_id("cancellation"))

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     from bespoke.rules.pins import load_pinned
     from bespoke.workflows import cancellation
     from bespoke.workflows.actions import Actions
-    from bespoke.workflows.core import RULES_ROUTED_PATCH, SYNC_LOCAL_PATCH, same_name
+    from bespoke.workflows.core import PATCHES_BUNDLED_PATCH, RULES_ROUTED_PATCH, SYNC_LOCAL_PATCH, same_name
     from bespoke.workflows.aftersales import AfterSales
     from bespoke.workflows.books import Books
     from bespoke.workflows.deadlines import Deadlines
@@ -83,6 +83,9 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
     @workflow.init
     def __init__(self, inp: OrderInput) -> None:
         continued = inp.state is not None
+        # Asked before any other patch (core.py): a run started with it takes every
+        # older patch without a marker each; one started before it asks them one by one.
+        self._bundled = workflow.patched(PATCHES_BUNDLED_PATCH)
         self.inp = inp.model_copy(update={"state": None}) if continued else inp
         self._refused: str | None = None  # why this order's input was refused at start
         # The policy's terms, which the workflow reads itself: from the whole policy
@@ -111,7 +114,7 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
         except ValueError as err:
             plugins = []
             unreadable = unreadable or f"pin: not a valid policy pin ({str(err).splitlines()[0][:200]})"
-        if plugins and workflow.patched(RULES_ROUTED_PATCH):
+        if plugins and self._patched(RULES_ROUTED_PATCH):
             self._rules_queue = rules_task_queue(workflow.info().task_queue,
                                                  [(p.distribution, p.version) for p in plugins])
         self.plan = plan_for(inp.plan.kind)
@@ -124,23 +127,23 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
         self._resuming = continued  # the lifecycle resumes `s.phase` instead of entering it
         # Decided here, not in run(), because an update can arrive in the order's
         # first workflow task and its handler runs before run() starts.
-        batched = workflow.patched(SYNC_BATCHED_PATCH)
+        batched = self._patched(SYNC_BATCHED_PATCH)
         self.loop = Loop(batched=batched, flush=self._flush, continue_wanted=self._continue_wanted)
         # Each run decides (a continued run of an older order takes the new path).
-        self._sync_local = batched and workflow.patched(SYNC_LOCAL_PATCH)
+        self._sync_local = batched and self._patched(SYNC_LOCAL_PATCH)
         self.deadlines = Deadlines(self.s, self.loop, continued=continued)
         if self.s.reminders_on is None and self.policy.reminders is not None:
             # Decided once per order (a continued run keeps the answer it carries).
-            self.s.reminders_on = workflow.patched(REMINDER_PATCH)
+            self.s.reminders_on = self._patched(REMINDER_PATCH)
         self.deadlines.reminders = Reminders(self)
         # The workflow checks its own input, as the CLI does (orders started before
         # this patch were checked by the client only, and replay as they ran).
-        self._checks_input = not continued and workflow.patched(INPUT_CHECK_PATCH)
+        self._checks_input = not continued and self._patched(INPUT_CHECK_PATCH)
         if self._checks_input:
             problems = [unreadable] if unreadable else order_problems(inp, self.policy, content_sha256=policy_sha)
             if problems:
                 self._refused = "; ".join(problems)
-        if not continued and workflow.patched(CONSENT_PATCH):
+        if not continued and self._patched(CONSENT_PATCH):
             # No buyer money is committed on an order the buyer has not agreed to:
             # one a seller proposed waits for the buyer's consent.
             creator = inp.created_by
@@ -338,9 +341,9 @@ class OrderWorkflow(Actions, AfterSales, PartyExtensions):
         if not resuming:
             # After-sales (returns, repairs, disputes) arrived with this patch;
             # orders whose history predates it replay the original path.
-            self.s.aftersales = workflow.patched(AFTERSALES_PATCH)
+            self.s.aftersales = self._patched(AFTERSALES_PATCH)
             if self.s.aftersales:
-                self.s.window_from_delivery = workflow.patched(WINDOW_FROM_DELIVERY_PATCH)
+                self.s.window_from_delivery = self._patched(WINDOW_FROM_DELIVERY_PATCH)
         return await self.plan.after_delivery(self, resuming)
 
     async def _settlement(self, resuming: bool) -> bool:

@@ -250,7 +250,7 @@ class Credit(Plan):
         return in_time and not (s.closing or s.closed)
 
     def keep_debt(self, wf: OrderCore) -> None:
-        if wf.s.credit_outstanding > 0 and workflow.patched(CREDIT_DEBT_PATCH):
+        if wf.s.credit_outstanding > 0 and wf._patched(CREDIT_DEBT_PATCH):
             wf.s.credit_kept = True
             if "credit_settlement" not in wf.deadlines:  # refunded before completion: the period starts now
                 self.start_settlement_terms(wf)

@@ -457,6 +457,18 @@ SCENARIOS["continued_as_new_last_run"] = lambda c, t, e: _continued(c, t, e, lam
 SCENARIOS["local_sync_continued_as_new_last_run"] = SCENARIOS["continued_as_new_last_run"]
 
 
+# ---- every older order patch behind one marker (patch "order-patches-bundled-v1"):
+# the same orders again, so each path an older patch guards replays bundled: the
+# local sync, reminders, input check and consent, after-sales and its window from
+# delivery, a payment's reason (collection account), cancelling while shipped,
+# the debt kept after a credit refund, rules routed to a plugin set, continue-as-new.
+for _base in ("full_prepayment", "staged_30_60_10_retention", "credit_repaid", "cash_on_delivery",
+              "collection_account_ops_entry", "buyer_cancels_in_production", "buyer_cancels_while_shipped",
+              "deposit_timeout", "return_refunded", "dispute_arbitrated", "dispute_default_no_seller_evidence",
+              "deadlines_overridden_by_ops", "aftersales_window_from_delivery", "plugin_pinned_cancel_routed",
+              "continued_as_new_in_repair", "continued_as_new_last_run"):
+    SCENARIOS[f"bundled_{_base}"] = SCENARIOS[_base]
+
 async def record(names: list[str], *, force: bool) -> list[Path]:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=test_server_binary(), data_converter=pydantic_data_converter

@@ -99,4 +99,12 @@ async def test_a_happy_path_order_needs_about_one_sync_per_update(client, task_q
     # write together), not one more per activity.
     tasks = sum(e.HasField("workflow_task_completed_event_attributes") for e in history.events)
     assert tasks <= updates + 2 + len(reminded_at) + 2, tasks
+    # Every older order patch is behind one marker ("order-patches-bundled-v1"): each
+    # marker costs the server a TemporalChangeVersion upsert too (it was 7 of each).
+    patches = [e for e in history.events if e.HasField("marker_recorded_event_attributes")
+               and e.marker_recorded_event_attributes.marker_name == "core_patch"]
+    versions = [e for e in history.events if e.HasField("upsert_workflow_search_attributes_event_attributes")
+                and "TemporalChangeVersion" in e.upsert_workflow_search_attributes_event_attributes
+                .search_attributes.indexed_fields]
+    assert (len(patches), len(versions)) == (1, 1), (len(patches), len(versions))
     await assert_view_matches_ledger(handle, engine, handle.id.removeprefix("order-"), closed=True)

@@ -18,7 +18,7 @@ from bespoke.activities.sync import sync_read_model
 from bespoke.domain.models import MilestoneInput, ReadModelSync
 from bespoke.store.tables import TimelineRow
 from bespoke.workflows import WORKFLOWS
-from bespoke.workflows.core import SYNC_CHUNK_EVENTS
+from bespoke.workflows.core import PATCHES_BUNDLED_PATCH, SYNC_CHUNK_EVENTS
 from bespoke.workflows.order import OrderWorkflow
 from tests.conftest import terminate_started
 from tests.helpers import SELLER, accept, assert_view_matches_ledger, create_order, pay, policy_variant, status
@@ -69,10 +69,11 @@ async def test_entries_piled_up_while_the_database_was_down_reach_it_in_chunks(c
                 # Local writes first; with the database down past their few attempts the
                 # write went to the server as a regular activity, then local again.
                 assert kinds == {True, False}, kinds
-                # The chunked local path (patch sync-local-v1) replays deterministically.
+                # The chunked local path (patch sync-local-v1, which a new order takes
+                # behind order-patches-bundled-v1) replays deterministically.
                 history = await handle.fetch_history()
                 assert any(e.marker_recorded_event_attributes.marker_name == "core_patch" and
-                           b"sync-local-v1" in b"".join(p.data for p in e.marker_recorded_event_attributes
+                           PATCHES_BUNDLED_PATCH.encode() in b"".join(p.data for p in e.marker_recorded_event_attributes
                                                         .details["patch-data"].payloads)
                            for e in history.events if e.HasField("marker_recorded_event_attributes"))
                 replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
