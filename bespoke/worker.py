@@ -13,12 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.worker import Worker
+from temporalio.converter import DataConverter
+from temporalio.worker import Worker, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from bespoke.activities import build_activities
 from bespoke.activities.rules import RulesActivities
 from bespoke.rules.plugins import installed_distributions, rules_task_queue
+from bespoke.runtime.sandbox import ContextsOutsideSandbox, context_free
 from bespoke.settings import Settings
 from bespoke.store.db import get_engine
 from bespoke.workflows import WORKFLOWS
@@ -33,7 +35,7 @@ ACTIVITY_THREADS = 16
 WORKFLOW_TASK_SLOTS = 10
 
 
-def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
+def workflow_runner(*, strict: bool = False, converter: DataConverter | None = None) -> WorkflowRunner:
     """The sandbox workflows run in.
 
     By default bespoke's own modules are passed through: the sandbox then re-imports
@@ -43,10 +45,14 @@ def workflow_runner(*, strict: bool = False) -> SandboxedWorkflowRunner:
     run's CPU. The price is that the sandbox no longer traps a wall-clock read or
     I/O in our workflow code; `strict=True` keeps the trap, and the test suite's
     scenario worker and the replay tests run strict so such a call still fails a
-    test before it ships."""
-    if strict:
-        return SandboxedWorkflowRunner()
-    return SandboxedWorkflowRunner(restrictions=SandboxRestrictions.default.with_passthrough_modules("bespoke"))
+    test before it ships.
+
+    Either way, for a `converter` that takes no serialization context (bespoke's
+    own, and the SDK's default when none is given), the SDK's per-payload context
+    questions are answered outside the sandbox (bespoke/runtime/sandbox.py)."""
+    sandbox = SandboxedWorkflowRunner() if strict else SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules("bespoke"))
+    return ContextsOutsideSandbox(sandbox) if context_free(converter or DataConverter.default) else sandbox
 
 
 # A worker polls one rules queue per combination of its installed plugin
@@ -110,7 +116,7 @@ def build_worker(
         client,
         task_queue=task_queue,
         workflows=WORKFLOWS,
-        workflow_runner=workflow_runner(strict=strict_sandbox),
+        workflow_runner=workflow_runner(strict=strict_sandbox, converter=client.data_converter),
         activities=build_activities(engine, mail, settings),
         activity_executor=executor,
         max_concurrent_activities=executor._max_workers,  # never more than the pool can run
