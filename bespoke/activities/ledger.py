@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Engine
-from sqlmodel import select
 from temporalio import activity
 
 from bespoke.domain.models import Transaction
@@ -22,27 +22,22 @@ def record_transaction(*, engine: Engine, txn: Transaction) -> bool:
         return record_into(session, txn)
 
 
+_LEDGER = LedgerEntry.__table__
+_POSTED = select(_LEDGER.c.id).where(_LEDGER.c.txn_key == bindparam("key")).limit(1)
+_INSERT = insert(_LEDGER)
+
+
 def record_into(session, txn: Transaction) -> bool:
-    """`record_transaction` in the caller's session."""
-    exists = session.exec(select(LedgerEntry.id).where(LedgerEntry.txn_key == txn.key)).first()
-    if exists is not None:
+    """`record_transaction` in the caller's session (Core statements on its
+    connection, as `project_into`: this runs on every sync that posts)."""
+    conn = session.connection()
+    if conn.execute(_POSTED, {"key": txn.key}).first() is not None:
         return False
-    for index, leg in enumerate(txn.legs):
-        session.add(
-            LedgerEntry.model_validate(
-                {
-                    "order_id": txn.order_id,
-                    "txn_key": txn.key,
-                    "leg": index,
-                    "kind": txn.kind,
-                    "account": leg.account.value,
-                    "amount": leg.amount,
-                    "currency": txn.currency,
-                    "memo": txn.memo,
-                    "at": txn.at,
-                }
-            )
-        )
+    conn.execute(_INSERT, [
+        {"order_id": txn.order_id, "txn_key": txn.key, "leg": index, "kind": txn.kind,
+         "account": leg.account.value, "amount": leg.amount, "currency": txn.currency, "memo": txn.memo,
+         "at": txn.at}
+        for index, leg in enumerate(txn.legs)])
     return True
 
 

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col, delete, select
 
 from bespoke.domain.models import Role
 from bespoke.notifications.catalogue import matches, parse_patterns
-from bespoke.store.tables import ApiPrincipal, EventRow, WebhookDelivery, WebhookSubscription
+from bespoke.notifications.outbox import NewEvent
+from bespoke.store.tables import ApiPrincipal, WebhookDelivery, WebhookSubscription
 
 MAX_URL = 2000
 MAX_PER_PRINCIPAL = 10
@@ -103,7 +105,7 @@ def check_url(url: str, *, allow_loopback_http: bool) -> str:
     return url
 
 
-def _sees(role: str, name: str, scopes: str, event: EventRow) -> bool:
+def _sees(role: str, name: str, scopes: str, event: NewEvent) -> bool:
     from bespoke.workflows.core import same_name
 
     if role == Role.OPS.value:
@@ -122,29 +124,39 @@ def _sees(role: str, name: str, scopes: str, event: EventRow) -> bool:
     return False
 
 
-def fan_out(session: Session, events: Sequence[EventRow]) -> int:
+_SUBSCRIPTIONS = WebhookSubscription.__table__
+_PRINCIPALS = ApiPrincipal.__table__
+_DELIVERIES = WebhookDelivery.__table__
+# Built once (fan_out runs on every sync that records an event).
+_LIVE_SUBSCRIPTIONS = (
+    select(_SUBSCRIPTIONS.c.id, _SUBSCRIPTIONS.c.event_types, _PRINCIPALS.c.role, _PRINCIPALS.c.name,
+           _PRINCIPALS.c.scopes)
+    .join(_PRINCIPALS, _PRINCIPALS.c.principal == _SUBSCRIPTIONS.c.principal)
+    .where(_SUBSCRIPTIONS.c.enabled.is_(True), _PRINCIPALS.c.revoked.is_(False))
+)
+_INSERT_DELIVERIES = insert(_DELIVERIES)
+
+
+def fan_out(conn: Connection, events: Sequence[NewEvent]) -> int:
     """A pending delivery for each new event to each enabled subscription whose
     patterns match it and whose (unrevoked) principal may see it."""
     if not events:
         return 0
-    subs = session.exec(
-        select(WebhookSubscription, ApiPrincipal)
-        .join(ApiPrincipal, col(ApiPrincipal.principal) == col(WebhookSubscription.principal))
-        .where(col(WebhookSubscription.enabled).is_(True), col(ApiPrincipal.revoked).is_(False))
-    ).all()
+    subs = conn.execute(_LIVE_SUBSCRIPTIONS).all()
     if not subs:
         return 0
     now = _now()
-    added = 0
-    for sub, who in subs:
+    rows = []
+    for sub in subs:
         patterns = sub.event_types.split()
         for event in events:
-            if matches(patterns, event.type) and _sees(who.role, who.name, who.scopes, event):
-                session.add(WebhookDelivery(subscription_id=sub.id, event_pk=event.id, event_id=event.event_id,
-                                            order_id=event.order_id, event_type=event.type, status=PENDING,
-                                            pending_since=now, next_attempt_at=now))
-                added += 1
-    return added
+            if matches(patterns, event.type) and _sees(sub.role, sub.name, sub.scopes, event):
+                rows.append({"subscription_id": sub.id, "event_pk": event.id, "event_id": event.event_id,
+                             "order_id": event.order_id, "event_type": event.type, "status": PENDING,
+                             "pending_since": now, "next_attempt_at": now})
+    if rows:
+        conn.execute(_INSERT_DELIVERIES, rows)
+    return len(rows)
 
 
 # ------------------------------------------------------------------ store functions
