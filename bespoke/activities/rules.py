@@ -13,6 +13,7 @@ naming the pin.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -111,6 +112,35 @@ def _failure(message: str) -> ApplicationError:
     return ApplicationError(message, type=PIN_FAILURE, non_retryable=True)
 
 
+# What `check_pinned_policy` works out from a policy alone: the hash of its terms,
+# its plugins as this worker has them installed (or why they cannot be), and what
+# `bespoke policy check` finds. The same for every order pinned to that content,
+# whose Policy object the store and load_pinned share (by content hash): kept per
+# object, a bounded few, so an order's start check no longer hashes, resolves and
+# checks the whole policy again.
+_CHECKED: dict[int, tuple[Policy, str, list | str, tuple[str, ...]]] = {}
+_CHECKED_MAX = 32
+_CHECKED_LOCK = threading.Lock()
+
+
+def _checked(policy: Policy) -> tuple[str, list | str, tuple[str, ...]]:
+    with _CHECKED_LOCK:
+        hit = _CHECKED.get(id(policy))
+    if hit is not None and hit[0] is policy:  # the entry holds the object, so its id is not reused
+        return hit[1], hit[2], hit[3]
+    genuine = content_sha256(policy_terms(policy.model_dump(mode="json")))
+    try:
+        installed: list | str = pin_policy(policy).plugins
+    except PolicyError as err:
+        installed = str(err)
+    found = tuple(policy_problems(policy))
+    with _CHECKED_LOCK:
+        if len(_CHECKED) >= _CHECKED_MAX:
+            del _CHECKED[next(iter(_CHECKED))]
+        _CHECKED[id(policy)] = (policy, genuine, installed, found)
+    return genuine, installed, found
+
+
 class RulesActivities:
     """The rules decisions, bound to the database that holds the policy store."""
 
@@ -157,10 +187,10 @@ class RulesActivities:
             if req.policy is not None:
                 raise
             return PolicyCheckResult(problems=[f"pin: {err.message}"])
+        genuine, installed, found = _checked(policy)
         problems: list[str] = []
         if req.policy is None:
             # Store form: the terms the workflow enforces must be this policy's.
-            genuine = content_sha256(policy_terms(policy.model_dump(mode="json")))
             if req.terms_sha256 != genuine:
                 problems.append(f"terms: not the terms of the pinned policy {_pin_ref(req.pin)}")
         if req.pin is not None:
@@ -169,22 +199,16 @@ class RulesActivities:
                 # The pin does not describe this policy: refused.
                 problems.append(f"pin: pinned plugins {_words(pinned)}, but the policy uses "
                                 f"{', '.join(policy.plugins.names()) or 'none'}")
-            else:
-                try:
-                    installed = pin_policy(policy).plugins
-                except PolicyError as err:
-                    installed = None
-                    why = str(err)
-                if installed != pinned:
-                    # This worker cannot check for the order (it was routed here by
-                    # mistake): not the order's fault, so no verdict; the order waits.
-                    raise ApplicationError(
-                        f"pinned plugins {_words(pinned)}; this worker has "
-                        f"{_words(installed) if installed is not None else why}", type="PluginMismatch",
-                        non_retryable=True)
+            elif installed != pinned:
+                # This worker cannot check for the order (it was routed here by
+                # mistake): not the order's fault, so no verdict; the order waits.
+                raise ApplicationError(
+                    f"pinned plugins {_words(pinned)}; this worker has "
+                    f"{_words(installed) if not isinstance(installed, str) else installed}", type="PluginMismatch",
+                    non_retryable=True)
         if problems:
             return PolicyCheckResult(problems=problems)
-        return PolicyCheckResult(problems=policy_problems(policy))
+        return PolicyCheckResult(problems=list(found))
 
     @activity.defn(name="decide_settlement")
     def decide_settlement(self, req: SettlementRequest) -> SettlementDecision:

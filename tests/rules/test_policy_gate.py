@@ -95,3 +95,35 @@ def test_order_create_with_a_policy_that_fails_check_exits_2_with_one_line(tmp_p
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     [line] = proc.stderr.splitlines()
     assert line.startswith("error: policy overlap@1.2.0 fails `bespoke policy check`") and "'R07' and 'R07b'" in line
+
+
+def test_an_orders_start_check_works_a_policy_out_once_and_each_content_on_its_own(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`check_pinned_policy` (every order's first decision) hashes the terms and pins
+    the plugins once per policy content; another content gets its own answer."""
+    from bespoke.activities import rules as rules_activities
+    from bespoke.activities.rules import PolicyCheckRequest, RulesActivities
+    from bespoke.rules import pin_policy
+    from bespoke.store.db import get_engine
+
+    pins: list[str] = []
+
+    def counting(policy):  # the real pin, counted
+        pins.append(policy.ref)
+        return pin_policy(policy)
+
+    monkeypatch.setattr(rules_activities, "pin_policy", counting)
+    activities = RulesActivities(get_engine(f"sqlite:///{tmp_path}/rules.db"))
+    # Fresh names, so no earlier test has cached these contents.
+    good = load_policy_text(DEFAULT_TOML.read_text().replace('name = "default"', 'name = "start-check"'), "s.toml")
+    bad = load_policy_text(overlapping_text("start-overlap"), "o.toml")
+
+    def check(policy):
+        return activities.check(PolicyCheckRequest(policy=policy.model_dump(mode="json"),
+                                                   pin=pin_policy(policy).model_dump(mode="json")))
+
+    answers = [check(good) for _ in range(20)]
+    assert all(a.problems == [] for a in answers)
+    assert check(bad).problems == policy_problems(bad) != []
+    assert check(good).problems == []
+    assert pins == ["start-check@1.2.0", "start-overlap@1.2.0"]
